@@ -1,0 +1,1 @@
+"""The chapter's instruments as pure numpy functions, one module each."""

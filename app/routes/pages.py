@@ -1,0 +1,65 @@
+"""HTML pages rendered from templates/; their scripts fetch the JSON endpoints."""
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    template: str
+    title: str
+    blurb: str
+    label: str
+
+
+PAGES = (
+    Page(
+        "/instruments/latent-vs-pixel",
+        "instrument_compression.html",
+        "Latent vs pixel",
+        "How much a VAE shrinks the tensor the denoiser works on, and what that does to the cost of every step.",
+        "MM3.1 · EQ MM3.3",
+    ),
+    Page(
+        "/instruments/guidance",
+        "instrument_guidance.html",
+        "Guidance scale",
+        "Classifier-free guidance on a toy diffusion whose score is known exactly: adherence and diversity, measured.",
+        "MM3.2 · EQ MM3.4",
+    ),
+    Page(
+        "/instruments/coherence",
+        "instrument_coherence.html",
+        "Frame coherence",
+        "Denoise a moving object's path frame by frame or jointly, and watch flicker turn into motion.",
+        "MM3.3 · EQ MM3.6",
+    ),
+)
+
+
+def _render(request: Request, template: str, **context) -> HTMLResponse:
+    templates = request.app.state.templates
+    base = request.scope.get("root_path", "").rstrip("/")
+    return templates.TemplateResponse(request, template, {"pages": PAGES, "base": base, **context})
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    return _render(request, "index.html", title="Diffusion Lab")
+
+
+def _page_handler(page: Page):
+    def handler(request: Request) -> HTMLResponse:
+        return _render(request, page.template, title=page.title, page=page)
+
+    handler.__name__ = "page_" + page.template.removesuffix(".html")
+    return handler
+
+
+for _page in PAGES:
+    router.add_api_route(_page.path, _page_handler(_page), methods=["GET"], response_class=HTMLResponse)

@@ -1,0 +1,152 @@
+// Diffusion Lab: small helpers shared by every page (no framework, no network but this server).
+"use strict";
+
+const Lab = (() => {
+  function debounce(fn, ms = 120) {
+    let timer = null;
+    return (...args) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fn(...args), ms);
+    };
+  }
+
+  // Turn FastAPI's 422 detail into one readable line: "scale: Input should be less than or equal to 20".
+  function describeError(status, body) {
+    if (body && Array.isArray(body.detail)) {
+      return body.detail
+        .map((d) => `${(d.loc || []).filter((p) => p !== "query" && p !== "body").join(".")}: ${d.msg}`)
+        .join("; ");
+    }
+    if (body && typeof body.detail === "string") return body.detail;
+    return `HTTP ${status}`;
+  }
+
+  // The app may sit under a path prefix behind a reverse proxy; the server tells the page which.
+  const base = () => document.body.dataset.base || "";
+
+  // Requests that a newer one supersedes are aborted, so a slow answer never overwrites a fresh one.
+  const inflight = new Map();
+
+  async function getJSON(path, params = {}, key = path) {
+    if (inflight.has(key)) inflight.get(key).abort();
+    const controller = new AbortController();
+    inflight.set(key, controller);
+    const url = new URL(base() + path, window.location.origin);
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+    }
+    try {
+      const response = await fetch(url, { signal: controller.signal, headers: { Accept: "application/json" } });
+      let body = null;
+      try { body = await response.json(); } catch (_) { body = null; }
+      if (!response.ok) throw new Error(describeError(response.status, body));
+      return body;
+    } finally {
+      if (inflight.get(key) === controller) inflight.delete(key);
+    }
+  }
+
+  function isAbort(err) {
+    return err && err.name === "AbortError";
+  }
+
+  // Controls are inputs/selects with a name inside `form`. Their values live in the URL's query string,
+  // so a copied link reproduces the view. Returns {read, write}.
+  function bindControls(form, onChange, { delay = 120 } = {}) {
+    const fields = Array.from(form.querySelectorAll("input[name], select[name]"));
+    const query = new URLSearchParams(window.location.search);
+    for (const field of fields) {
+      if (query.has(field.name)) {
+        if (field.type === "checkbox") field.checked = query.get(field.name) === "true";
+        else field.value = query.get(field.name);
+      }
+    }
+    function read() {
+      const values = {};
+      for (const field of fields) {
+        values[field.name] = field.type === "checkbox" ? String(field.checked) : field.value;
+      }
+      return values;
+    }
+    function showOutputs() {
+      for (const field of fields) {
+        const out = form.querySelector(`output[for="${field.id}"]`);
+        if (out) out.textContent = field.value + (out.dataset.unit ? ` ${out.dataset.unit}` : "");
+      }
+    }
+    function syncURL(values) {
+      const params = new URLSearchParams(values);
+      history.replaceState(null, "", `${window.location.pathname}?${params}`);
+    }
+    const fire = debounce(() => onChange(read()), delay);
+    form.addEventListener("input", () => { showOutputs(); syncURL(read()); fire(); });
+    form.addEventListener("change", () => { showOutputs(); syncURL(read()); fire(); });
+    form.addEventListener("submit", (e) => e.preventDefault());
+    function write(values) {
+      for (const field of fields) {
+        if (field.name in values) {
+          if (field.type === "checkbox") field.checked = Boolean(values[field.name]);
+          else field.value = values[field.name];
+        }
+      }
+      showOutputs();
+      syncURL(read());
+      onChange(read());
+    }
+    showOutputs();
+    return { read, write, fire: () => onChange(read()) };
+  }
+
+  // One place for the numbers' formatting, so every page reads alike.
+  function fmt(x, digits = 3) {
+    if (x === null || x === undefined || Number.isNaN(x)) return "–";
+    if (typeof x !== "number") return String(x);
+    const abs = Math.abs(x);
+    if (abs !== 0 && (abs >= 1e6 || abs < 1e-3)) return x.toExponential(2);
+    if (Number.isInteger(x)) return x.toLocaleString("en-US");
+    return x.toLocaleString("en-US", { maximumFractionDigits: digits });
+  }
+
+  function setText(id, text) {
+    const el = document.getElementById(id);
+    if (el) el.textContent = text;
+  }
+
+  const plotLayout = (extra = {}) => Object.assign({
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#171e26",
+    font: { color: "#e6edf3", family: "system-ui, sans-serif", size: 12 },
+    margin: { l: 56, r: 16, t: 32, b: 48 },
+    xaxis: { gridcolor: "#2a3440", zerolinecolor: "#3a4654" },
+    yaxis: { gridcolor: "#2a3440", zerolinecolor: "#3a4654" },
+    legend: { orientation: "h", y: -0.2 },
+  }, extra);
+
+  const plotConfig = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["toImage", "sendDataToCloud"] };
+
+  // Check-yourself widgets: <form class="quiz" data-answer="0.6" data-tolerance="0.01"> or data-kind="bool".
+  // The expected answer is put into data-answer by the server, computed with the instrument's own functions.
+  function bindQuizzes(root = document) {
+    for (const quiz of root.querySelectorAll("form.quiz")) {
+      const input = quiz.querySelector("input, select");
+      const verdict = quiz.querySelector(".verdict");
+      quiz.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const raw = String(input.value).trim().toLowerCase();
+        let right;
+        if (quiz.dataset.kind === "bool") {
+          right = ["true", "t", "yes"].includes(raw) === (quiz.dataset.answer === "true") && ["true", "t", "yes", "false", "f", "no"].includes(raw);
+        } else {
+          const value = Number(raw);
+          right = raw !== "" && Number.isFinite(value) && Math.abs(value - Number(quiz.dataset.answer)) <= Number(quiz.dataset.tolerance || 1e-6);
+        }
+        verdict.textContent = right ? `Right. ${quiz.dataset.explain || ""}` : "Not quite — try again (the instrument above can help).";
+        verdict.className = `verdict ${right ? "right" : "wrong"}`;
+      });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => bindQuizzes());
+
+  return { base, debounce, getJSON, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
+})();
