@@ -21,6 +21,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from app.train import main as train_main  # lazily: `serve` never imports training code
+
+    return train_main([args.what, *args.rest], prog="diffusion-lab train")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffusion-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
     serve.set_defaults(func=_serve)
+
+    train = sub.add_parser("train", help="train the VAE or the denoiser (see `train vae --help`)")
+    train.add_argument("what", choices=("vae", "denoiser"))
+    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.train vae|denoiser`")
+    train.set_defaults(func=_train)
     return parser
 
 

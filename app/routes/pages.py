@@ -1,9 +1,12 @@
 """HTML pages rendered from templates/; their scripts fetch the JSON endpoints."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+
+from app.instruments import coherence, compression, denoising, guidance
 
 router = APIRouter(include_in_schema=False)
 
@@ -15,15 +18,25 @@ class Page:
     title: str
     blurb: str
     label: str
+    context: Callable[[], dict] | None = None  # extra template values, e.g. quiz answers computed by the domain code
 
 
 PAGES = (
+    Page(
+        "/instruments/denoising",
+        "instrument_denoising.html",
+        "Denoising walk",
+        "The forward process in closed form and an oracle reverse walk from static back to the data, step by step.",
+        "EQ MM3.1 · MM3.2",
+        context=denoising.page_context,
+    ),
     Page(
         "/instruments/latent-vs-pixel",
         "instrument_compression.html",
         "Latent vs pixel",
         "How much a VAE shrinks the tensor the denoiser works on, and what that does to the cost of every step.",
         "MM3.1 · EQ MM3.3",
+        context=compression.page_context,
     ),
     Page(
         "/instruments/guidance",
@@ -31,6 +44,7 @@ PAGES = (
         "Guidance scale",
         "Classifier-free guidance on a toy diffusion whose score is known exactly: adherence and diversity, measured.",
         "MM3.2 · EQ MM3.4",
+        context=guidance.page_context,
     ),
     Page(
         "/instruments/coherence",
@@ -38,6 +52,7 @@ PAGES = (
         "Frame coherence",
         "Denoise a moving object's path frame by frame or jointly, and watch flicker turn into motion.",
         "MM3.3 · EQ MM3.6",
+        context=coherence.page_context,
     ),
 )
 
@@ -55,7 +70,8 @@ def index(request: Request) -> HTMLResponse:
 
 def _page_handler(page: Page):
     def handler(request: Request) -> HTMLResponse:
-        return _render(request, page.template, title=page.title, page=page)
+        extra = page.context() if page.context else {}
+        return _render(request, page.template, title=page.title, page=page, **extra)
 
     handler.__name__ = "page_" + page.template.removesuffix(".html")
     return handler
