@@ -6,8 +6,9 @@ and compared with what the prompt named (`matches`). All measurements run batche
 Method, per image: the background is the median of the border pixels; foreground is what lies
 far from it (threshold at half the shape's own contrast, so anti-aliased edges count as they
 would in an area measurement); connected components (8-neighbour) pick the main shape; its
-bounding box gives size and position, its fill ratio and where its mass sits give the shape,
-the median of its interior gives the colour.
+bounding box gives size and position; its fill ratio, how much of its area sits in the top half
+and how much of the box's corners it covers give the shape; the median of its interior gives
+the colour.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ from app.scenes import (BASE_RESOLUTION, COLOUR_NAMES, PALETTE, POSITIONS, SHAPE
                         SceneBatch)
 
 MIN_CONTRAST = 40.0  # 0..255 units; below this nothing counts as a shape
-COLOUR_TOLERANCE = 60.0  # farther than this from every palette entry: colour unknown (red-orange: 88 apart)
+COLOUR_TOLERANCE = 60.0  # farther from every palette entry: colour unknown (red-orange are 88 apart)
 CLEAN_COLOUR_DISTANCE = 45.0  # a clean image's shape is this close to a palette colour
 FLAT_TOLERANCE = 40.0  # a shape pixel this close to the background-colour segment counts as flat
 MIN_FLATNESS, MIN_MAIN_FRACTION, MIN_BACKGROUND = 0.9, 0.95, 180.0
 SMALL_LARGE_THRESHOLD_PX = 17.0  # at 64 px: small is 10-14, large 20-26
-# Shape from fill ratio (square 1, circle pi/4, triangle 1/2) and the share of the area in the
-# top half of the bounding box (triangle 1/4, the others 1/2); outside these boxes: unknown.
+# Shape: a triangle (apex up) holds a quarter of its area in the top half of its bounding box,
+# a disc and a square half. Between those two, "squareness" = fill ratio + corner fill tells them
+# apart (disc ~0.8 + 0, square 1 + 1); corners are the box pixels outside |u| + |v| <= 1.5.
 TRIANGLE_MAX_TOP, SYMMETRIC_MAX_TOP = 0.39, 0.61
-CORNER_DIAMOND = 1.3
-TRIANGLE_FILL, CIRCLE_FILL, SQUARE_MIN_FILL = (0.35, 0.78), (0.6, 0.89), 0.89
+TRIANGLE_FILL = (0.4, 0.85)
+MIN_ROUND_FILL, SQUARENESS_THRESHOLD = 0.6, 1.13
+CORNER_DIAMOND = 1.5
 CHUNK = 512
 
 
@@ -116,7 +119,7 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
     labels = components(fg).view(b, -1)  # (B, HW)
     sizes = torch.zeros(b, h * w + 1).scatter_add_(1, labels, torch.ones(b, h * w))
     sizes[:, 0] = 0
-    main_size, main_label = sizes.max(1)  # (B,)
+    main_label = sizes.argmax(1)  # (B,)
     min_area = 12.0 * (h * w) / BASE_RESOLUTION**2  # a quarter of the smallest legal triangle
     n_components = (sizes >= min_area).sum(1)
     main = (labels == main_label[:, None]).view(b, h, w) & fg  # (B, H, W)
@@ -133,8 +136,8 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
     mid = (y0 + y1) / 2
     row_weight = (mid[:, None] - ys[None]).clamp(0, 1)  # (B, H): share of each row above the middle
     top = (main.sum(2).float() * row_weight).sum(1)
-    # Corners: bounding-box pixels outside the diamond |u| + |v| <= 1.3 (u, v in [-1, 1] across the
-    # box). A square fills them, a disc leaves them empty, an upright triangle fills the bottom two.
+    # Corners: bounding-box pixels outside the diamond |u| + |v| <= CORNER_DIAMOND (u, v in [-1, 1]
+    # across the box). A square fills them, a disc leaves them empty.
     u = (xs[None, None, :] + 0.5 - ((x0 + x1) / 2)[:, None, None]) / (bw / 2).clamp(min=0.5)[:, None, None]
     v = (ys[None, :, None] + 0.5 - ((y0 + y1) / 2)[:, None, None]) / (bh / 2).clamp(min=0.5)[:, None, None]
     corner = (u.abs() <= 1) & (v.abs() <= 1) & (u.abs() + v.abs() > CORNER_DIAMOND)  # (B, H, W)
@@ -166,12 +169,12 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
     )
 
 
-def classify_shape(fill: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
-    """Index into SHAPES from fill ratio and top-half share (both (B,)); -1 where no shape fits."""
+def classify_shape(fill: torch.Tensor, top: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
+    """Index into SHAPES from fill ratio, top-half share and corner fill (each (B,)); -1 where none fits."""
     triangle = (top < TRIANGLE_MAX_TOP) & (fill >= TRIANGLE_FILL[0]) & (fill < TRIANGLE_FILL[1])
     upright = (top >= TRIANGLE_MAX_TOP) & (top <= SYMMETRIC_MAX_TOP)
-    circle = upright & (fill >= CIRCLE_FILL[0]) & (fill < CIRCLE_FILL[1])
-    square = upright & (fill >= SQUARE_MIN_FILL)
+    square = upright & (fill + corner >= SQUARENESS_THRESHOLD)
+    circle = upright & ~square & (fill >= MIN_ROUND_FILL)
     out = torch.full_like(fill, -1, dtype=torch.long)
     for index, hit in enumerate((circle, square, triangle)):
         out[hit] = index
@@ -184,32 +187,35 @@ def _verdicts(m: dict[str, torch.Tensor], h: int, w: int) -> list[Verdict]:
     scale = min(h, w) / BASE_RESOLUTION
     min_side, max_side = 7 * scale, 30 * scale
     present = m["area"] > 0
-    shape_index = torch.where(present & (side <= max_side), classify_shape(m["fill"], m["top"]), -1)
+    shape = classify_shape(m["fill"], m["top"], m["corner"])
+    shape = torch.where(present & (side <= max_side), shape, -1)
     col = ((m["bbox_cx"] / w * 4).round() - 1).clamp(0, 2)  # nearest of 1/4, 1/2, 3/4
     row = ((m["bbox_cy"] / h * 4).round() - 1).clamp(0, 2)
-    position = (3 * row + col).long()
+    colour = torch.where(present & (m["colour_distance"] <= COLOUR_TOLERANCE), m["colour_index"], -1)
     clean = (
         present & (m["n_components"] == 1) & (m["main_fraction"] >= MIN_MAIN_FRACTION)
         & (m["colour_distance"] <= CLEAN_COLOUR_DISTANCE) & (m["flatness"] >= MIN_FLATNESS)
         & (m["bg"].min(1).values >= MIN_BACKGROUND) & (side >= min_side) & (side <= max_side)
-        & (shape_index >= 0)
+        & (shape >= 0)
     )
+    n = {k: v.tolist() for k, v in m.items()}  # python scalars: far faster to index than tensors
+    large = (side > SMALL_LARGE_THRESHOLD_PX * scale).tolist()
+    position = (3 * row + col).long().tolist()
     out = []
-    for i in range(len(side)):
-        seen = bool(present[i])
+    rows = zip(present.tolist(), shape.tolist(), colour.tolist(), clean.tolist())
+    for i, (seen, s, c, ok) in enumerate(rows):
         out.append(Verdict(
-            shape=SHAPES[shape_index[i]] if shape_index[i] >= 0 else None,
-            colour=COLOUR_NAMES[m["colour_index"][i]] if seen and m["colour_distance"][i] <= COLOUR_TOLERANCE else None,
-            size=SIZES[int(side[i] > SMALL_LARGE_THRESHOLD_PX * scale)] if seen else None,
+            shape=SHAPES[s] if s >= 0 else None,
+            colour=COLOUR_NAMES[c] if c >= 0 else None,
+            size=SIZES[large[i]] if seen else None,
             position=POSITIONS[position[i]] if seen else None,
-            clean=bool(clean[i]),
-            centroid=(float(m["cx"][i]), float(m["cy"][i])) if seen else None,
-            bbox_center=(float(m["bbox_cx"][i]), float(m["bbox_cy"][i])) if seen else None,
-            bbox_side=float(side[i]), fill_ratio=float(m["fill"][i]), top_fraction=float(m["top"][i]),
-            corner_fill=float(m["corner"][i]),
-            colour_distance=float(m["colour_distance"][i]), flatness=float(m["flatness"][i]),
-            n_components=int(m["n_components"][i]), main_fraction=float(m["main_fraction"][i]),
-            background=tuple(float(v) for v in m["bg"][i]),
+            clean=ok,
+            centroid=(n["cx"][i], n["cy"][i]) if seen else None,
+            bbox_center=(n["bbox_cx"][i], n["bbox_cy"][i]) if seen else None,
+            bbox_side=max(n["bw"][i], n["bh"][i]), fill_ratio=n["fill"][i], top_fraction=n["top"][i],
+            corner_fill=n["corner"][i], colour_distance=n["colour_distance"][i], flatness=n["flatness"][i],
+            n_components=n["n_components"][i], main_fraction=n["main_fraction"][i],
+            background=tuple(n["bg"][i]),
         ))
     return out
 
@@ -225,7 +231,10 @@ def judge(images: np.ndarray | torch.Tensor) -> list[Verdict]:
 
 
 def matches(verdict: Verdict, prompt: Prompt) -> dict[str, bool]:
-    """Per attribute the prompt names, whether the image shows it; "all" also needs a clean image."""
+    """Per attribute the prompt names, whether the image shows it; "all" also needs a clean image.
+
+    A clean image is part of "all" because every prompt asks for exactly one flat shape.
+    """
     result = {k: getattr(verdict, k) == v for k, v in prompt.named().items()}
     result["all"] = verdict.clean and all(result.values())
     return result
@@ -235,7 +244,8 @@ def agreement(verdicts: list[Verdict], scenes: SceneBatch) -> dict[str, float]:
     """Share of images whose judged attributes equal the scenes' own (per attribute, "all", "clean")."""
     truth = {"shape": (SHAPES, scenes.shape), "colour": (COLOUR_NAMES, scenes.colour),
              "size": (SIZES, scenes.size), "position": (POSITIONS, scenes.position)}
-    hits = {k: np.array([getattr(v, k) == names[j] for v, j in zip(verdicts, idx)]) for k, (names, idx) in truth.items()}
+    hits = {k: np.array([getattr(v, k) == names[j] for v, j in zip(verdicts, idx)])
+            for k, (names, idx) in truth.items()}
     clean = np.array([v.clean for v in verdicts])
     result = {k: float(v.mean()) for k, v in hits.items()}
     result["clean"] = float(clean.mean())

@@ -113,12 +113,12 @@ def render(scenes: SceneBatch, device: str | torch.device = "cpu", noise: float 
     """
     dev = torch.device(device)
     f32 = dict(device=dev, dtype=torch.float32)
-    cols = torch.as_tensor(np.stack([scenes.cx, scenes.cy, scenes.side_px, scenes.shape], 1), **f32)  # (B, 4)
+    geometry = torch.as_tensor(np.stack([scenes.cx, scenes.cy, scenes.side_px, scenes.shape], 1), **f32)  # (B, 4)
     colours = torch.as_tensor(np.concatenate([PALETTE[scenes.colour], scenes.background], 1), **f32)  # (B, 6)
     # On a CPU, chunks that stay in cache draw about 3x faster than one big pass.
     chunk = len(scenes) if dev.type == "cuda" else 256
     img = torch.cat([
-        _draw(cols[i:i + chunk], colours[i:i + chunk], scenes.resolution)
+        _draw(geometry[i:i + chunk], colours[i:i + chunk], scenes.resolution)
         for i in range(0, len(scenes), max(chunk, 1))
     ]) if len(scenes) else torch.empty(0, 3, scenes.resolution, scenes.resolution, **f32)
     if noise > 0:
@@ -186,7 +186,7 @@ def caption(scenes: SceneBatch, keep: dict[str, np.ndarray] | None = None) -> li
 
 def random_captions(scenes: SceneBatch, rng: np.random.Generator, p_partial: float = 0.3,
                     p_drop: float = 0.1) -> list[str]:
-    """The training mix: full captions, partial ones (a random non-empty subset left out), and "" (dropout)."""
+    """The training mix: full captions, partial ones (a non-empty subset left out) and "" (dropout)."""
     n = len(scenes)
     u = rng.random(n)
     drop = u < p_drop
@@ -309,7 +309,9 @@ def parse_prompt(text: str) -> Prompt:
     words = [SYNONYMS.get(w, w) for w in words]
     unknown = list(dict.fromkeys(w for w in words if w not in _KIND and w not in FILLER_WORDS))
     if unknown:
-        raise PromptError(f"unknown word{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}", unknown)
+        video = [w for w in unknown if w in DIRECTION_WORDS]
+        note = f" ({', '.join(video)}: words of video captions, not of images)" if video else ""
+        raise PromptError(f"unknown word{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}{note}", unknown)
     found: dict[str, str | None] = {}
     for kind in ("shape", "colour", "size"):
         values = list(dict.fromkeys(w for w in words if _KIND.get(w) == kind))
@@ -319,5 +321,6 @@ def parse_prompt(text: str) -> Prompt:
     found["position"] = _position([w for w in words if _KIND.get(w) == "position"])
     prompt = Prompt(**found)
     if prompt.shape is None and prompt.named():
-        raise PromptError(f"name a shape ({', '.join(SHAPES)}) along with {', '.join(prompt.named().values())}")
+        named = ", ".join(prompt.named().values())
+        raise PromptError(f"name a shape ({', '.join(SHAPES)}) along with {named}")
     return prompt

@@ -438,7 +438,8 @@ def train_denoiser(args: argparse.Namespace) -> tuple[Path, Path]:
     # Held-out loss: fixed scenes, captions, timesteps spread evenly over [0, T) and noise.
     val_rng = np.random.default_rng(VAL_SEED)
     val_scenes = held_out_scenes(args.val_size, args.resolution)
-    val_tokens = torch.from_numpy(tokenize(random_captions(val_scenes, val_rng, args.p_partial, args.p_drop))).to(device)
+    val_captions = random_captions(val_scenes, val_rng, args.p_partial, args.p_drop)
+    val_tokens = torch.from_numpy(tokenize(val_captions)).to(device)  # (N, L)
     val_z0 = vae.normalize(encode_in_chunks(vae, render(val_scenes, device)))  # (N, C, h, w)
     val_t = torch.linspace(0, schedule.T - 1, len(val_z0)).round().long()
     val_eps = torch.randn(val_z0.shape, generator=torch.Generator().manual_seed(VAL_SEED)).to(device)
@@ -518,7 +519,8 @@ def build_parser(prog: str = "python3 -m app.train") -> argparse.ArgumentParser:
     den = sub.add_parser("denoiser", help="train caption encoder + DiT on the frozen VAE's latents (EQ MM3.2)")
     _common(den, "denoiser", lr=3e-4, batch=128)
     den.add_argument("--vae", default="models/vae.safetensors", help="trained VAE weights")
-    den.add_argument("--text-out", default=None, help="caption encoder file (default: text_encoder.safetensors beside --out)")
+    den.add_argument("--text-out", default=None,
+                     help="caption encoder file (default: text_encoder.safetensors beside --out)")
     den.add_argument("--p-drop", type=float, default=0.1, help="share of empty captions (for classifier-free guidance)")
     den.add_argument("--p-partial", type=float, default=0.3, help="share of partial captions")
     den.add_argument("--schedule", default="scaled_linear", help="noise schedule kind")

@@ -28,7 +28,9 @@ SEEDS = range(12)
 # ---------------------------------------------------------------- EQ MM3.6 and the attention bill
 
 
-@pytest.mark.parametrize(("t", "h", "w", "pt", "ph", "pw"), [(16, 32, 32, 2, 2, 2), (8, 64, 48, 1, 4, 2), (64, 256, 256, 4, 16, 16)])
+@pytest.mark.parametrize(
+    ("t", "h", "w", "pt", "ph", "pw"), [(16, 32, 32, 2, 2, 2), (8, 64, 48, 1, 4, 2), (64, 256, 256, 4, 16, 16)]
+)
 def test_patch_count_formula(t, h, w, pt, ph, pw):
     tok = spacetime_tokens(t, h, w, pt, ph, pw)
     assert tok.total == (t // pt) * (h // ph) * (w // pw)

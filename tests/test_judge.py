@@ -52,12 +52,12 @@ def test_measurements_match_the_drawn_geometry():
 
 def test_judge_at_other_resolutions():
     for res in (32, 128):
-        scenes = sample_scenes(300, np.random.default_rng(res), resolution=res)
+        scenes = sample_scenes(200, np.random.default_rng(res), resolution=res)
         assert agreement(judge(render(scenes)), scenes)["all"] >= 0.98
 
 
 def test_judge_tolerates_mild_noise_and_blur():
-    scenes = sample_scenes(500, np.random.default_rng(3))
+    scenes = sample_scenes(300, np.random.default_rng(3))
     noisy = render(scenes, noise=0.05, generator=torch.Generator().manual_seed(0))
     assert agreement(judge(noisy), scenes)["all"] >= 0.99
     kernel = torch.tensor([1.0, 2.0, 1.0])

@@ -28,7 +28,7 @@ STEPS = 100
 BETA_START, BETA_END = 1e-4, 0.02
 
 # Regimes by the measured mean frame-to-frame jump (frame sides per frame), upper bounds. A path drawn from the
-# data moves about 0.04 per frame; independently denoised frames jump about 0.28 (see expected_jump). At 8 frames
+# data moves about 0.03 per frame; independently denoised frames jump about 0.28 (see expected_jump). At 8 frames
 # the bounds fall near c = 0.5 (flicker | jittery), c = 0.85 (| mostly coherent) and c = 0.97 (| smooth).
 REGIMES = (
     ("smooth", 0.06),
@@ -155,7 +155,7 @@ class GaussianPrior:
         self.lam = np.clip(lam, 0.0, None)
 
     def x0_hat(self, x_t: np.ndarray, abar: float) -> np.ndarray:
-        """Posterior mean for x_t = sqrt(abar) x0 + sqrt(1 - abar) eps (EQ MM3.1): mean + a cov (a^2 cov + b^2 I)^-1 r."""
+        """E[x0 | x_t] for x_t = sqrt(abar) x0 + sqrt(1 - abar) eps (EQ MM3.1): mean + a cov (a^2 cov + b^2 I)^-1 r."""
         a = np.sqrt(abar)
         gain = a * self.lam / (abar * self.lam + (1.0 - abar))  # (T,)
         residual = x_t - a * self.mean  # (T, 2)

@@ -115,7 +115,8 @@
       { x: c.map((p) => p.frames), y: c.map((p) => p.factorised), type: "scatter", mode: "lines",
         name: "factorised, T·S² + S·T²", line: { color: MINT } },
       { x: [here.frames, here.frames], y: [here.joint, here.factorised], type: "scatter", mode: "markers",
-        name: `your clip: ${r.frames} frames`, marker: { color: "#e6edf3", size: 12, symbol: "circle-open", line: { width: 3 } } },
+        name: `your clip: ${r.frames} frames`,
+        marker: { color: "#e6edf3", size: 12, symbol: "circle-open", line: { width: 3 } } },
     ];
     Plotly.react("coherence-cost", traces, Lab.plotLayout({
       xaxis: { title: { text: "frames T_f" }, gridcolor: "#2a3440" },
