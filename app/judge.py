@@ -35,7 +35,7 @@ TRIANGLE_MAX_TOP, SYMMETRIC_MAX_TOP = 0.39, 0.61
 TRIANGLE_FILL = (0.4, 0.85)
 MIN_ROUND_FILL, SQUARENESS_THRESHOLD = 0.6, 1.13
 CORNER_DIAMOND = 1.5
-CHUNK = 512
+CHUNK = 128  # images per pass: small passes stay in the CPU cache
 
 
 @dataclass

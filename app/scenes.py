@@ -113,7 +113,8 @@ def render(scenes: SceneBatch, device: str | torch.device = "cpu", noise: float 
     """
     dev = torch.device(device)
     f32 = dict(device=dev, dtype=torch.float32)
-    geometry = torch.as_tensor(np.stack([scenes.cx, scenes.cy, scenes.side_px, scenes.shape], 1), **f32)  # (B, 4)
+    geometry = np.stack([scenes.cx, scenes.cy, scenes.side_px, scenes.shape], 1)
+    geometry = torch.as_tensor(geometry, **f32)  # (B, 4)
     colours = torch.as_tensor(np.concatenate([PALETTE[scenes.colour], scenes.background], 1), **f32)  # (B, 6)
     # On a CPU, chunks that stay in cache draw about 3x faster than one big pass.
     chunk = len(scenes) if dev.type == "cuda" else 256
@@ -311,7 +312,8 @@ def parse_prompt(text: str) -> Prompt:
     if unknown:
         video = [w for w in unknown if w in DIRECTION_WORDS]
         note = f" ({', '.join(video)}: words of video captions, not of images)" if video else ""
-        raise PromptError(f"unknown word{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}{note}", unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise PromptError(f"unknown word{plural}: {', '.join(unknown)}{note}", unknown)
     found: dict[str, str | None] = {}
     for kind in ("shape", "colour", "size"):
         values = list(dict.fromkeys(w for w in words if _KIND.get(w) == kind))
