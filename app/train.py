@@ -423,7 +423,9 @@ def train_denoiser(args: argparse.Namespace) -> tuple[Path, Path]:
     @torch.no_grad()
     def latents(scenes) -> torch.Tensor:
         # The posterior mean, normalised: the VAE's KL weight is tiny, so a sample would add only jitter.
-        return vae.encode_for_diffusion(render(scenes, device)).float()  # (B, C, h, w)
+        # In fp32 even under bf16 autocast: the targets should not carry bf16 rounding.
+        with torch.autocast(device_type=device.type, enabled=False):
+            return vae.encode_for_diffusion(render(scenes, device))  # (B, C, h, w)
 
     def train_step() -> torch.Tensor:
         scenes = sample_scenes(args.batch, run.rng, args.resolution)
@@ -432,7 +434,10 @@ def train_denoiser(args: argparse.Namespace) -> tuple[Path, Path]:
         z0 = latents(scenes)
         t = sample_timesteps(args.batch, schedule.T, run.cpu_gen)  # (B,) on the CPU
         eps = torch.randn(z0.shape, generator=run.gen, device=device)
-        predict = lambda x_t, tt: forward(x_t, tt.to(device, non_blocking=True), tokens).float()  # noqa: E731
+
+        def predict(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+            return forward(x_t, tt.to(device, non_blocking=True), tokens).float()
+
         return training_loss(predict, z0, t, eps, schedule, prediction="v", weighting=weighting)
 
     # Held-out loss: fixed scenes, captions, timesteps spread evenly over [0, T) and noise.

@@ -11,6 +11,15 @@ from app.nets.vae import kl_divergence
 torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and 2 threads on a shared CPU stall on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_vae(f: int = 8, c_z: int = 4) -> VAE:
     levels = {4: 3, 8: 4}[f]
     return VAE(VAE_SIZES["tiny"](channel_mult=(1, 2, 2, 2)[:levels], latent_channels=c_z))

@@ -17,6 +17,15 @@ TINY = ["--size", "tiny", "--resolution", "32", "--batch", "8", "--device", "cpu
         "--val-size", "32", "--no-progress", "--log-every", "5"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and 2 threads on a shared CPU stall on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_lr_warms_up_then_decays_to_a_tenth():
     assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
     assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
@@ -38,7 +47,7 @@ def test_ema_follows_with_a_ramped_decay():
 
 
 def test_training_modules_import_without_the_web_stack():
-    code = ("import sys, app.train, app.nets, app.scenes, app.diffusion.schedule; "
+    code = ("import sys, app.train, app.nets, app.scenes, app.judge, app.diffusion.schedule; "
             "bad = [m for m in ('fastapi', 'pydantic', 'pydantic_settings', 'jinja2', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
