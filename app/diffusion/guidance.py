@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 
 Tensor = torch.Tensor
-ModelEps = Callable[[Tensor, int, Tensor], Tensor]
+Context = Tensor | tuple[Tensor, ...]  # a caption encoding, or several tensors (e.g. encoding and key mask)
+ModelEps = Callable[[Tensor, int, Context], Tensor]
 
 
 def cfg_combine(eps_uncond, eps_cond, scale: float, rescale: float = 0.0):
@@ -29,13 +30,26 @@ def cfg_combine(eps_uncond, eps_cond, scale: float, rescale: float = 0.0):
     return rescale * (guided * (std_cond / std_guided)) + (1.0 - rescale) * guided
 
 
-def _to_batch(context: Tensor, batch: int) -> Tensor:
+def _to_batch(context: Context, batch: int) -> Context:
     """Repeat a (1, L, D) context to (batch, L, D); leave a (batch, L, D) one alone."""
+    if isinstance(context, tuple):
+        return tuple(_to_batch(part, batch) for part in context)
     if context.shape[0] == batch:
         return context
     if context.shape[0] == 1:
         return context.expand(batch, *context.shape[1:])
     raise ValueError(f"context batch {context.shape[0]} does not match the sample batch {batch}")
+
+
+def _cat(a: Context, b: Context) -> Context:
+    """Stack two contexts along the batch axis, part by part for tuples."""
+    if isinstance(a, tuple):
+        return tuple(torch.cat([x, y]) for x, y in zip(a, b, strict=True))
+    return torch.cat([a, b])
+
+
+def _tail_shape(context: Context) -> tuple:
+    return tuple(p.shape[1:] for p in context) if isinstance(context, tuple) else context.shape[1:]
 
 
 class GuidedDenoiser:
@@ -50,16 +64,16 @@ class GuidedDenoiser:
     def __init__(
         self,
         model_eps: ModelEps,
-        cond: Tensor,
-        uncond: Tensor,
+        cond: Context,
+        uncond: Context,
         scale: float,
         rescale: float = 0.0,
         interval: tuple[int, int] | None = None,
     ) -> None:
         if not 0.0 <= rescale <= 1.0:
             raise ValueError(f"rescale must be in [0, 1], got {rescale}")
-        if cond.shape[1:] != uncond.shape[1:]:
-            raise ValueError(f"cond {tuple(cond.shape)} and uncond {tuple(uncond.shape)} differ beyond the batch axis")
+        if _tail_shape(cond) != _tail_shape(uncond):
+            raise ValueError(f"cond {_tail_shape(cond)} and uncond {_tail_shape(uncond)} differ beyond the batch axis")
         self.model_eps, self.cond, self.uncond = model_eps, cond, uncond  # (B or 1, L, D) each
         self.scale, self.rescale, self.interval = float(scale), float(rescale), interval
         self.last_eps_uncond: Tensor | None = None
@@ -84,7 +98,7 @@ class GuidedDenoiser:
             eps_uncond, eps_cond = self.model_eps(x_t, t, uncond), None
             eps = eps_uncond
         else:
-            both = self.model_eps(torch.cat([x_t, x_t]), t, torch.cat([uncond, cond]))  # (2B, ...)
+            both = self.model_eps(torch.cat([x_t, x_t]), t, _cat(uncond, cond))  # (2B, ...)
             eps_uncond, eps_cond = both.chunk(2)
             eps = cfg_combine(eps_uncond, eps_cond, self.scale, self.rescale)
         self.last_eps_uncond, self.last_eps_cond, self.last_eps = eps_uncond, eps_cond, eps
@@ -93,8 +107,8 @@ class GuidedDenoiser:
 
 def make_guided_denoiser(
     model_eps: ModelEps,
-    cond: Tensor,
-    uncond: Tensor,
+    cond: Context,
+    uncond: Context,
     scale: float,
     rescale: float = 0.0,
     interval: tuple[int, int] | None = None,
