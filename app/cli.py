@@ -27,6 +27,12 @@ def _train(args: argparse.Namespace) -> int:
     return train_main([args.what, *args.rest], prog="diffusion-lab train")
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from app.evaluate import main as evaluate_main  # lazily, like `train`
+
+    return evaluate_main(args.rest, prog="diffusion-lab evaluate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffusion-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("what", choices=("vae", "denoiser"))
     train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.train vae|denoiser`")
     train.set_defaults(func=_train)
+
+    # prefix_chars="+": every "--option" (and -h) passes through untouched to app.evaluate's own parser.
+    evaluate = sub.add_parser("evaluate", add_help=False, prefix_chars="+",
+                              help="measure the model; write models/model-card.json and README.md (`evaluate -h`)")
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluate`")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 

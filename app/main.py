@@ -1,24 +1,81 @@
 """create_app(): assembles routers, static files, templates and the lifespan."""
 
+import asyncio
+import logging
+import math
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import torch
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.config import REPO_ROOT, Settings, get_settings
-from app.routes import health, instruments, pages, vendor
+from app.model_info import load_model
+from app.nets.io import WeightsError
+from app.routes import generation, health, instruments, model, pages, vendor
+from app.sampling_service import SamplingService
 
 TEMPLATES_DIR = REPO_ROOT / "templates"
 STATIC_DIR = REPO_ROOT / "static"
 
 
+log = logging.getLogger("diffusion_lab")
+
+
+async def _load_model(app, settings: Settings) -> None:
+    """Load the weights and run one warm-up step off the event loop; a failure leaves the app up but not ready."""
+    try:
+        loaded = await asyncio.to_thread(load_model, settings.model_dir, settings.device)
+    except (WeightsError, RuntimeError) as err:  # RuntimeError: device "cuda" without a GPU, out of memory
+        log.error("the model was not loaded: %s", err)
+        app.state.model_error = str(err)
+        return
+    app.state.model, app.state.pipeline = loaded, loaded.pipeline
+    app.state.sampler = SamplingService(loaded.pipeline, settings.worker_threads, settings.queue_size,
+                                        settings.request_timeout_s)
+    log.info("model %s loaded on %s in %.2f s (warm-up %.2f s)", loaded.model_id, loaded.pipeline.device,
+             loaded.load_s, loaded.warm_up_s)
+
+
 @asynccontextmanager
 async def lifespan(app):
-    app.state.ready = True
-    yield
+    settings = app.state.settings
+    threads = torch.get_num_threads()
+    if settings.torch_threads > 0:
+        torch.set_num_threads(settings.torch_threads)
+    if settings.load_model:
+        await _load_model(app, settings)
+    app.state.ready = app.state.model is not None or not settings.load_model
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        if app.state.sampler is not None:
+            app.state.sampler.close()
+        torch.set_num_threads(threads)
+
+
+def _json_safe(value):
+    """NaN and infinities (which a JSON body may carry) as strings, so a 422 can echo them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, except that a non-finite number in the input does not turn it into a 500."""
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
 
 def create_app(settings: Settings | None = None) -> FastAPIOffline:
@@ -32,10 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     )
     app.state.settings = settings
     app.state.ready = False
+    app.state.model = app.state.pipeline = app.state.sampler = app.state.model_error = None
     app.state.templates = Jinja2Templates(directory=Path(TEMPLATES_DIR))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(vendor.router)
     app.include_router(health.router)
     app.include_router(instruments.router, prefix="/api/v1")
+    app.include_router(generation.router, prefix="/api/v1")
+    app.include_router(model.router, prefix="/api/v1")
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(pages.router)
     return app

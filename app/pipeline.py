@@ -120,10 +120,10 @@ class Pipeline:
         tokens = torch.from_numpy(tokenize(captions)).to(self.device)
         return self.text(tokens)
 
-    def initial_noise(self, seeds: list[int]) -> torch.Tensor:
-        """x_T ~ N(0, I), drawn on the CPU per seed and then moved, so CPU and GPU start from the same static."""
+    def initial_noise(self, generators: list[torch.Generator]) -> torch.Tensor:
+        """x_T ~ N(0, I), drawn on the CPU per image and then moved, so CPU and GPU start from the same static."""
         c, s = self.dit.config.latent_channels, self.dit.config.latent_size
-        noise = [torch.randn((1, c, s, s), generator=torch.Generator().manual_seed(int(seed))) for seed in seeds]
+        noise = [torch.randn((1, c, s, s), generator=g) for g in generators]
         return torch.cat(noise).to(self.device)  # (B, C, h, w)
 
     @torch.no_grad()
@@ -144,7 +144,10 @@ class Pipeline:
         uncond = self.encode_captions([negative.canonical])
         denoise = make_guided_denoiser(self._model_eps, cond, uncond, settings.guidance_scale,
                                        settings.guidance_rescale, settings.guidance_interval)
-        x_T = self.initial_noise(seeds)
+        # One CPU generator per image: it draws x_T, then the sampler's fresh noise (ddpm, ddim with eta > 0),
+        # so image i depends on seeds[i] alone and can be reproduced outside its batch.
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        x_T = self.initial_noise(generators)
         last = [time.perf_counter()]
 
         def on_step(info: StepInfo) -> None:
@@ -157,7 +160,7 @@ class Pipeline:
         sample = SAMPLERS[settings.sampler]
         t0 = time.perf_counter()
         z0 = sample(denoise, x_T, self.schedule, settings.steps, callback=on_step,
-                    generator=torch.Generator().manual_seed(settings.seed), **options)
+                    generator=generators, **options)
         t1 = time.perf_counter()
         images = to_uint8(self.decode(z0))
         t2 = time.perf_counter()

@@ -3,9 +3,12 @@
 Every numeric input is bounded here (an unbounded count is a denial of service waiting to happen).
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from app.scenes import MAX_PROMPT_CHARS, PromptError, parse_prompt
 
 
 class Strict(BaseModel):
@@ -397,3 +400,146 @@ class CoherenceResult(BaseModel):
     factorised_saving: float = Field(description="joint_cost / factorised_cost")
     steps: int = Field(description="DDIM steps of the toy sampler")
     cost_curve: list[CoherenceCostPoint] = Field(description="Joint and factorised cost for clips of 2..64 frames")
+
+
+# ---------------------------------------------------------------- text-to-image generation (§3.3, EQ MM3.4)
+
+MAX_SEED = 2**31 - 1
+GenerationSampler = Literal["dpmpp_2m", "ddim", "ddpm"]
+
+
+def prompt_error_detail(err: PromptError) -> PydanticCustomError:
+    """A PromptError as a pydantic error: the message lists the vocabulary, ctx carries it as a list."""
+    kind = "prompt_unknown_words" if err.unknown_words else "prompt_invalid"
+    # "message" goes last: pydantic fills "{name}" from ctx in order, and the user's words may contain braces.
+    ctx = {"unknown_words": err.unknown_words, "vocabulary": err.vocabulary, "message": str(err)}
+    return PydanticCustomError(kind, "{message}", ctx)
+
+
+class GenerateRequest(Strict):
+    """One text-to-image request; the settings-dependent caps (steps, batch) are checked by limit_errors()."""
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a large red circle at the top left"],
+                        description="What to draw, in the scene grammar's words; empty = unconditional")
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS,
+                                 description="The caption guidance steers away from (EQ MM3.4); empty = null caption")
+    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
+    guidance_scale: float = Field(5.0, ge=0, le=20, allow_inf_nan=False,
+                                  description="Guidance scale s of EQ MM3.4: 0 unconditional, 1 conditional only")
+    guidance_rescale: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                                    description="Pull the guided estimate's std back to the conditional one's; 0 = off")
+    sampler: GenerationSampler = Field("dpmpp_2m", description="dpmpp_2m (default), ddim or ddpm")
+    eta: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                       description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")
+    batch_size: int = Field(1, ge=1, le=64, description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="Seed of image 0 (image i starts from the noise of seed + i); absent = random")
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _known_words(cls, text: str) -> str:
+        try:
+            parse_prompt(text)
+        except PromptError as err:
+            raise prompt_error_detail(err) from None
+        return text
+
+    @field_validator("seed")
+    @classmethod
+    def _batch_seeds_fit(cls, seed: int | None, info: ValidationInfo) -> int | None:
+        batch = info.data.get("batch_size")
+        if seed is not None and batch is not None and seed + batch - 1 > MAX_SEED:
+            raise ValueError(f"seed + batch_size - 1 must be at most {MAX_SEED} (image i uses seed + i)")
+        return seed
+
+    def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:
+        """Errors shaped like pydantic's for the caps the server's settings put on steps and batch_size."""
+        errors = []
+        for field, cap, env in (("steps", max_steps, "MAX_STEPS"), ("batch_size", max_batch, "MAX_BATCH")):
+            value = getattr(self, field)
+            if value > cap:
+                errors.append({"type": "less_than_equal", "loc": (field,), "input": value, "ctx": {"le": cap},
+                               "msg": f"Input should be less than or equal to {cap} (this server's "
+                                      f"DIFFUSION_LAB_{env})"})
+        return errors
+
+
+class GenerateParameters(GenerateRequest):
+    """The request as it was run: every default filled in, and the seed that was used."""
+
+    seed: int = Field(ge=0, le=MAX_SEED, description="Seed of image 0 (image i starts from the noise of seed + i)")
+
+
+class GeneratedImage(BaseModel):
+    """One image of the batch."""
+
+    png_base64: str = Field(description="The PNG file, base64; its 'parameters' text chunk holds the settings")
+    seed: int = Field(description="The seed of this image's starting noise")
+    width: int = Field(description="Pixels")
+    height: int = Field(description="Pixels")
+
+
+class GenerateTimings(BaseModel):
+    """Where the time went, in seconds (server side)."""
+
+    queue_s: float = Field(description="Waiting for a free sampler thread")
+    sampling_s: float = Field(description="The denoising loop")
+    decode_s: float = Field(description="VAE decoding of the latents")
+    encode_s: float = Field(description="PNG encoding")
+    total_s: float = Field(description="From admission to the response, all of the above included")
+    network_forwards: int = Field(description="Denoiser calls (conditional and unconditional batched as one)")
+
+
+class GenerateResult(BaseModel):
+    """The images with everything needed to reproduce them."""
+
+    images: list[GeneratedImage]
+    prompt_canonical: str = Field(description="The caption the model was conditioned on ('' = unconditional)")
+    negative_prompt_canonical: str = Field(description="The caption of the unconditional branch")
+    parameters: GenerateParameters
+    timings: GenerateTimings
+    model_id: str = Field(description="Short SHA-256 of the weights files")
+    device: str = Field(description="Where the model runs, e.g. cpu or cuda:0")
+
+
+class GenerationLimits(BaseModel):
+    """This server's caps on a generation request."""
+
+    max_steps: int
+    max_batch: int
+    max_prompt_chars: int
+    queue_size: int = Field(description="Jobs that may wait for a sampler thread")
+    worker_threads: int = Field(description="Jobs that run at once")
+    request_timeout_s: float = Field(description="Time limit of one job, queueing included")
+
+
+class QueueState(BaseModel):
+    """The sampler's load right now."""
+
+    running: int
+    waiting: int
+    capacity: int = Field(description="worker_threads + queue_size: beyond this a request gets 429")
+
+
+class ModelLive(BaseModel):
+    """Facts about the model as this server holds it, measured now."""
+
+    loaded: bool
+    load_error: str | None = Field(description="Why the model is not loaded, when it is not")
+    device: str | None
+    model_id: str | None = Field(description="Short SHA-256 of the weights files")
+    resolution: int | None = Field(description="Image side in pixels")
+    parameters: dict[str, int] | None = Field(description="Parameter counts: vae, text_encoder, denoiser, total")
+    samplers: list[str]
+    limits: GenerationLimits
+    queue: QueueState | None
+
+
+class ModelCardResult(BaseModel):
+    """The model card file written by `diffusion-lab evaluate`, and the live facts."""
+
+    card_found: bool
+    card_error: str | None = Field(description="Why there is no card, when there is none")
+    card: dict[str, Any] | None = Field(description="models/model-card.json: name, architecture, training, "
+                                                    "vocabulary, defaults, evaluation, generated_at, command")
+    live: ModelLive

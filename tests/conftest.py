@@ -5,14 +5,19 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import torch
 import uvicorn
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.diffusion.schedule import NoiseSchedule
 from app.main import create_app
+from app.nets import DIT_SIZES, TEXT_SIZES, VAE_SIZES, DiT, TextEncoder, VAE, save_module
+from app.scenes import VOCAB
 
 CHROMIUM = os.environ.get("DIFFUSION_LAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -28,7 +33,54 @@ CHROMIUM_FLAGS = [
 
 def test_settings(**overrides) -> Settings:
     """Settings for tests: no trained weights unless a test asks for them."""
-    return Settings(load_model=False, **overrides)
+    return Settings(**{"load_model": False, **overrides})
+
+
+def write_tiny_model(directory: Path, resolution: int = 32, seed: int = 0) -> Path:
+    """A randomly initialised VAE, caption encoder and DiT, saved the way training saves them; returns directory.
+
+    The DiT's zero-initialised gates and output are opened (adaLN-Zero leaves a fresh DiT predicting 0),
+    so its output depends on the noise, the timestep and the caption.
+    """
+    torch.manual_seed(seed)
+    vae = VAE(VAE_SIZES["tiny"]())
+    text = TextEncoder(TEXT_SIZES["tiny"](vocab_size=len(VOCAB)))
+    dit = DiT(DIT_SIZES["tiny"](latent_size=resolution // vae.config.downsample_factor,
+                                latent_channels=vae.config.latent_channels, context_dim=text.config.width))
+    with torch.no_grad():
+        for name, p in dit.named_parameters():
+            if "adaLN" in name or name.startswith("final."):
+                p.normal_(std=0.05)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_module(directory / "vae.safetensors", vae, vae.config)
+    save_module(directory / "text_encoder.safetensors", text, text.config)
+    save_module(directory / "denoiser.safetensors", dit, dit.config,
+                {"schedule": NoiseSchedule.make().config(), "prediction": "v"})
+    return directory
+
+
+def model_settings(model_dir: Path, **overrides) -> Settings:
+    """Settings that load the model in model_dir on the CPU, one torch thread (tiny tensors, shared cores)."""
+    return test_settings(**{"model_dir": model_dir, "load_model": True, "device": "cpu", "torch_threads": 1,
+                            **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random model (32 x 32 images, f = 8) in a temporary models/ directory."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def model_app(tiny_model_dir):
+    """The app serving the tiny model, with small caps so the settings-dependent limits are testable."""
+    return create_app(model_settings(tiny_model_dir, max_steps=50, max_batch=4))
+
+
+@pytest.fixture(scope="session")
+def model_client(model_app):
+    with TestClient(model_app) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

@@ -97,8 +97,16 @@ def _abar_path(schedule: NoiseSchedule, ts: list[int]) -> list[float]:
 # -------------------------------------------------------------------- shared pieces
 
 
-def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """N(0, I) drawn on the generator's device (the CPU by default), so a seed gives the same picture anywhere."""
+def _noise_like(x: Tensor, generator: torch.Generator | list[torch.Generator] | None) -> Tensor:
+    """N(0, I) drawn on the generator's device (the CPU by default), so a seed gives the same picture anywhere.
+
+    A list holds one generator per batch item: each row then depends on its own seed alone, so one image of
+    a batch can be reproduced on its own.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != x.shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {x.shape[0]}")
+        return torch.cat([_noise_like(x[i : i + 1], g) for i, g in enumerate(generator)])
     device = generator.device if generator is not None else torch.device("cpu")
     return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
 
@@ -130,7 +138,7 @@ def sample_ddpm(
     steps: int,
     *,
     callback: Callback | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     timestep_spacing: Spacing = "trailing",
     steps_offset: int = 1,
     clip_x0: float | None = None,
@@ -167,7 +175,7 @@ def sample_ddim(
     steps: int,
     *,
     callback: Callback | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     timestep_spacing: Spacing = "trailing",
     steps_offset: int = 1,
     clip_x0: float | None = None,
@@ -202,7 +210,7 @@ def sample_dpmpp_2m(
     steps: int,
     *,
     callback: Callback | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     timestep_spacing: Spacing = "trailing",
     steps_offset: int = 1,
     clip_x0: float | None = None,

@@ -1,0 +1,38 @@
+"""GET /model: the model card file and what the server knows about the loaded model right now."""
+
+from fastapi import APIRouter, Request
+
+from app import schemas
+from app.deps import SettingsDep
+from app.diffusion.samplers import SAMPLERS
+from app.model_info import parameter_counts, read_card
+from app.scenes import MAX_PROMPT_CHARS
+
+router = APIRouter(tags=["generation"])
+
+
+@router.get("/model", summary="The model card: architecture, training, vocabulary, measured quality; live facts")
+def model_card(request: Request, settings: SettingsDep) -> schemas.ModelCardResult:
+    """Always 200: a missing card or an unloaded model is reported in the body, not as an error."""
+    state = request.app.state
+    model, service = getattr(state, "model", None), getattr(state, "sampler", None)
+    card, card_error = read_card(settings.model_dir)
+    limits = schemas.GenerationLimits(
+        max_steps=settings.max_steps, max_batch=settings.max_batch, max_prompt_chars=MAX_PROMPT_CHARS,
+        queue_size=settings.queue_size, worker_threads=settings.worker_threads,
+        request_timeout_s=settings.request_timeout_s,
+    )
+    queue = (schemas.QueueState(running=service.running, waiting=service.waiting, capacity=service.capacity)
+             if service is not None else None)
+    live = schemas.ModelLive(
+        loaded=model is not None,
+        load_error=getattr(state, "model_error", None),
+        device=str(model.pipeline.device) if model else None,
+        model_id=model.model_id if model else None,
+        resolution=model.pipeline.resolution if model else None,
+        parameters=parameter_counts(model.pipeline) if model else None,
+        samplers=sorted(SAMPLERS),
+        limits=limits,
+        queue=queue,
+    )
+    return schemas.ModelCardResult(card_found=card is not None, card_error=card_error, card=card, live=live)

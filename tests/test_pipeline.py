@@ -1,0 +1,35 @@
+"""The pipeline with a tiny random model: batches, seeds and the per-step callback."""
+
+import numpy as np
+import pytest
+
+from app.pipeline import GenerationSettings, Pipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from tests.conftest import write_tiny_model
+
+    return Pipeline.load(write_tiny_model(tmp_path_factory.mktemp("tiny")), device="cpu")
+
+
+@pytest.mark.parametrize("sampler,eta", [("dpmpp_2m", 0.0), ("ddim", 0.5), ("ddpm", 0.0)])
+def test_image_of_a_batch_reproduces_alone(pipeline, sampler, eta):
+    common = dict(prompt="a red circle", steps=6, sampler=sampler, eta=eta, guidance_scale=3.0)
+    batch = pipeline.generate(GenerationSettings(seed=10, batch_size=3, **common))
+    alone = pipeline.generate(GenerationSettings(seed=12, batch_size=1, **common))
+    assert batch.seeds == [10, 11, 12]
+    # Batched matrix products round differently from single ones: allow a grey level, not a different picture.
+    assert np.abs(batch.images[2].astype(int) - alone.images[0]).max() <= 2
+
+
+def test_callback_sees_every_step_and_the_guidance_estimates(pipeline):
+    steps = []
+    pipeline.generate(GenerationSettings(prompt="a blue square", steps=5, guidance_scale=4.0), callback=steps.append)
+    assert [s.info.index for s in steps] == [0, 1, 2, 3, 4]
+    assert all(s.eps_uncond is not None and s.eps_cond is not None for s in steps)
+
+
+def test_unknown_sampler_is_refused(pipeline):
+    with pytest.raises(ValueError, match="unknown sampler"):
+        pipeline.generate(GenerationSettings(prompt="a red circle", sampler="euler"))
