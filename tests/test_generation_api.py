@@ -199,7 +199,8 @@ def test_readyz_is_503_until_the_model_is_loaded_and_warmed_up(tiny_model_dir):
 
 def test_missing_weights_leave_the_app_up_but_not_ready(tmp_path):
     with TestClient(create_app(model_settings(tmp_path))) as c:
-        assert c.get("/readyz").status_code == 503
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and "vae.safetensors" in ready.json()["reason"]
         assert c.get("/healthz").status_code == 200
         r = c.post(GENERATE, json=BODY)
         assert r.status_code == 503 and "vae.safetensors" in r.json()["detail"]

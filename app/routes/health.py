@@ -13,5 +13,10 @@ def healthz() -> dict:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    ready = bool(getattr(request.app.state, "ready", False))
-    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+    state = request.app.state
+    ready = bool(getattr(state, "ready", False))
+    body = {"ready": ready, "model_loaded": getattr(state, "model", None) is not None}
+    if not ready:
+        body["reason"] = getattr(state, "model_error", None) or "starting: the model is still loading"
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(body)
