@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-dev chromium run test bench screenshots clean
+.PHONY: install install-dev chromium run test bench screenshots docker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: install-dev
 
 screenshots: install-dev chromium
 	$(PY) bench/screenshots.py
+
+# The container image (CPU torch); TORCH_VARIANT=cu128 make docker for a CUDA build. See deploy/ to run it.
+TORCH_VARIANT ?= cpu
+docker:
+	docker build --build-arg TORCH_VARIANT=$(TORCH_VARIANT) -t diffusion-lab:$(TORCH_VARIANT) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

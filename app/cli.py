@@ -5,20 +5,18 @@ import sys
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from app.config import ConfigError, load_settings, unknown_variables
 
-    from app.config import get_settings
+    try:
+        settings = load_settings()
+    except ConfigError as err:  # an operator's typo: say which variable, no traceback
+        print(f"diffusion-lab serve: invalid configuration\n{err}", file=sys.stderr)
+        return 2
+    for name in unknown_variables():
+        print(f"diffusion-lab serve: warning: {name} is not a setting and is ignored", file=sys.stderr)
+    from app.server import serve  # imports torch and the app: only once the settings are known to be good
 
-    settings = get_settings()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level=settings.log_level,
-        root_path=settings.root_path,
-    )
-    return 0
+    return serve(settings, host=args.host or settings.host, port=args.port or settings.port)
 
 
 def _train(args: argparse.Namespace) -> int:

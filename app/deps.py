@@ -10,6 +10,7 @@ from app.pipeline import Pipeline
 from app.sampling_service import SamplingService
 
 NOT_LOADED_RETRY_AFTER_S = 30
+DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -50,10 +51,13 @@ def get_pipeline(request: Request) -> Pipeline:
 
 
 def get_sampling_service(request: Request) -> SamplingService:
-    """The worker pool that runs the pipeline, or 503 with Retry-After while there is no model."""
+    """The worker pool that runs the pipeline, or 503 with Retry-After while there is no model or it drains."""
     service = getattr(request.app.state, "sampler", None)
     if service is None:
         raise _not_loaded(request)
+    if service.closing:
+        raise HTTPException(503, detail="the server is shutting down and takes no new generation jobs",
+                            headers={"Retry-After": str(DRAINING_RETRY_AFTER_S)})
     return service
 
 

@@ -15,7 +15,7 @@ The card's top-level keys are stable (GET /api/v1/model serves the file as it is
 - "defaults": the sampler settings a generation uses when a request names none.
 - "evaluation": {"settings", "judge_on_scenes", "vae", "guidance_sweep" (one entry per s: "scale",
   "adherence" {shape, colour, size, position, clean, all}, "diversity_rms", ...; the s = 0 entry also has
-  "chance"), "chance", "partial_prompts", "timing"}.
+  "chance"), "chance", "summary" (peak s, first attribute to fail past it), "partial_prompts", "timing"}.
 - "machine": CPU or GPU model, torch version and threads of the run.
 - "generated_at" (UTC, ISO 8601), "command", "duration_s".
 """
@@ -129,6 +129,20 @@ def adherence(verdicts: list[Verdict], prompts: list[Prompt]) -> dict[str, float
     return {k: float(np.mean(hits[k])) for k in order}
 
 
+def sweep_summary(sweep: list[dict], threshold: float = 0.95) -> dict:
+    """Where all-attribute adherence peaks, and past the peak the first s where an attribute drops below threshold."""
+    best = max(sweep, key=lambda r: (r["adherence"]["all"], -r["scale"]))
+    out = {"best_scale": best["scale"], "best_all": best["adherence"]["all"], "threshold": threshold,
+           "first_drop_scale": None, "first_drop_attribute": None, "first_drop_value": None}
+    for row in (r for r in sweep if r["scale"] > best["scale"]):
+        worst = min((k for k in row["adherence"] if k != "all"), key=lambda k: row["adherence"][k])
+        if row["adherence"][worst] < threshold:
+            out.update(first_drop_scale=row["scale"], first_drop_attribute=worst,
+                       first_drop_value=row["adherence"][worst])
+            break
+    return out
+
+
 def variety(verdicts: list[Verdict], open_attributes: list[str]) -> dict[str, dict]:
     """Per attribute a prompt leaves open: distinct values the judge reads, out of how many, vs uniform draws."""
     out = {}
@@ -234,16 +248,19 @@ def partial_prompts(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], No
 
 def timing(pipeline: Pipeline, cfg: EvalConfig) -> dict:
     """Wall time of generate() with the default settings: one image (median of repeats) and a batch."""
+    scale = GenerationSettings().guidance_scale
+
     def run(batch: int, repeats: int) -> list[float]:
-        return [generate(pipeline, "a large red circle at the top left", 0, batch, 5.0, cfg).timings["total_s"]
+        return [generate(pipeline, "a large red circle at the top left", 0, batch, scale, cfg).timings["total_s"]
                 for _ in range(repeats)]
 
     run(1, 1)  # warm-up: the first call pays for allocations
     load_before = os.getloadavg()[0]  # the CPU is shared: a busy machine shows in the spread of the repeats
     single, batch = run(1, cfg.timing_repeats), run(cfg.timing_batch, max(1, cfg.timing_repeats // 2))
-    return {"load_average_1m": [load_before, os.getloadavg()[0]], "steps": cfg.steps, "sampler": cfg.sampler, "guidance_scale": 5.0, "device": str(pipeline.device),
-            "torch_threads": torch.get_num_threads(), "single_image_s_median": statistics.median(single),
-            "single_image_s_min": min(single), "single_image_s_all": single, "batch": cfg.timing_batch, "batch_s_median": statistics.median(batch),
+    return {"load_average_1m": [load_before, os.getloadavg()[0]], "steps": cfg.steps, "sampler": cfg.sampler,
+            "guidance_scale": scale, "device": str(pipeline.device), "torch_threads": torch.get_num_threads(),
+            "single_image_s_median": statistics.median(single), "single_image_s_min": min(single),
+            "single_image_s_all": single, "batch": cfg.timing_batch, "batch_s_median": statistics.median(batch),
             "batch_s_per_image": statistics.median(batch) / cfg.timing_batch}
 
 
@@ -342,7 +359,8 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
         "vocabulary": vocabulary(),
         "defaults": defaults(),
         "evaluation": {"settings": settings, "judge_on_scenes": judged, "vae": vae, "guidance_sweep": sweep,
-                       "chance": chance_level(), "partial_prompts": partial, "timing": timed},
+                       "chance": chance_level(), "summary": sweep_summary(sweep), "partial_prompts": partial,
+                       "timing": timed},
         "machine": machine(pipeline),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -357,6 +375,14 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _summary_sentence(summary: dict) -> str:
+    text = f"All-attribute adherence peaks at s = {summary['best_scale']:g} ({summary['best_all']:.3f})"
+    if summary["first_drop_scale"] is None:
+        return text + f"; above it no attribute falls below {summary['threshold']:g}."
+    return (text + f"; above it, {summary['first_drop_attribute']} is the first to fall below "
+            f"{summary['threshold']:g} ({summary['first_drop_value']:.3f} at s = {summary['first_drop_scale']:g}).")
 
 
 def render_readme(card: dict) -> str:
@@ -402,6 +428,8 @@ def render_readme(card: dict) -> str:
         "what an image that ignores the prompt (s = 0) matches by luck.",
         "",
         _table(["s", *keys, "diversity"], sweep),
+        "",
+        _summary_sentence(ev["summary"]),
         "",
         "## What a partial prompt leaves open",
         "",

@@ -10,20 +10,23 @@ import torch
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
-from app.config import REPO_ROOT, Settings, get_settings
+from app.config import Settings, asset_dir, get_settings
+from app.metrics import Metrics
+from app.middleware import ApiKeyMiddleware, RequestContextMiddleware
 from app.model_info import load_model
 from app.nets.io import WeightsError
-from app.routes import generation, health, instruments, model, pages, vendor
+from app.routes import generation, guidance_lab, health, instruments, model, pages, stream, vendor
 from app.sampling_service import SamplingService
 
-TEMPLATES_DIR = REPO_ROOT / "templates"
-STATIC_DIR = REPO_ROOT / "static"
+TEMPLATES_DIR = asset_dir("templates")  # the defaults of settings.templates_dir and settings.static_dir
+STATIC_DIR = asset_dir("static")
 
 
 log = logging.getLogger("diffusion_lab")
@@ -39,7 +42,8 @@ async def _load_model(app, settings: Settings) -> None:
         return
     app.state.model, app.state.pipeline = loaded, loaded.pipeline
     app.state.sampler = SamplingService(loaded.pipeline, settings.worker_threads, settings.queue_size,
-                                        settings.request_timeout_s)
+                                        settings.request_timeout_s, settings.batch_rows)
+    app.state.sampler.listeners.append(app.state.metrics.observe_job)
     log.info("model %s loaded on %s in %.2f s (warm-up %.2f s)", loaded.model_id, loaded.pipeline.device,
              loaded.load_s, loaded.warm_up_s)
 
@@ -78,6 +82,17 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
 
+def _add_middleware(app, settings: Settings) -> None:
+    """Outermost first: request id + metrics + access log, then CORS (so a 401 is readable), then the API key."""
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # added last = outermost
+
+
 def create_app(settings: Settings | None = None) -> FastAPIOffline:
     settings = settings or get_settings()
     app = FastAPIOffline(
@@ -90,12 +105,17 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     app.state.settings = settings
     app.state.ready = False
     app.state.model = app.state.pipeline = app.state.sampler = app.state.model_error = None
-    app.state.templates = Jinja2Templates(directory=Path(TEMPLATES_DIR))
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.draining = False
+    app.state.metrics = Metrics()
+    app.state.templates = Jinja2Templates(directory=Path(settings.templates_dir))
+    app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
+    _add_middleware(app, settings)
     app.include_router(vendor.router)
     app.include_router(health.router)
     app.include_router(instruments.router, prefix="/api/v1")
     app.include_router(generation.router, prefix="/api/v1")
+    app.include_router(stream.router, prefix="/api/v1")
+    app.include_router(guidance_lab.router, prefix="/api/v1")
     app.include_router(model.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(pages.router)

@@ -103,8 +103,25 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server():
     """The app served by uvicorn on a free loopback port, in a thread, for the browser tests."""
+    yield from _serve(create_app(test_settings()))
+
+
+@pytest.fixture(scope="session")
+def model_live_app(tiny_model_dir):
+    """The app with the tiny random model, for a live server (up to 1000 steps, so a run can be long)."""
+    return create_app(model_settings(tiny_model_dir, max_steps=1000, max_batch=4))
+
+
+@pytest.fixture(scope="session")
+def model_live_server(model_live_app):
+    """model_live_app served like live_server: the browser tests of /generate and the stream's disconnects."""
+    yield from _serve(model_live_app)
+
+
+def _serve(app):
+    """Run app with uvicorn on a free loopback port in a thread; yields its URL, stops it afterwards."""
     port = _free_port()
-    config = uvicorn.Config(create_app(test_settings()), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -163,4 +180,14 @@ def probe(browser, live_server):
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield PageProbe(page, live_server)
+    context.close()
+
+
+@pytest.fixture
+def model_probe(browser, model_live_server):
+    """A probe on the live server that has the tiny model loaded."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield PageProbe(page, model_live_server)
     context.close()

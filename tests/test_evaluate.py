@@ -12,7 +12,8 @@ import torch
 from app.cli import main as cli_main
 from app.diffusion.schedule import NoiseSchedule
 from app.evaluate import (CARD_KEYS, SCALES, EvalConfig, adherence, build_card, chance_level, expected_distinct,
-                          failures, full_prompts, pairwise_rms, render_readme, training_stages, variety)
+                          failures, full_prompts, pairwise_rms, render_readme, sweep_summary, training_stages,
+                          variety)
 from app.judge import judge
 from app.nets import DIT_SIZES, TEXT_SIZES, VAE_SIZES, DiT, TextEncoder, VAE, save_module
 from app.pipeline import Pipeline
@@ -112,6 +113,19 @@ def test_variety_counts_the_distinct_judged_values_of_open_attributes():
     assert found["colour"]["uniform_expected"] == pytest.approx(expected_distinct(6, 40))
 
 
+def test_sweep_summary_finds_the_peak_and_the_first_attribute_to_fail_past_it():
+    def row(scale, shape, colour, clean, all_):
+        return {"scale": scale, "adherence": {"shape": shape, "colour": colour, "clean": clean, "all": all_}}
+
+    sweep = [row(0, 0.3, 0.2, 0.9, 0.0), row(3, 1, 1, 1, 1.0), row(5, 1, 1, 1, 1.0), row(7.5, 0.97, 1, 0.96, 0.96),
+             row(10, 0.9, 0.7, 0.8, 0.6)]
+    summary = sweep_summary(sweep)
+    assert summary["best_scale"] == 3 and summary["best_all"] == 1.0  # ties go to the smaller s
+    assert (summary["first_drop_scale"], summary["first_drop_attribute"]) == (10, "colour")
+    assert summary["first_drop_value"] == 0.7
+    assert sweep_summary(sweep[:3])["first_drop_scale"] is None
+
+
 def test_training_stages_reads_the_first_markdown_table():
     text = "intro\n\n| stage | steps |\n| --- | ---: |\n| VAE | `3,284` |\n| denoiser | 9,511 |\n\nmore | text"
     assert training_stages(text) == [{"stage": "VAE", "steps": "3,284"}, {"stage": "denoiser", "steps": "9,511"}]
@@ -130,7 +144,7 @@ def tiny_card(tiny_model_dir) -> dict:
 def test_card_has_its_documented_keys_and_is_strict_json(tiny_card):
     assert tuple(tiny_card) == CARD_KEYS
     assert set(tiny_card["evaluation"]) == {"settings", "judge_on_scenes", "vae", "guidance_sweep", "chance",
-                                            "partial_prompts", "timing"}
+                                            "summary", "partial_prompts", "timing"}
     json.loads(json.dumps(tiny_card, allow_nan=False))  # no NaN or tensors slipped in
 
 
@@ -165,6 +179,7 @@ def test_readme_tabulates_every_scale_and_links_training(tiny_card):
     for row in tiny_card["evaluation"]["guidance_sweep"]:
         assert f"| {row['scale']:g} | {row['adherence']['shape']:.3f} |" in text
     assert "| chance | 0.333 | 0.167 | 0.500 | 0.111 |" in text
+    assert f"peaks at s = {tiny_card['evaluation']['summary']['best_scale']:g}" in text
 
 
 def test_cli_writes_the_card_and_the_readme(tiny_model_dir, tmp_path):

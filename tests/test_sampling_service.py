@@ -27,19 +27,21 @@ def pipeline(tiny_model_dir) -> Pipeline:
 
 
 class Gate:
-    """Wraps pipeline.generate so that each call waits until released (no sleeps as synchronisation)."""
+    """Wraps pipeline.generate_batch so that each call waits until released (no sleeps as synchronisation)."""
 
     def __init__(self, pipeline: Pipeline, monkeypatch):
         self.entered, self.release, self.calls = threading.Event(), threading.Event(), 0
-        original = pipeline.generate
+        self.batches: list[list[GenerationSettings]] = []  # the jobs of every pipeline call, in call order
+        original = pipeline.generate_batch
 
-        def gated(settings, callback=None):
+        def gated(jobs, callback=None):
             self.calls += 1
+            self.batches.append(list(jobs))
             self.entered.set()
             assert self.release.wait(10), "the test never released the gate"
-            return original(settings, callback)
+            return original(jobs, callback)
 
-        monkeypatch.setattr(pipeline, "generate", gated)
+        monkeypatch.setattr(pipeline, "generate_batch", gated)
 
 
 def test_every_step_reaches_the_callback_in_order(pipeline):

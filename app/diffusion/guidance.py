@@ -11,18 +11,28 @@ Context = Tensor | tuple[Tensor, ...]  # a caption encoding, or several tensors 
 ModelEps = Callable[[Tensor, int, Context], Tensor]
 
 
-def cfg_combine(eps_uncond, eps_cond, scale: float, rescale: float = 0.0):
+def _check_rescale(rescale) -> None:
+    low, high = (float(rescale.min()), float(rescale.max())) if isinstance(rescale, Tensor) else (rescale, rescale)
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"rescale must be in [0, 1], got {rescale}")
+
+
+def _is_zero(value) -> bool:
+    return bool((value == 0).all()) if isinstance(value, Tensor) else value == 0.0
+
+
+def cfg_combine(eps_uncond, eps_cond, scale, rescale=0.0):
     """EQ MM3.4: eps_uncond + s (eps_cond - eps_uncond); s = 0 unconditional, s = 1 plain conditional.
 
     rescale in [0, 1] (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed", eq. 15-16)
     mixes in the guided estimate rescaled, per sample, to the conditional estimate's std, which undoes the
-    over-exposure of large s. Tensors are (B, ...), the std taken over all but the batch axis.
+    over-exposure of large s. Tensors are (B, ...), the std taken over all but the batch axis; scale and rescale
+    are numbers or per-sample tensors shaped to broadcast, (B, 1, ..., 1).
     """
     guided = eps_uncond + scale * (eps_cond - eps_uncond)
-    if rescale == 0.0:
+    if _is_zero(rescale):
         return guided
-    if not 0.0 <= rescale <= 1.0:
-        raise ValueError(f"rescale must be in [0, 1], got {rescale}")
+    _check_rescale(rescale)
     guided, eps_cond = torch.as_tensor(guided), torch.as_tensor(eps_cond)
     dims = tuple(range(1, guided.ndim)) or None  # a lone vector or scalar counts as one sample
     std_cond = eps_cond.std(dim=dims, keepdim=True, correction=0)
@@ -52,13 +62,42 @@ def _tail_shape(context: Context) -> tuple:
     return tuple(p.shape[1:] for p in context) if isinstance(context, tuple) else context.shape[1:]
 
 
+def _rows(value, batch: int, name: str) -> Tensor | None:
+    """A per-sample tensor as (batch,) float, or None for a plain number (shared by every sample)."""
+    if not isinstance(value, Tensor):
+        return None
+    rows = value.reshape(-1).float()
+    if rows.numel() != batch:
+        raise ValueError(f"{rows.numel()} values of {name} for a batch of {batch}")
+    return rows
+
+
+def _select(context: Context, rows: Tensor) -> Context:
+    """The rows of a (B, ...) tensor or tuple of them where rows (B,) is True; no copy when every row is."""
+    if bool(rows.all()):
+        return context
+    if isinstance(context, tuple):
+        return tuple(part[rows] for part in context)
+    return context[rows]
+
+
+def _broadcast(rows: Tensor, like: Tensor) -> Tensor:
+    """(B,) -> (B, 1, ..., 1) to broadcast against like (B, ...)."""
+    return rows.to(like.device, like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+
 class GuidedDenoiser:
     """denoise(x_t, t) -> guided eps for the samplers: one batched forward per step for cond and uncond together.
 
-    The network runs once per call on cat([x_t, x_t]) with cat([uncond, cond]); the uncond half is skipped when
-    s == 1 or t is outside `interval` (t_lo, t_hi), inclusive, where guidance applies (plain conditional there),
-    and the cond half when s == 0 and rescale == 0. After every call, `last_eps_uncond`, `last_eps_cond` (None when
-    skipped) and `last_eps` hold the estimates for visualisation; `forwards` counts network calls.
+    The network runs once per call on cat([x_t[u], x_t[c]]) with cat([uncond[u], cond[c]]), where u are the
+    samples that get guidance at t and c those that need the conditional estimate: a sample skips the uncond half
+    when s == 1 or t is outside its `interval` (t_lo, t_hi), inclusive, where guidance applies (plain conditional
+    there), and the cond half when s == 0 and rescale == 0. scale and rescale are numbers, or tensors with one value
+    per sample (B,), and interval a pair, None, or a (B, 2) tensor of per-sample pairs (t_lo > t_hi: never guided),
+    so jobs with different settings share one forward. After every call, `last_eps_uncond` and `last_eps_cond`
+    (B, ...) hold the estimates for visualisation (None when no sample needed that half; rows that skipped it are
+    zero, and `last_uncond_rows`, `last_cond_rows` (B,) bool say which rows hold one), and `last_eps` the result;
+    `forwards` counts network calls.
     """
 
     def __init__(
@@ -66,52 +105,101 @@ class GuidedDenoiser:
         model_eps: ModelEps,
         cond: Context,
         uncond: Context,
-        scale: float,
-        rescale: float = 0.0,
-        interval: tuple[int, int] | None = None,
+        scale: float | Tensor,
+        rescale: float | Tensor = 0.0,
+        interval: tuple[int, int] | Tensor | None = None,
     ) -> None:
-        if not 0.0 <= rescale <= 1.0:
-            raise ValueError(f"rescale must be in [0, 1], got {rescale}")
+        _check_rescale(rescale)
         if _tail_shape(cond) != _tail_shape(uncond):
             raise ValueError(f"cond {_tail_shape(cond)} and uncond {_tail_shape(uncond)} differ beyond the batch axis")
         self.model_eps, self.cond, self.uncond = model_eps, cond, uncond  # (B or 1, L, D) each
-        self.scale, self.rescale, self.interval = float(scale), float(rescale), interval
+        self.scale = scale if isinstance(scale, Tensor) else float(scale)
+        self.rescale = rescale if isinstance(rescale, Tensor) else float(rescale)
+        if isinstance(interval, Tensor) and (interval.ndim != 2 or interval.shape[1] != 2):
+            raise ValueError(f"per-sample intervals must be (B, 2), got {tuple(interval.shape)}")
+        self.interval = interval
         self.last_eps_uncond: Tensor | None = None
         self.last_eps_cond: Tensor | None = None
         self.last_eps: Tensor | None = None
+        self.last_uncond_rows: Tensor | None = None
+        self.last_cond_rows: Tensor | None = None
         self.forwards = 0
 
+    def guided_rows(self, t: int, batch: int) -> Tensor:
+        """(batch,) bool: which samples get guidance (both halves) at timestep t rather than the plain conditional."""
+        scale = _rows(self.scale, batch, "scale")
+        rows = torch.full((batch,), self.scale != 1.0) if scale is None else scale != 1.0
+        if isinstance(self.interval, Tensor):
+            if self.interval.shape[0] != batch:
+                raise ValueError(f"{self.interval.shape[0]} intervals for a batch of {batch}")
+            lo, hi = self.interval.cpu().unbind(1)
+            rows = rows & (lo <= int(t)) & (int(t) <= hi)
+        elif self.interval is not None:
+            rows = rows & (self.interval[0] <= int(t) <= self.interval[1])
+        return rows
+
     def guides_at(self, t: int) -> bool:
-        """Whether timestep t gets guidance (both halves) rather than the plain conditional estimate."""
-        if self.scale == 1.0:
-            return False
-        return self.interval is None or self.interval[0] <= int(t) <= self.interval[1]
+        """Whether timestep t gets guidance (both halves) for any sample rather than the plain conditional estimate."""
+        batch = self.scale.numel() if isinstance(self.scale, Tensor) else (
+            self.interval.shape[0] if isinstance(self.interval, Tensor) else 1)
+        return bool(self.guided_rows(t, batch).any())
 
     def __call__(self, x_t: Tensor, t: int) -> Tensor:
         batch = x_t.shape[0]
         cond, uncond = _to_batch(self.cond, batch), _to_batch(self.uncond, batch)
+        scale, rescale = _rows(self.scale, batch, "scale"), _rows(self.rescale, batch, "rescale")
+        need_u = self.guided_rows(t, batch)  # (B,)
+        only_u = (scale == 0.0) if scale is not None else torch.full((batch,), self.scale == 0.0)
+        only_u &= (rescale == 0.0) if rescale is not None else torch.full((batch,), self.rescale == 0.0)
+        need_c = ~(need_u & only_u)
+        dev = x_t.device
         self.forwards += 1
-        if not self.guides_at(t):
-            eps_uncond, eps_cond = None, self.model_eps(x_t, t, cond)
+        n_u = int(need_u.sum())
+        halves = [(_select(x_t, rows.to(dev)), _select(ctx, rows.to(dev)))
+                  for ctx, rows in ((uncond, need_u), (cond, need_c)) if rows.any()]  # uncond half first
+        x_in = halves[0][0] if len(halves) == 1 else torch.cat([halves[0][0], halves[1][0]])
+        ctx_in = halves[0][1] if len(halves) == 1 else _cat(halves[0][1], halves[1][1])
+        out = self.model_eps(x_in, t, ctx_in)  # (n_u + n_c, ...)
+        eps_u_rows, eps_c_rows = out[:n_u], out[n_u:]
+        eps_uncond = self._full(eps_u_rows, need_u, x_t) if n_u else None
+        eps_cond = self._full(eps_c_rows, need_c, x_t) if need_c.any() else None
+        both = need_u & need_c
+        if bool(both.all()):
+            s = self.scale if scale is None else _broadcast(scale, x_t)
+            r = self.rescale if rescale is None else _broadcast(rescale, x_t)
+            eps = cfg_combine(eps_uncond, eps_cond, s, r)
+        elif not need_u.any():
             eps = eps_cond
-        elif self.scale == 0.0 and self.rescale == 0.0:
-            eps_uncond, eps_cond = self.model_eps(x_t, t, uncond), None
+        elif not need_c.any():
             eps = eps_uncond
         else:
-            both = self.model_eps(torch.cat([x_t, x_t]), t, _cat(uncond, cond))  # (2B, ...)
-            eps_uncond, eps_cond = both.chunk(2)
-            eps = cfg_combine(eps_uncond, eps_cond, self.scale, self.rescale)
+            eps = torch.where(_broadcast(need_u, x_t).bool(), eps_uncond, eps_cond)  # s = 0 rows, unguided rows
+            if both.any():
+                rows = both.to(dev)
+                s = self.scale if scale is None else _broadcast(scale[both], x_t)
+                r = self.rescale if rescale is None else _broadcast(rescale[both], x_t)
+                eps[rows] = cfg_combine(eps_uncond[rows], eps_cond[rows], s, r)
         self.last_eps_uncond, self.last_eps_cond, self.last_eps = eps_uncond, eps_cond, eps
+        self.last_uncond_rows, self.last_cond_rows = need_u, need_c
         return eps
+
+    @staticmethod
+    def _full(rows_out: Tensor, rows: Tensor, like: Tensor) -> Tensor:
+        """Outputs for the selected rows -> (B, ...), zero where a row was not computed."""
+        if bool(rows.all()):
+            return rows_out
+        full = torch.zeros_like(like)
+        full[rows.to(like.device)] = rows_out.to(like.dtype)
+        return full
 
 
 def make_guided_denoiser(
     model_eps: ModelEps,
     cond: Context,
     uncond: Context,
-    scale: float,
-    rescale: float = 0.0,
-    interval: tuple[int, int] | None = None,
+    scale: float | Tensor,
+    rescale: float | Tensor = 0.0,
+    interval: tuple[int, int] | Tensor | None = None,
 ) -> GuidedDenoiser:
     """Build the denoise(x_t, t) a sampler consumes from a network model_eps(x, t, context) -> eps (EQ MM3.4)."""
     return GuidedDenoiser(model_eps, cond, uncond, scale, rescale, interval)

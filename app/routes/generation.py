@@ -9,9 +9,9 @@ from app import schemas
 from app.deps import ModelDep, SamplingServiceDep, SettingsDep
 from app.diffusion.samplers import SamplingCancelled
 from app.imaging import encode_png, to_base64
-from app.model_info import MODEL_NAME
+from app.model_info import MODEL_NAME, LoadedModel
 from app.pipeline import GenerationResult, GenerationSettings
-from app.sampling_service import JobTimeout, QueueFull, random_seed
+from app.sampling_service import Job, JobTimeout, QueueFull, random_seed
 from app.scenes import parse_prompt
 
 router = APIRouter(tags=["generation"])
@@ -45,6 +45,24 @@ def _images(result: GenerationResult, p: schemas.GenerateParameters, model_id: s
             for image, seed in zip(result.images, result.seeds)]
 
 
+def build_result(result: GenerationResult, job: Job, params: schemas.GenerateParameters, model: LoadedModel,
+                 admitted: float) -> schemas.GenerateResult:
+    """The response of a finished job: PNGs with their parameters, canonical captions and the timings."""
+    encode_started = time.perf_counter()
+    images = _images(result, params, model.model_id)
+    done = time.perf_counter()
+    timings = schemas.GenerateTimings(
+        queue_s=job.queue_s, sampling_s=result.timings["sampling_s"], decode_s=result.timings["decode_s"],
+        encode_s=done - encode_started, total_s=done - admitted,
+        network_forwards=int(result.timings["network_forwards"]),
+    )
+    return schemas.GenerateResult(
+        images=images, prompt_canonical=result.prompt_canonical,
+        negative_prompt_canonical=parse_prompt(params.negative_prompt).canonical,
+        parameters=params, timings=timings, model_id=model.model_id, device=str(model.pipeline.device),
+    )
+
+
 @router.post("/generate", responses=ERROR_RESPONSES,
              summary="Text to image with the trained latent diffusion model (guided by EQ MM3.4)")
 async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: ModelDep,
@@ -64,16 +82,4 @@ async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: M
     except SamplingCancelled as err:  # only close() cancels a job that has time left: the server is stopping
         raise HTTPException(503, "generation was cancelled: the server is shutting down",
                             headers={"Retry-After": "30"}) from err
-    encode_started = time.perf_counter()
-    images = _images(result, params, model.model_id)
-    done = time.perf_counter()
-    timings = schemas.GenerateTimings(
-        queue_s=job.queue_s, sampling_s=result.timings["sampling_s"], decode_s=result.timings["decode_s"],
-        encode_s=done - encode_started, total_s=done - admitted,
-        network_forwards=int(result.timings["network_forwards"]),
-    )
-    return schemas.GenerateResult(
-        images=images, prompt_canonical=result.prompt_canonical,
-        negative_prompt_canonical=parse_prompt(params.negative_prompt).canonical,
-        parameters=params, timings=timings, model_id=model.model_id, device=str(model.pipeline.device),
-    )
+    return build_result(result, job, params, model, admitted)

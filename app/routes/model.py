@@ -6,7 +6,7 @@ from app import schemas
 from app.deps import SettingsDep
 from app.diffusion.samplers import SAMPLERS
 from app.model_info import parameter_counts, read_card
-from app.scenes import MAX_PROMPT_CHARS
+from app.scenes import MAX_PROMPT_CHARS, PROMPT_VOCABULARY
 
 router = APIRouter(tags=["generation"])
 
@@ -32,6 +32,7 @@ def model_card(request: Request, settings: SettingsDep) -> schemas.ModelCardResu
         resolution=model.pipeline.resolution if model else None,
         parameters=parameter_counts(model.pipeline) if model else None,
         samplers=sorted(SAMPLERS),
+        vocabulary=list(PROMPT_VOCABULARY),
         limits=limits,
         queue=queue,
     )

@@ -6,9 +6,17 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app.diffusion.samplers import SAMPLERS
 from app.instruments import coherence, compression, denoising, guidance
+from app.schemas import GenerateRequest
 
 router = APIRouter(include_in_schema=False)
+
+
+def _generate_context() -> dict:
+    """The /generate form's defaults and sampler names, from the request schema (the caps come from GET /model)."""
+    defaults = {name: field.default for name, field in GenerateRequest.model_fields.items() if name != "prompt"}
+    return {"defaults": defaults, "samplers": sorted(SAMPLERS)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,14 @@ PAGES = (
         "Denoise a moving object's path frame by frame or jointly, and watch flicker turn into motion.",
         "MM3.3 · EQ MM3.6",
         context=coherence.page_context,
+    ),
+    Page(
+        "/generate",
+        "generate.html",
+        "Generate",
+        "The trained latent diffusion model, live: watch x_t and the predicted clean image at every step.",
+        "§3.3 · EQ MM3.1 · MM3.4",
+        context=_generate_context,
     ),
 )
 
