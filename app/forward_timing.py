@@ -120,12 +120,12 @@ def time_pixels(pipeline: Pipeline, patch: int, deadline: float) -> ForwardTimin
 def vae_psnr(pipeline: Pipeline, card: dict | None) -> tuple[float | None, str]:
     """The VAE's mean reconstruction PSNR: the model card's evaluation, else the validation saved in its weights."""
     try:
-        return float(card["evaluation"]["vae"]["psnr_db_mean"]), "model card (evaluation.vae.psnr_db_mean)"
+        return float(card["evaluation"]["vae"]["psnr_db_mean"]), "the model card's evaluation"
     except (KeyError, TypeError, ValueError):
         pass
     validation = pipeline.metadata.get("vae", {}).get("validation") or {}
     if "psnr_db" in validation:
-        return float(validation["psnr_db"]), "training validation saved in vae.safetensors"
+        return float(validation["psnr_db"]), "the VAE's training validation"
     return None, "not measured"
 
 

@@ -1,6 +1,5 @@
 """create_app(): assembles routers, static files, templates and the lifespan."""
 
-import asyncio
 import logging
 import math
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from app.middleware import ApiKeyMiddleware, RequestContextMiddleware
 from app.model_info import load_model
 from app.nets.io import WeightsError
 from app.routes import generation, guidance_lab, health, instruments, model, pages, stream, vendor
-from app.sampling_service import SamplingService
+from app.sampling_service import SamplingService, in_passing_thread
 
 TEMPLATES_DIR = asset_dir("templates")  # the defaults of settings.templates_dir and settings.static_dir
 STATIC_DIR = asset_dir("static")
@@ -35,7 +34,8 @@ log = logging.getLogger("diffusion_lab")
 async def _load_model(app, settings: Settings) -> None:
     """Load the weights and run one warm-up step off the event loop; a failure leaves the app up but not ready."""
     try:
-        loaded = await asyncio.to_thread(load_model, settings.model_dir, settings.device)
+        # a thread that ends once loaded: its OpenMP pool would otherwise halve the sampler's speed
+        loaded = await in_passing_thread(load_model, settings.model_dir, settings.device)
     except (WeightsError, RuntimeError) as err:  # RuntimeError: device "cuda" without a GPU, out of memory
         log.error("the model was not loaded: %s", err)
         app.state.model_error = str(err)

@@ -113,3 +113,35 @@ def test_mismatched_contexts_are_refused():
     denoise = make_guided_denoiser(CountingModel(), COND, UNCOND, scale=3.0)
     with pytest.raises(ValueError):
         denoise(torch.randn(3, 4, 8, 8), 10)  # 3 samples, 2 captions
+
+
+# -------------------------------------------------------------------- per-sample settings (shared batches)
+
+
+def test_per_sample_scales_rescales_and_intervals_match_separate_denoisers():
+    cond = torch.randn(4, L, D, generator=torch.Generator().manual_seed(5)) + 1.0
+    scale, rescale = torch.tensor([7.5, 1.0, 0.0, 3.0]), torch.tensor([0.0, 0.0, 0.0, 0.6])
+    intervals = torch.tensor([[0, 999], [0, 999], [0, 999], [0, 400]])
+    model = CountingModel()
+    batched = make_guided_denoiser(model, cond, UNCOND, scale, rescale, intervals)
+    x = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(6))
+    for t in (700, 300):
+        eps = batched(x, t)
+        for i in range(4):
+            alone = make_guided_denoiser(CountingModel(), cond[i:i + 1], UNCOND, float(scale[i]), float(rescale[i]),
+                                         tuple(intervals[i].tolist()))(x[i:i + 1], t)
+            assert torch.allclose(eps[i:i + 1], alone, atol=1e-6), (t, i)
+    # t = 700: rows 0 and 2 need uncond (row 3 is outside its interval); rows 0, 1, 3 need cond (row 2 has s = 0)
+    # t = 300: row 3 joins the guided rows. One forward per step: uncond rows first, then cond rows.
+    assert model.batches == [2 + 3, 3 + 3]
+    assert batched.last_uncond_rows.tolist() == [True, False, True, True]
+    assert batched.last_cond_rows.tolist() == [True, True, False, True]
+    assert batched.last_eps_uncond[1].abs().max() == 0 and batched.last_eps_cond[2].abs().max() == 0
+
+
+def test_per_sample_values_must_match_the_batch():
+    denoise = make_guided_denoiser(CountingModel(), COND, UNCOND, torch.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="3 values of scale for a batch of 2"):
+        denoise(torch.randn(B, 4, 8, 8), 10)
+    with pytest.raises(ValueError, match="rescale"):
+        make_guided_denoiser(CountingModel(), COND, UNCOND, 3.0, torch.tensor([0.5, 1.5]))

@@ -33,3 +33,25 @@ def test_callback_sees_every_step_and_the_guidance_estimates(pipeline):
 def test_unknown_sampler_is_refused(pipeline):
     with pytest.raises(ValueError, match="unknown sampler"):
         pipeline.generate(GenerationSettings(prompt="a red circle", sampler="euler"))
+
+
+def test_jobs_sampled_together_draw_what_they_draw_alone(pipeline):
+    jobs = [GenerationSettings(prompt="a red circle", seed=1, steps=5, guidance_scale=5.0),
+            GenerationSettings(prompt="a blue square", negative_prompt="a red square", seed=2, steps=5,
+                               guidance_scale=7.5, guidance_rescale=0.7, batch_size=2),
+            GenerationSettings(prompt="", seed=3, steps=5, guidance_scale=1.0, guidance_interval=(0, 500))]
+    steps = []
+    together = pipeline.generate_batch(jobs, steps.append)
+    assert [r.seeds for r in together] == [[1], [2, 3], [3]]
+    for job, result in zip(jobs, together):
+        assert result.settings == job and result.timings["batch_jobs"] == 3 and result.timings["batch_images"] == 4
+        assert np.abs(result.images.astype(int) - pipeline.generate(job).images).max() <= 2
+    assert steps[0].info.x_t.shape[0] == 4
+    mine = steps[0].rows(1, 3)
+    assert mine.info.x_t.shape[0] == 2 and mine.eps_uncond.shape[0] == 2
+    assert steps[0].rows(3, 4).eps_uncond is None  # s = 1: that row never computed the unconditional half
+
+
+def test_jobs_with_different_step_counts_cannot_share_a_batch(pipeline):
+    with pytest.raises(ValueError, match="share steps"):
+        pipeline.generate_batch([GenerationSettings(steps=3), GenerationSettings(steps=4)])

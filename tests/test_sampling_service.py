@@ -3,6 +3,7 @@ jobs stop at their deadline or on cancel."""
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -11,9 +12,16 @@ import torch
 
 from app.diffusion.samplers import SamplingCancelled
 from app.pipeline import GenerationSettings, Pipeline
-from app.sampling_service import MAX_SEED, JobTimeout, QueueFull, SamplingService, client_key, random_seed
+from app.sampling_service import (MAX_SEED, JobTimeout, QueueFull, SamplingService, client_key, in_passing_thread,
+                                  random_seed)
 
 SETTINGS = GenerationSettings(prompt="a red circle", seed=3, steps=4)
+
+
+def arun(coro):
+    """asyncio.run in a thread of its own: the session's Playwright browser may keep a loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,7 +59,7 @@ def test_every_step_reaches_the_callback_in_order(pipeline):
     seen = []
     service = SamplingService(pipeline, workers=1, queue_size=2, timeout_s=30)
     try:
-        result, job = asyncio.run(service.run(SETTINGS, on_step=lambda s: seen.append((s.info.index, s.info.total))))
+        result, job = arun(service.run(SETTINGS, on_step=lambda s: seen.append((s.info.index, s.info.total))))
     finally:
         service.close()
     assert seen == [(i, 4) for i in range(4)]
@@ -131,7 +139,7 @@ def test_a_job_past_its_deadline_times_out_and_frees_the_worker(pipeline, monkey
         return late.value, job
 
     try:
-        err, job = asyncio.run(scenario())
+        err, job = arun(scenario())
     finally:
         gate.release.set()
         service.close()
@@ -285,7 +293,7 @@ def test_submit_many_answers_one_result_per_part_in_one_slot(pipeline):
     parts = [GenerationSettings(prompt="a red circle", seed=s, steps=3, guidance_scale=g)
              for s, g in ((1, 0.0), (2, 3.0), (3, 9.0))]
     try:
-        results, job = asyncio.run(service.run_many(parts))
+        results, job = arun(service.run_many(parts))
     finally:
         service.close()
     assert [r.seeds for r in results] == [[1], [2], [3]] and job.rows == 3
@@ -296,7 +304,7 @@ def test_listeners_hear_each_job_and_drain_refuses_new_ones(pipeline, monkeypatc
     gate = Gate(pipeline, monkeypatch)
     heard = []
     service = SamplingService(pipeline, workers=1, queue_size=2, timeout_s=30)
-    service.listeners.append(lambda job, result, seconds: heard.append((job.outcome, len(result.images), seconds)))
+    service.listeners.append(lambda job, result, seconds: heard.append((job.outcome, result)))
     try:
         running = service.submit(SETTINGS)
         assert gate.entered.wait(10)
@@ -310,7 +318,8 @@ def test_listeners_hear_each_job_and_drain_refuses_new_ones(pipeline, monkeypatc
     finally:
         gate.release.set()
         service.close()
-    assert running.outcome == "cancelled" and heard == []  # a cancelled job has no result to count
+    assert running.outcome == "cancelled" and heard == [("cancelled", None)]  # no result to count
+    heard.clear()
     ok = SamplingService(pipeline, workers=1, queue_size=1, timeout_s=30)
     ok.listeners.append(lambda job, result, seconds: heard.append((job.outcome, len(result.images), seconds > 0)))
     try:
@@ -318,3 +327,19 @@ def test_listeners_hear_each_job_and_drain_refuses_new_ones(pipeline, monkeypatc
     finally:
         ok.close()
     assert heard == [("done", 2, True)]
+
+
+# ---------------------------------------------------------------------------------------------- one thread for torch
+
+
+def test_other_torch_work_runs_on_the_sampler_thread_and_loading_on_a_passing_one(pipeline):
+    service = SamplingService(pipeline, workers=1, queue_size=1, timeout_s=30)
+    try:
+        name = arun(service.run_in_worker(lambda: threading.current_thread().name))
+        sampled = []
+        service.submit(SETTINGS, lambda step: sampled.append(threading.current_thread().name)).future.result(10)
+    finally:
+        service.close()
+    assert name.startswith("sampler") and set(sampled) == {name}
+    thread = arun(in_passing_thread(threading.current_thread))
+    assert thread.name.startswith("torch-once") and not thread.is_alive()  # its OpenMP pool went with it

@@ -2,7 +2,7 @@
 
 import time
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from app import schemas
@@ -11,7 +11,7 @@ from app.diffusion.samplers import SamplingCancelled
 from app.imaging import encode_png, to_base64
 from app.model_info import MODEL_NAME, LoadedModel
 from app.pipeline import GenerationResult, GenerationSettings
-from app.sampling_service import Job, JobTimeout, QueueFull, random_seed
+from app.sampling_service import Job, JobTimeout, QueueFull, client_key, random_seed
 from app.scenes import parse_prompt
 
 router = APIRouter(tags=["generation"])
@@ -66,7 +66,7 @@ def build_result(result: GenerationResult, job: Job, params: schemas.GeneratePar
 @router.post("/generate", responses=ERROR_RESPONSES,
              summary="Text to image with the trained latent diffusion model (guided by EQ MM3.4)")
 async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: ModelDep,
-                   service: SamplingServiceDep) -> schemas.GenerateResult:
+                   service: SamplingServiceDep, request: Request) -> schemas.GenerateResult:
     """Sample batch_size images in a worker thread; the same parameters and seed give the same PNG bytes."""
     if errors := req.limit_errors(settings.max_steps, settings.max_batch):
         raise _body_errors(errors)
@@ -74,7 +74,8 @@ async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: M
     seed = req.seed if req.seed is not None else random_seed(req.batch_size)
     params = schemas.GenerateParameters(**req.model_dump(exclude={"seed"}), seed=seed)
     try:
-        result, job = await service.run(GenerationSettings(**params.model_dump()))
+        client = client_key(request.headers, request.client.host if request.client else None)  # fair turns
+        result, job = await service.run(GenerationSettings(**params.model_dump()), client=client)
     except QueueFull as err:
         raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
     except JobTimeout as err:

@@ -1,5 +1,6 @@
 """Guidance on the real model over HTTP: the scale x seed grid, a live sweep, one step taken apart (EQ MM3.4),
-and the latent-vs-pixel forward timed on this server (EQ MM3.3). Sampling goes through the shared, fair queue.
+and the latent-vs-pixel forward timed on this server (EQ MM3.3). Sampling goes through the shared, fair queue;
+the other torch work (the judge, the timing) runs on the sampler's thread too (app/sampling_service.py says why).
 """
 
 import time
@@ -66,7 +67,7 @@ async def grid(req: schemas.GridRequest, request: Request, settings: SettingsDep
     seeds = req.seed_list(req.seed if req.seed is not None else random_seed(lab.MAX_GRID_SEEDS))
     parts = lab.grid_settings(req.prompt, req.negative_prompt, req.scales, seeds, req.steps, req.sampler)
     results, job = await _sample(service, parts, _client(request))
-    columns = lab.measure_grid(req.prompt, req.scales, seeds, results)
+    columns = await service.run_in_worker(lab.measure_grid, req.prompt, req.scales, seeds, results)  # judge: torch
     return schemas.GridResult(
         prompt_canonical=parse_prompt(req.prompt).canonical,
         negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical,
@@ -89,7 +90,7 @@ async def sweep(req: schemas.SweepRequest, request: Request, settings: SettingsD
     admitted = time.perf_counter()
     parts, prompts = lab.sweep_settings(req.prompts, req.seeds, req.scales, req.steps, req.sampler)
     results, job = await _sample(service, parts, _client(request))
-    points = lab.measure_sweep(prompts, req.scales, results)
+    points = await service.run_in_worker(lab.measure_sweep, prompts, req.scales, results)
     return schemas.SweepResult(
         prompts=[p.canonical for p in prompts], seeds=req.seeds, steps=req.steps, sampler=req.sampler,
         points=[schemas.SweepPoint(scale=p.scale, adherence=p.adherence, diversity_rms=p.diversity_rms,
@@ -113,7 +114,7 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, request: Request, settin
     capture = lab.StepCapture(pipeline, variants[req.variant], list(variants).index(req.variant), req.step_index())
     results, job = await _sample(service, list(variants.values()), _client(request), capture)
     anatomy = capture.anatomy
-    images = lab.variant_images(pipeline, variants, results)
+    images = await service.run_in_worker(lab.variant_images, pipeline, variants, results)
     return schemas.GuidanceAnatomyResult(
         prompt_canonical=parse_prompt(req.prompt).canonical,
         negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical,
@@ -138,8 +139,9 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, request: Request, settin
 @router.get("/instruments/compression/measured", tags=["instruments"],
             responses={503: {"description": "No model loaded; see `Retry-After`"}},
             summary="One denoiser forward on the real latent vs the same DiT on pixels, timed here (EQ MM3.3)")
-def compression_measured(settings: SettingsDep, model: ModelDep) -> schemas.MeasuredCompressionResult:
-    """Measured once per server process (about 2 s of CPU) and cached; `cached` says which."""
+async def compression_measured(settings: SettingsDep, model: ModelDep,
+                               service: SamplingServiceDep) -> schemas.MeasuredCompressionResult:
+    """Measured once per server process (about 2 s of CPU, on a sampler thread) and cached; `cached` says which."""
     card, _ = read_card(settings.model_dir)
-    measured = forward_timing.measured_once(model.pipeline, model.model_id, card)
+    measured = await service.run_in_worker(forward_timing.measured_once, model.pipeline, model.model_id, card)
     return schemas.MeasuredCompressionResult.model_validate(measured)

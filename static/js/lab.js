@@ -46,6 +46,26 @@ const Lab = (() => {
     }
   }
 
+  // POST a JSON body; errors as getJSON's (err.status holds the HTTP status). A newer call with the same key
+  // aborts the older one.
+  async function postJSON(path, body, key = `POST ${path}`) {
+    if (inflight.has(key)) inflight.get(key).abort();
+    const controller = new AbortController();
+    inflight.set(key, controller);
+    try {
+      const response = await fetch(base() + path, {
+        method: "POST", signal: controller.signal, body: JSON.stringify(body),
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+      });
+      let data = null;
+      try { data = await response.json(); } catch (_) { data = null; }
+      if (!response.ok) throw Object.assign(new Error(describeError(response.status, data)), { status: response.status });
+      return data;
+    } finally {
+      if (inflight.get(key) === controller) inflight.delete(key);
+    }
+  }
+
   function isAbort(err) {
     return err && err.name === "AbortError";
   }
@@ -148,5 +168,5 @@ const Lab = (() => {
 
   document.addEventListener("DOMContentLoaded", () => bindQuizzes());
 
-  return { base, debounce, getJSON, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
+  return { base, debounce, getJSON, postJSON, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
 })();
