@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.config import Settings, asset_dir, get_settings
+from app.diffusion.samplers import SamplingCancelled
 from app.metrics import Metrics
 from app.middleware import ApiKeyMiddleware, RequestContextMiddleware
 from app.model_info import load_model
@@ -82,13 +83,18 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
 
+async def _cancelled(request: Request, exc: SamplingCancelled) -> JSONResponse:
+    """A job refused or stopped because the server is shutting down (or the job was cancelled): 503, retry."""
+    return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "5"})
+
+
 def _add_middleware(app, settings: Settings) -> None:
     """Outermost first: request id + metrics + access log, then CORS (so a 401 is readable), then the API key."""
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "X-Client-Id"],
                            expose_headers=["X-Request-ID", "Retry-After"])
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # added last = outermost
 
@@ -118,5 +124,6 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     app.include_router(guidance_lab.router, prefix="/api/v1")
     app.include_router(model.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(SamplingCancelled, _cancelled)
     app.include_router(pages.router)
     return app

@@ -98,3 +98,28 @@ def test_without_a_model_the_page_says_so_and_fits_a_phone(probe):
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     probe.assert_clean()
+
+
+def test_with_an_api_key_the_page_generates_once_the_reader_gives_the_key(browser, tiny_model_dir):
+    """EventSource cannot send headers; the page streams over fetch, so a protected server still works."""
+    from app.main import create_app
+    from tests.conftest import PageProbe, _serve, model_settings
+
+    server = _serve(create_app(model_settings(tiny_model_dir, api_key="s3cret-key")))
+    base = next(server)
+    context = browser.new_context()
+    try:
+        probe = PageProbe(context.new_page(), base)
+        page = probe.goto("/generate?prompt=a+red+circle&steps=3&seed=1")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('prompt-error').textContent.includes('API key')")
+        assert page.query_selector("#results figure img") is None
+        page.click("#generate-form details summary")
+        page.fill("#api-key", "s3cret-key")
+        page.dispatch_event("#api-key", "change")
+        page.click("#generate")
+        page.wait_for_selector("#results figure img")
+        assert "s3cret" not in page.url  # the key never enters the shareable URL
+    finally:
+        context.close()
+        next(server, None)

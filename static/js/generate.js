@@ -10,7 +10,7 @@ const GeneratePage = (() => {
   const scrub = $("scrub");
 
   let vocabulary = [];
-  let source = null; // the open EventSource, while a run streams
+  let source = null; // the open stream ({close}), while a run streams
   let run = null; // {id, total, steps: [], done}
   let lastCurl = "";
 
@@ -168,11 +168,6 @@ const GeneratePage = (() => {
     $("copy-curl").disabled = false;
   }
 
-  function parse(event) {
-    const data = JSON.parse(event.data);
-    return run && data.id === run.id ? data : null; // an event of another run is never shown
-  }
-
   async function start() {
     if (source) return;
     $("generate-error").textContent = "";
@@ -182,8 +177,6 @@ const GeneratePage = (() => {
       $("generate-error").textContent = "Fix the request first (see above).";
       return;
     }
-    const url = new URL(`${Lab.base()}/api/v1/generate/stream`, window.location.origin);
-    for (const [k, v] of Object.entries(query(values))) url.searchParams.set(k, v);
     run = { id: null, total: Number(values.steps), steps: [], done: false, started: false };
     resetScrubber();
     $("live-xt").removeAttribute("src");
@@ -191,56 +184,53 @@ const GeneratePage = (() => {
     $("progress").value = 0;
     $("run-status").textContent = "Waiting for a sampler…";
     setRunning(true);
-    const es = new EventSource(url);
-    source = es;
-    es.addEventListener("start", (event) => {
-      const data = JSON.parse(event.data);
-      run.id = data.id;
-      run.started = true;
-      run.total = data.total_steps;
-      run.previews = data.previews;
-      Lab.setText("ro-seed", String(data.parameters.seed));
-      $("latent-note").textContent =
-        `Latent ${data.latent_shape.join(" × ")} (channels × height × width); x_t and ε̂ show ` +
-        `${data.latent_preview}. Previews follow image 0 (seed ${data.preview_seed}).`;
-      $("run-status").textContent = `Started: ${data.total_steps} steps.`;
-      announce("start", data);
-    });
-    es.addEventListener("step", (event) => {
-      const step = parse(event);
-      if (!step) return;
-      run.steps.push(step);
-      showStep(step);
-      announce("step", step);
-    });
-    es.addEventListener("result", (event) => {
-      const result = parse(event);
-      if (!result) return;
-      showResult(result);
-      announce("result", result);
-      finish(`Done: ${result.images.length} image(s) in ${Lab.fmt(result.timings.total_s, 2)} s.`);
-    });
-    es.addEventListener("error", (event) => {
-      if (es !== source) return;
-      if (event.data) { // the server's `error` event
-        const error = parse(event);
-        if (!error) return;
+    const controller = new AbortController();
+    const stream = { close: () => controller.abort() };
+    source = stream;
+    const handlers = {
+      start(data) {
+        run.id = data.id;
+        run.started = true;
+        run.total = data.total_steps;
+        run.previews = data.previews;
+        Lab.setText("ro-seed", String(data.parameters.seed));
+        $("latent-note").textContent =
+          `Latent ${data.latent_shape.join(" × ")} (channels × height × width); x_t and ε̂ show ` +
+          `${data.latent_preview}. Previews follow image 0 (seed ${data.preview_seed}).`;
+        $("run-status").textContent = `Started: ${data.total_steps} steps.`;
+        announce("start", data);
+      },
+      step(step) {
+        run.steps.push(step);
+        showStep(step);
+        announce("step", step);
+      },
+      result(result) {
+        showResult(result);
+        announce("result", result);
+        finish(`Done: ${result.images.length} image(s) in ${Lab.fmt(result.timings.total_s, 2)} s.`);
+      },
+      error(error) {
         $("generate-error").textContent = `${error.status}: ${error.detail}`;
         announce("error", error);
         finish("Stopped by the server.");
-        return;
-      }
-      // The connection failed. EventSource would reconnect and start a new job: close it instead.
-      const startedBefore = run.started;
-      finish(startedBefore ? `The connection was lost after ${run.steps.length} steps.` : "The stream did not start.");
-      if (!startedBefore) {
-        validate(values).then((ok) => {
-          if (ok) $("generate-error").textContent =
-            "The server refused the stream: its sampler queue may be full (429) or the model not ready (503). " +
-            "Try again in a moment.";
-        });
-      }
-    });
+      },
+    };
+    try {
+      await Lab.streamEvents("/api/v1/generate/stream", query(values), {
+        signal: controller.signal,
+        onEvent(name, data) {
+          if (stream !== source || !handlers[name]) return;
+          if (name !== "start" && data.id !== run.id) return; // an event of another run is never shown
+          handlers[name](data);
+        },
+      });
+      if (stream === source) finish(`The stream ended after ${run.steps.length} steps without a result.`);
+    } catch (err) {
+      if (Lab.isAbort(err) || stream !== source) return; // cancelled by the reader
+      $("generate-error").textContent = err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
+      finish(run.started ? `The connection was lost after ${run.steps.length} steps.` : "The stream did not start.");
+    }
   }
 
   function cancel() {
@@ -320,6 +310,13 @@ const GeneratePage = (() => {
     if (event.key === "Enter") { event.preventDefault(); start(); }
   });
   window.addEventListener("pagehide", () => { if (source) source.close(); });
+
+  const keyInput = $("api-key");
+  keyInput.value = Lab.apiKey();
+  keyInput.addEventListener("change", () => {
+    Lab.apiKey(keyInput.value.trim());
+    if (controls) controls.fire(); // re-check the request with the new key
+  });
 
   loadModel().then(() => {
     controls = Lab.bindControls(form, (values) => validate(values), { delay: 250 });

@@ -24,6 +24,16 @@ const Lab = (() => {
   // The app may sit under a path prefix behind a reverse proxy; the server tells the page which.
   const base = () => document.body.dataset.base || "";
 
+  // The operator may protect generation with DIFFUSION_LAB_API_KEY; the key a reader typed lives in this tab only.
+  const KEY_STORE = "diffusion-lab-api-key";
+  const apiKey = (value) => {
+    if (value !== undefined) {
+      if (value) sessionStorage.setItem(KEY_STORE, value); else sessionStorage.removeItem(KEY_STORE);
+    }
+    return sessionStorage.getItem(KEY_STORE) || "";
+  };
+  const authHeaders = (extra = {}) => (apiKey() ? { ...extra, "X-API-Key": apiKey() } : extra);
+
   // Requests that a newer one supersedes are aborted, so a slow answer never overwrites a fresh one.
   const inflight = new Map();
 
@@ -36,7 +46,7 @@ const Lab = (() => {
       if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
     }
     try {
-      const response = await fetch(url, { signal: controller.signal, headers: { Accept: "application/json" } });
+      const response = await fetch(url, { signal: controller.signal, headers: authHeaders({ Accept: "application/json" }) });
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }
       if (!response.ok) throw new Error(describeError(response.status, body));
@@ -55,7 +65,7 @@ const Lab = (() => {
     try {
       const response = await fetch(base() + path, {
         method: "POST", signal: controller.signal, body: JSON.stringify(body),
-        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        headers: authHeaders({ Accept: "application/json", "Content-Type": "application/json" }),
       });
       let data = null;
       try { data = await response.json(); } catch (_) { data = null; }
@@ -63,6 +73,39 @@ const Lab = (() => {
       return data;
     } finally {
       if (inflight.get(key) === controller) inflight.delete(key);
+    }
+  }
+
+  // Server-Sent Events over fetch (unlike EventSource it can send the API key, reads a refusal's JSON body
+  // and never reconnects on its own, which would start a second job). onEvent(name, data) per event.
+  // Resolves when the stream ends; rejects with the server's detail on a non-2xx answer. Abort via signal.
+  async function streamEvents(path, params, { signal, onEvent }) {
+    const url = new URL(base() + path, window.location.origin);
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    const response = await fetch(url, { signal, headers: authHeaders({ Accept: "text/event-stream" }) });
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (_) { body = null; }
+      throw Object.assign(new Error(describeError(response.status, body)), { status: response.status });
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n/g, "\n");
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let name = "message";
+        const data = [];
+        for (const line of frame.split("\n")) {
+          if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (data.length) onEvent(name, JSON.parse(data.join("\n")));
+      }
     }
   }
 
@@ -168,5 +211,5 @@ const Lab = (() => {
 
   document.addEventListener("DOMContentLoaded", () => bindQuizzes());
 
-  return { base, debounce, getJSON, postJSON, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
+  return { base, apiKey, debounce, getJSON, postJSON, streamEvents, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
 })();
