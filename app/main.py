@@ -24,6 +24,7 @@ from app.model_info import load_model
 from app.nets.io import WeightsError
 from app.routes import generation, guidance_lab, health, instruments, model, pages, stream, vendor
 from app.sampling_service import SamplingService, in_passing_thread
+from app.security import SecurityHeadersMiddleware
 
 TEMPLATES_DIR = asset_dir("templates")  # the defaults of settings.templates_dir and settings.static_dir
 STATIC_DIR = asset_dir("static")
@@ -89,14 +90,15 @@ async def _cancelled(request: Request, exc: SamplingCancelled) -> JSONResponse:
 
 
 def _add_middleware(app, settings: Settings) -> None:
-    """Outermost first: request id + metrics + access log, then CORS (so a 401 is readable), then the API key."""
+    """Outermost first: security headers, request id + metrics + log, CORS (so a 401 is readable), the API key."""
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "X-Client-Id"],
                            expose_headers=["X-Request-ID", "Retry-After"])
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # added last = outermost
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last = outermost: every response, 500s included
 
 
 def create_app(settings: Settings | None = None) -> FastAPIOffline:

@@ -50,7 +50,12 @@ def main() -> int:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": args.width, "height": 900})
             for name, path in targets:
+                if name == "generate":  # show the real model at work, not an empty form
+                    path += "?prompt=a+large+red+circle+at+the+top+left&seed=7&batch_size=4"
                 page.goto(base + path, wait_until="networkidle")
+                if name == "generate":
+                    page.click("#generate")
+                    page.wait_for_selector("#results figure img", timeout=60_000)
                 page.wait_for_timeout(800)  # let Plotly finish its transitions
                 target = args.out / f"{name}.png"
                 page.screenshot(path=str(target), full_page=True)

@@ -399,16 +399,15 @@ def test_sigterm_cancels_a_long_job_and_exits_within_the_grace_time(tiny_model_d
     assert "shutting down: no new jobs" in text and "Traceback" not in text
 
 
-def test_a_job_refused_at_shutdown_is_a_503_not_a_500(model_app):
-    """Between the 'closing' check and submit() the service may start draining: the refusal is still a 503."""
-    from fastapi.testclient import TestClient
+def test_a_job_refused_at_shutdown_is_a_503_not_a_500(model_client, model_app, monkeypatch):
+    """Between the dependency's 'closing' check and submit() the service may start draining: still a 503."""
+    from app.diffusion.samplers import SamplingCancelled
 
-    with TestClient(model_app) as c:
-        service = model_app.state.sampler
-        service._closing = True  # the race: the dependency saw an open service, submit() finds it closing
-        try:
-            r = c.get("/api/v1/generate/stream", params={"prompt": "a red circle", "steps": 2})
-        finally:
-            service._closing = False
-    assert r.status_code == 503 and "shutting down" in r.json()["detail"]
-    assert "retry-after" in r.headers
+    def draining(job):
+        raise SamplingCancelled("the server is shutting down and takes no new generation jobs")
+
+    monkeypatch.setattr(model_app.state.sampler, "_admit", draining)
+    for response in (model_client.get("/api/v1/generate/stream", params={"prompt": "a red circle", "steps": 2}),
+                     model_client.post("/api/v1/generate", json={"prompt": "a red circle", "steps": 2})):
+        assert response.status_code == 503 and "shutting down" in response.json()["detail"]
+        assert "retry-after" in response.headers
