@@ -36,8 +36,12 @@ run: install
 test: install-dev chromium
 	$(PY) -m pytest -q
 
+# Every benchmark; BENCHMARKS.md says what the figures mean. Minutes on a small CPU.
 bench: install-dev
 	$(PY) bench/instruments.py
+	$(PY) bench/matmul_rate.py
+	$(PY) bench/sampling.py
+	$(PY) bench/sampling_concurrency.py
 
 screenshots: install-dev chromium
 	$(PY) bench/screenshots.py

@@ -174,6 +174,24 @@ class PageProbe:
         assert self.foreign_requests == [], self.foreign_requests
 
 
+def wait_for(page, expression: str, arg=None, timeout: int = 15_000) -> None:
+    """Poll `expression` (or a function of `arg`) with page.evaluate until it is truthy, or time out."""
+    # Not page.wait_for_function: Playwright evals its predicate inside the page, which the app's CSP refuses.
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if page.evaluate(expression, arg):
+                return
+            error = None
+        except PlaywrightError as err:  # the element the expression reads may not exist yet
+            error = err
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} ms for {expression!r}") from error
+        page.wait_for_timeout(50)
+
+
 @pytest.fixture
 def probe(browser, live_server):
     context = browser.new_context(viewport={"width": 1280, "height": 900})

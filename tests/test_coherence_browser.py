@@ -3,6 +3,7 @@
 import pytest
 
 from app.instruments.coherence import coherence_report
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +15,7 @@ def report(coherence=0.5, frames=8, seed=0, p_t=1, p_h=2, p_w=2, latent_height=3
 
 
 def wait_text(page, selector, text):
-    page.wait_for_function(
+    wait_for(page,
         "([sel, text]) => document.querySelector(sel).textContent.trim() === text", arg=[selector, text]
     )
 
@@ -40,7 +41,7 @@ def test_slider_changes_readout_and_chart(probe):
     before_jump, before_dots = page.text_content("#ro-jump"), strip_dots(page)
     page.fill("#coherence", "1")
     want = report(coherence=1.0)
-    page.wait_for_function(
+    wait_for(page,
         "(v) => Math.abs(Number(document.getElementById('ro-jump').textContent) - v) < 5e-4", arg=want.mean_jump
     )
     assert page.text_content("#ro-jump") != before_jump

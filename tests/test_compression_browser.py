@@ -2,13 +2,15 @@
 
 import pytest
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.browser
 
 PATH = "/instruments/latent-vs-pixel"
 
 
 def wait_text(page, selector, text):
-    page.wait_for_function(
+    wait_for(page,
         "([sel, text]) => document.querySelector(sel).textContent.trim() === text", arg=[selector, text]
     )
 
@@ -34,7 +36,7 @@ def test_slider_changes_readout_chart_and_url(probe):
     wait_text(page, "#ro-ratio", "48")
     page.locator("#channels").press("ArrowRight")  # c_z 4 -> 5
     wait_text(page, "#ro-ratio", "38.4")
-    page.wait_for_function("document.getElementById('compression-bars').data[1].y[0] === 20480")
+    wait_for(page, "document.getElementById('compression-bars').data[1].y[0] === 20480")
     assert "channels=5" in page.url
     probe.assert_clean()
 
@@ -64,7 +66,7 @@ def test_presets_come_from_the_api_and_work(probe):
 
 def test_impossible_combination_shows_the_servers_reason(probe):
     page = probe.goto(PATH + "?height=64&width=64&f=64&patch=2")
-    page.wait_for_function("document.getElementById('compression-error').textContent.includes('patch')")
+    wait_for(page, "document.getElementById('compression-error').textContent.includes('patch')")
 
 
 def test_quizzes(probe):

@@ -5,6 +5,8 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.browser
 
 PATH = "/instruments/denoising"
@@ -18,7 +20,7 @@ def api(live_server, **params):
 
 
 def wait_text(page, selector, text):
-    page.wait_for_function(
+    wait_for(page,
         "([sel, want]) => document.querySelector(sel).textContent.trim() === want", arg=[selector, text]
     )
 
@@ -61,13 +63,13 @@ def test_presets_and_a_refused_schedule(probe):
     page = probe.goto(PATH)
     wait_text(page, "#ro-signal", "0.6")
     page.click("button[data-preset='ddpm']")
-    page.wait_for_function(f"{WALK_LEN} === 1001")
+    wait_for(page, f"{WALK_LEN} === 1001")
     assert page.input_value("#steps") == "1000" and "steps=1000" in page.url
     page.click("button[data-preset='snippet']")
-    page.wait_for_function(f"{WALK_LEN} === 41")
+    wait_for(page, f"{WALK_LEN} === 41")
     probe.assert_clean()
     page.fill("#beta_start", "0.1")
-    page.wait_for_function("document.getElementById('denoising-error').textContent.startsWith('beta_end:')")
+    wait_for(page, "document.getElementById('denoising-error').textContent.startsWith('beta_end:')")
     assert all("422" in e for e in probe.console_errors)  # Chromium logs the refused request itself, nothing else
 
 

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from app.imaging import read_parameters
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +26,7 @@ def test_typing_generating_previews_download_and_scrubber(model_probe):
     page.click("#prompt-suggestions button:text-is('red')")
     assert page.input_value("#prompt") == "a large red "
     page.type("#prompt", "circle")
-    page.wait_for_function("document.getElementById('prompt-canonical').textContent.includes('a large red circle')")
+    wait_for(page, "document.getElementById('prompt-canonical').textContent.includes('a large red circle')")
     assert "prompt=a+large+red+circle" in page.url  # the state lives in the URL
 
     page.click("#generate")
@@ -62,7 +63,7 @@ def test_typing_generating_previews_download_and_scrubber(model_probe):
 def test_cancel_a_long_run_returns_to_idle_and_stops_the_server(model_probe, model_live_app):
     page = model_probe.goto("/generate?prompt=a+circle&steps=1000&seed=1")
     page.click("#generate")
-    page.wait_for_function("parseInt(document.getElementById('ro-step').textContent) >= 3")
+    wait_for(page, "parseInt(document.getElementById('ro-step').textContent) >= 3")
     assert page.text_content("#ro-step").endswith(" / 1000")
     page.click("#cancel")
     assert page.is_enabled("#generate") and page.is_disabled("#cancel")
@@ -80,10 +81,10 @@ def test_cancel_a_long_run_returns_to_idle_and_stops_the_server(model_probe, mod
 def test_an_unknown_word_shows_the_servers_message_inline(model_probe):
     page = model_probe.goto("/generate")
     page.fill("#prompt", "a red star")
-    page.wait_for_function("document.getElementById('prompt-error').textContent.includes('unknown word: star')")
+    wait_for(page, "document.getElementById('prompt-error').textContent.includes('unknown word: star')")
     assert "The model knows" in page.text_content("#prompt-error")
     page.click("#generate")
-    page.wait_for_function("document.getElementById('generate-error').textContent !== ''")
+    wait_for(page, "document.getElementById('generate-error').textContent !== ''")
     assert page.text_content("#run-status") == "Idle." and page.is_enabled("#generate")
     # the only console noise is the browser logging the 422 answers themselves
     assert all("422" in message for message in model_probe.console_errors), model_probe.console_errors
@@ -112,7 +113,7 @@ def test_with_an_api_key_the_page_generates_once_the_reader_gives_the_key(browse
         probe = PageProbe(context.new_page(), base)
         page = probe.goto("/generate?prompt=a+red+circle&steps=3&seed=1")
         page.click("#generate")
-        page.wait_for_function("document.getElementById('prompt-error').textContent.includes('API key')")
+        wait_for(page, "document.getElementById('prompt-error').textContent.includes('API key')")
         assert page.query_selector("#results figure img") is None
         page.click("#generate-form details summary")
         page.fill("#api-key", "s3cret-key")

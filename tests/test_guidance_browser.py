@@ -5,6 +5,8 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.browser
 
 PATH = "/instruments/guidance"
@@ -18,7 +20,7 @@ def api(live_server, **params):
 
 
 def wait_text(page, selector, text):
-    page.wait_for_function(
+    wait_for(page,
         "([sel, want]) => document.querySelector(sel).textContent.trim() === want", arg=[selector, text]
     )
 
@@ -68,7 +70,7 @@ def test_preset_button_and_error_message(probe):
     assert page.input_value("#scale") == "0" and "scale=0" in page.url
     probe.assert_clean()
     page.fill("#seed", "-4")
-    page.wait_for_function("document.getElementById('guidance-error').textContent.startsWith('seed:')")
+    wait_for(page, "document.getElementById('guidance-error').textContent.startsWith('seed:')")
     assert all("422" in e for e in probe.console_errors)  # Chromium logs the refused request itself, nothing else
 
 

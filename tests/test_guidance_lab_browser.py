@@ -3,13 +3,15 @@ and the /generate page's guidance grid and guidance-made-visible partials, again
 
 import pytest
 
+from tests.conftest import wait_for as poll
+
 pytestmark = pytest.mark.browser
 
 GUIDANCE, COMPRESSION, GENERATE = "/instruments/guidance", "/instruments/latent-vs-pixel", "/generate"
 
 
 def wait_for(page, script: str, arg=None, timeout: int = 30_000):
-    page.wait_for_function(script, arg=arg, timeout=timeout)
+    poll(page, script, arg=arg, timeout=timeout)
 
 
 def test_without_a_model_the_panels_say_so_and_stay_clean(probe):

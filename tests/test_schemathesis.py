@@ -3,6 +3,7 @@
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
@@ -16,6 +17,8 @@ from tests.conftest import model_settings
 from tests.conftest import test_settings as settings_for_tests
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+MAX_STEPS, MAX_BATCH = 20, 2  # the app's caps: a request at the caps costs the tiny model a few milliseconds
+CAPTIONS = ("a red circle", "a large blue square at the top left", "a small green triangle")
 # The operations, listed from an app without a model (no lifespan runs to read the schema).
 OPERATIONS = [r.ok().label for r in
               schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_for_tests())).get_all_operations()]
@@ -24,7 +27,7 @@ OPERATIONS = [r.ok().label for r in
 @pytest.fixture(scope="module")
 def operations(tiny_model_dir):
     """The operations of an app serving the tiny random model, caps small so generation is cheap."""
-    app = create_app(model_settings(tiny_model_dir, max_steps=8, max_batch=2, request_timeout_s=20))
+    app = create_app(model_settings(tiny_model_dir, max_steps=MAX_STEPS, max_batch=MAX_BATCH, request_timeout_s=20))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     yield {op.label: op for op in (r.ok() for r in schema.get_all_operations())}
     shutdown_lifespans()  # schemathesis started the app's lifespan on its first call: stop its sampler
@@ -35,10 +38,29 @@ def test_the_schema_lists_the_generation_and_instrument_operations():
             "GET /api/v1/model"} <= set(OPERATIONS)
 
 
+def plausible(drawn):
+    """Half the generation cases get a caption the model knows and steps and batch within the caps.
+
+    Random text is almost never a caption of the scene grammar, so without this every generation case is a 422
+    and the sampling paths (and their response schemas) would go untested.
+    """
+    case, caption, steer = drawn
+    fields = case.query if case.method == "GET" else case.body
+    if steer and isinstance(fields, dict) and ("prompt" in fields or case.method == "POST"):
+        fields["prompt"] = caption
+        fields.pop("negative_prompt", None)
+        for key, cap in (("steps", 6), ("batch_size", MAX_BATCH)):
+            if isinstance(fields.get(key), int):
+                fields[key] = min(max(fields[key], 1), cap)
+    return case
+
+
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_the_operation_conforms_to_its_schema(operations, label):
-    @given(case=operations[label].as_strategy())
-    @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.generate], database=None,
+    cases = st.tuples(operations[label].as_strategy(), st.sampled_from(CAPTIONS), st.booleans()).map(plausible)
+
+    @given(case=cases)
+    @settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.generate], database=None,
               suppress_health_check=list(HealthCheck))
     def check(case):
         case.call_and_validate(checks=CHECKS)
