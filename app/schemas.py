@@ -309,29 +309,18 @@ class CoherenceQuery(Strict):
     p_h: int = Field(2, ge=1, le=16, validate_default=True, description="Patch height p_h in latent cells; must divide latent_height")
     p_w: int = Field(2, ge=1, le=16, validate_default=True, description="Patch width p_w in latent cells; must divide latent_width")
 
-    @field_validator("p_t")
+    @field_validator("p_t", "p_h", "p_w")
     @classmethod
-    def _p_t_divides_frames(cls, p_t: int, info: ValidationInfo) -> int:
-        frames = info.data.get("frames")
-        if frames is not None and frames % p_t:
-            raise ValueError(f"p_t = {p_t} must divide the frames ({frames})")
-        return p_t
+    def _patch_divides_its_axis(cls, patch: int, info: ValidationInfo) -> int:
+        axis, label = _PATCH_AXES[info.field_name]
+        total = info.data.get(axis)
+        if total is not None and total % patch:
+            raise ValueError(f"{info.field_name} = {patch} must divide the {label} ({total})")
+        return patch
 
-    @field_validator("p_h")
-    @classmethod
-    def _p_h_divides_height(cls, p_h: int, info: ValidationInfo) -> int:
-        height = info.data.get("latent_height")
-        if height is not None and height % p_h:
-            raise ValueError(f"p_h = {p_h} must divide the latent height ({height})")
-        return p_h
 
-    @field_validator("p_w")
-    @classmethod
-    def _p_w_divides_width(cls, p_w: int, info: ValidationInfo) -> int:
-        width = info.data.get("latent_width")
-        if width is not None and width % p_w:
-            raise ValueError(f"p_w = {p_w} must divide the latent width ({width})")
-        return p_w
+_PATCH_AXES = {"p_t": ("frames", "frames"), "p_h": ("latent_height", "latent height"),
+               "p_w": ("latent_width", "latent width")}
 
 
 class CoherenceTokens(BaseModel):
