@@ -1,10 +1,13 @@
 """Shared fixtures: the app through TestClient, a live server, and headless Chromium."""
 
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,7 +19,15 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.diffusion.schedule import NoiseSchedule
 from app.main import create_app
-from app.nets import DIT_SIZES, TEXT_SIZES, VAE_SIZES, DiT, TextEncoder, VAE, save_module
+from app.nets import (
+    DIT_SIZES,
+    TEXT_SIZES,
+    VAE,
+    VAE_SIZES,
+    DiT,
+    TextEncoder,
+    save_module,
+)
 from app.scenes import VOCAB
 
 CHROMIUM = os.environ.get("DIFFUSION_LAB_CHROMIUM", "/usr/bin/chromium")
@@ -209,3 +220,21 @@ def model_probe(browser, model_live_server):
     page.set_default_timeout(15_000)
     yield PageProbe(page, model_live_server)
     context.close()
+
+
+def wait_text(page, selector: str, text: str) -> None:
+    """Wait until the element's trimmed text is exactly `text` (a readout the server recomputed)."""
+    wait_for(page, "([sel, want]) => document.querySelector(sel).textContent.trim() === want", arg=[selector, text])
+
+
+def answer_quiz(quiz, answer: str) -> str:
+    """Type `answer` into a check-yourself form (a Playwright locator), submit it, return the verdict's text."""
+    quiz.locator("input").fill(answer)
+    quiz.locator("button").click()
+    return quiz.locator(".verdict").text_content()
+
+
+def get_json(base_url: str, path: str, **params) -> dict:
+    """GET base_url + path with a query from params, straight from the server (what the page should show)."""
+    with urllib.request.urlopen(f"{base_url}{path}?{urllib.parse.urlencode(params)}") as response:
+        return json.load(response)

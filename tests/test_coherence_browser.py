@@ -3,7 +3,7 @@
 import pytest
 
 from app.instruments.coherence import coherence_report
-from tests.conftest import wait_for
+from tests.conftest import answer_quiz, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -13,11 +13,6 @@ PATH = "/instruments/coherence"
 def report(coherence=0.5, frames=8, seed=0, p_t=1, p_h=2, p_w=2, latent_height=32, latent_width=32):
     return coherence_report(coherence, frames, seed, p_t, p_h, p_w, latent_height, latent_width)
 
-
-def wait_text(page, selector, text):
-    wait_for(page,
-        "([sel, text]) => document.querySelector(sel).textContent.trim() === text", arg=[selector, text]
-    )
 
 
 def strip_dots(page):
@@ -78,17 +73,9 @@ def test_preset_and_frames_slider(probe):
 def test_quizzes(probe):
     page = probe.goto(PATH)
     tokens = page.locator("form.quiz").nth(0)
-    tokens.locator("input").fill("4096")
-    tokens.locator("button").click()
-    assert not tokens.locator(".verdict").text_content().startswith("Right")
-    tokens.locator("input").fill("2048")
-    tokens.locator("button").click()
-    assert tokens.locator(".verdict").text_content().startswith("Right")
+    assert not answer_quiz(tokens, "4096").startswith("Right")
+    assert answer_quiz(tokens, "2048").startswith("Right")
     doubling = page.locator("form.quiz").nth(1)
-    doubling.locator("input").fill("2")
-    doubling.locator("button").click()
-    assert not doubling.locator(".verdict").text_content().startswith("Right")
-    doubling.locator("input").fill("4")
-    doubling.locator("button").click()
-    assert doubling.locator(".verdict").text_content().startswith("Right")
+    assert not answer_quiz(doubling, "2").startswith("Right")
+    assert answer_quiz(doubling, "4").startswith("Right")
     probe.assert_clean()

@@ -2,17 +2,12 @@
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import answer_quiz, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
 
 PATH = "/instruments/latent-vs-pixel"
 
-
-def wait_text(page, selector, text):
-    wait_for(page,
-        "([sel, text]) => document.querySelector(sel).textContent.trim() === text", arg=[selector, text]
-    )
 
 
 def latent_bar_values(page):
@@ -72,17 +67,9 @@ def test_impossible_combination_shows_the_servers_reason(probe):
 def test_quizzes(probe):
     page = probe.goto(PATH)
     latent = page.locator("form.quiz").nth(0)
-    latent.locator("input").fill("false")
-    latent.locator("button").click()
-    assert not latent.locator(".verdict").text_content().startswith("Right")
-    latent.locator("input").fill("true")
-    latent.locator("button").click()
-    assert latent.locator(".verdict").text_content().startswith("Right")
+    assert not answer_quiz(latent, "false").startswith("Right")
+    assert answer_quiz(latent, "true").startswith("Right")
     sd3 = page.locator("form.quiz").nth(1)
-    sd3.locator("input").fill("48")
-    sd3.locator("button").click()
-    assert not sd3.locator(".verdict").text_content().startswith("Right")
-    sd3.locator("input").fill("12")
-    sd3.locator("button").click()
-    assert sd3.locator(".verdict").text_content().startswith("Right")
+    assert not answer_quiz(sd3, "48").startswith("Right")
+    assert answer_quiz(sd3, "12").startswith("Right")
     probe.assert_clean()

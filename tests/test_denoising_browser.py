@@ -1,11 +1,8 @@
 """The denoising-walk page in headless Chromium: the walk, the schedule, the probe slider, presets and the quiz."""
 
-import json
-import urllib.request
-
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import answer_quiz, get_json, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -14,15 +11,7 @@ WALK_LEN = "document.getElementById('denoising-path').data[1].x.length"
 
 
 def api(live_server, **params):
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    with urllib.request.urlopen(f"{live_server}/api/v1/instruments/denoising?{query}") as response:
-        return json.load(response)
-
-
-def wait_text(page, selector, text):
-    wait_for(page,
-        "([sel, want]) => document.querySelector(sel).textContent.trim() === want", arg=[selector, text]
-    )
+    return get_json(live_server, "/api/v1/instruments/denoising", **params)
 
 
 def test_loads_with_the_snippets_printout_and_no_errors(probe, live_server):
@@ -76,10 +65,6 @@ def test_presets_and_a_refused_schedule(probe):
 def test_quiz(probe):
     page = probe.goto(PATH)
     quiz = page.locator("form.quiz")
-    quiz.locator("input").fill("0.8")
-    quiz.locator("button").click()
-    assert not quiz.locator(".verdict").text_content().startswith("Right")
-    quiz.locator("input").fill("0.6")
-    quiz.locator("button").click()
-    assert quiz.locator(".verdict").text_content().startswith("Right")
+    assert not answer_quiz(quiz, "0.8").startswith("Right")
+    assert answer_quiz(quiz, "0.6").startswith("Right")
     probe.assert_clean()

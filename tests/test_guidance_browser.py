@@ -1,11 +1,8 @@
 """The guidance page in headless Chromium: live readouts, charts, deep links, presets and quizzes."""
 
-import json
-import urllib.request
-
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import answer_quiz, get_json, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -14,15 +11,7 @@ GUIDED_X = "document.getElementById('guidance-scatter').data[1].x"
 
 
 def api(live_server, **params):
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    with urllib.request.urlopen(f"{live_server}/api/v1/instruments/guidance?{query}") as response:
-        return json.load(response)
-
-
-def wait_text(page, selector, text):
-    wait_for(page,
-        "([sel, want]) => document.querySelector(sel).textContent.trim() === want", arg=[selector, text]
-    )
+    return get_json(live_server, "/api/v1/instruments/guidance", **params)
 
 
 def test_loads_with_readouts_charts_and_no_errors(probe, live_server):
@@ -77,16 +66,8 @@ def test_preset_button_and_error_message(probe):
 def test_quizzes(probe):
     page = probe.goto(PATH)
     guided, tradeoff = page.locator("form.quiz").nth(0), page.locator("form.quiz").nth(1)
-    guided.locator("input").fill("2.25")
-    guided.locator("button").click()
-    assert not guided.locator(".verdict").text_content().startswith("Right")
-    guided.locator("input").fill("2.45")
-    guided.locator("button").click()
-    assert guided.locator(".verdict").text_content().startswith("Right")
-    tradeoff.locator("input").fill("false")
-    tradeoff.locator("button").click()
-    assert not tradeoff.locator(".verdict").text_content().startswith("Right")
-    tradeoff.locator("input").fill("true")
-    tradeoff.locator("button").click()
-    assert tradeoff.locator(".verdict").text_content().startswith("Right")
+    assert not answer_quiz(guided, "2.25").startswith("Right")
+    assert answer_quiz(guided, "2.45").startswith("Right")
+    assert not answer_quiz(tradeoff, "false").startswith("Right")
+    assert answer_quiz(tradeoff, "true").startswith("Right")
     probe.assert_clean()
