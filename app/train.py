@@ -1,4 +1,4 @@
-"""Train the VAE, then the caption-conditioned denoiser: `diffusion-lab train vae|denoiser` or `python3 -m app.train`.
+"""Train the VAE, then the caption-conditioned denoiser: `diffusion-lab train vae|denoiser|video` or `python3 -m app.train`.
 
 Data is drawn on the fly, on the training device, from a seeded numpy Generator (app.scenes); nothing is
 downloaded. Needs only torch, numpy, safetensors and tqdm, so it runs on a bare GPU box.
@@ -508,7 +508,7 @@ def _common(p: argparse.ArgumentParser, kind: str, lr: float, batch: int) -> Non
 
 
 def build_parser(prog: str = "python3 -m app.train") -> argparse.ArgumentParser:
-    """`vae` and `denoiser` sub-commands."""
+    """`vae`, `denoiser` and `video` (app.train_video) sub-commands."""
     parser = argparse.ArgumentParser(prog=prog, description="Train the VAE, then the caption-conditioned denoiser.")
     sub = parser.add_subparsers(dest="kind", required=True)
 
@@ -532,6 +532,10 @@ def build_parser(prog: str = "python3 -m app.train") -> argparse.ArgumentParser:
     den.add_argument("--timesteps", type=int, default=1000, help="T")
     den.add_argument("--weighting", choices=("none", "min_snr"), default="min_snr", help="loss weighting over t")
     den.set_defaults(func=train_denoiser)
+
+    from app.train_video import add_parser as add_video_parser  # imports this module: only once it is loaded
+
+    add_video_parser(sub, _common)
     return parser
 
 

@@ -28,6 +28,7 @@ from app.nets import (
     TextEncoder,
     save_module,
 )
+from app.nets.video_dit import VideoDiT
 from app.scenes import VOCAB
 
 CHROMIUM = os.environ.get("DIFFUSION_LAB_CHROMIUM", "/usr/bin/chromium")
@@ -66,6 +67,20 @@ def write_tiny_model(directory: Path, resolution: int = 32, seed: int = 0) -> Pa
     save_module(directory / "vae.safetensors", vae, vae.config)
     save_module(directory / "text_encoder.safetensors", text, text.config)
     save_module(directory / "denoiser.safetensors", dit, dit.config,
+                {"schedule": NoiseSchedule.make().config(), "prediction": "v"})
+    write_tiny_video_model(directory, text, dit)
+    return directory
+
+
+def write_tiny_video_model(directory: Path, text: TextEncoder, dit: DiT, frames: int = 8) -> Path:
+    """The video model's two files beside the image model's: its DiT wraps `dit`, its temporal gates opened."""
+    video = VideoDiT.from_image_dit(dit, frames=frames)
+    with torch.no_grad():
+        for name, p in video.named_parameters():
+            if name.startswith("temporal.") and "adaLN" in name:
+                p.normal_(std=0.05)
+    save_module(directory / "video_text_encoder.safetensors", text, text.config)
+    save_module(directory / "video_denoiser.safetensors", video, video.config,
                 {"schedule": NoiseSchedule.make().config(), "prediction": "v"})
     return directory
 

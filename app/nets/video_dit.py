@@ -1,0 +1,137 @@
+"""A space-time diffusion transformer: the image DiT's blocks, run over the tokens of every frame (EQ MM3.6).
+
+Two ways to let frames see each other:
+- "joint": one self-attention over all T_f x H' x W' tokens of the clip. Cost grows with N^2.
+- "factorised": each image block attends within its frame (spatial), then a temporal block attends
+  across the frames at each spatial position. Cost T_f * (H'W')^2 + H'W' * T_f^2.
+The temporal blocks start with a zero gate (adaLN-Zero), so a fresh factorised model built from the
+image DiT's weights is exactly the image model run frame by frame: training then only has to learn
+how frames relate, which is what `app.train_video` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.nets.dit import Attention, DiT, DiTConfig, modulate
+
+ATTENTION_KINDS = ("factorised", "joint")
+
+
+@dataclass
+class VideoDiTConfig:
+    """The image DiT's sizes plus the clip length and how frames attend to each other."""
+
+    latent_size: int = 8
+    latent_channels: int = 4
+    patch: int = 1
+    width: int = 160
+    depth: int = 6
+    heads: int = 5
+    mlp_ratio: float = 4.0
+    context_dim: int = 128
+    pooled_text: bool = True
+    frames: int = 8  # the longest clip (frame positions are defined up to it)
+    attention: str = "factorised"
+
+    def __post_init__(self):
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+
+    def image_config(self) -> DiTConfig:
+        names = {f.name for f in fields(DiTConfig)}
+        return DiTConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+    @classmethod
+    def from_image(cls, image: DiTConfig, frames: int = 8, attention: str = "factorised") -> VideoDiTConfig:
+        return cls(**asdict(image), frames=frames, attention=attention)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def tokens(self, frames: int | None = None) -> dict[str, int]:
+        """EQ MM3.6 with p_t = 1: tokens per frame and per clip."""
+        per_frame = (self.latent_size // self.patch) ** 2
+        return {"per_frame": per_frame, "per_clip": per_frame * (frames or self.frames)}
+
+
+def sincos_1d(width: int, length: int) -> np.ndarray:
+    """Fixed sine-cosine positions (length, width) for frame indices 0..length-1."""
+    omega = 1.0 / 10000 ** (np.arange(width // 2, dtype=np.float64) / (width / 2.0))
+    angles = np.outer(np.arange(length, dtype=np.float64), omega)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
+
+
+class TemporalBlock(nn.Module):
+    """Gated self-attention across frames at one spatial position: x (B*N, F, D) -> same shape."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(width, heads)
+        self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+        nn.init.zeros_(self.adaLN[-1].weight)
+        nn.init.zeros_(self.adaLN[-1].bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, frame_pos: torch.Tensor) -> torch.Tensor:
+        """x (B*N, F, D); c (B*N, D) the clip's conditioning per row; frame_pos (F, D)."""
+        shift, scale, gate = self.adaLN(c).chunk(3, dim=-1)  # each (B*N, D)
+        h = modulate(self.norm(x), shift, scale) + frame_pos  # frame order enters only here
+        return x + gate[:, None] * self.attn(h)
+
+
+class VideoDiT(nn.Module):
+    """v_hat = VideoDiT(x_t, t, caption): x_t (B, F, C, h, w) latents of F frames -> (B, F, C, h, w)."""
+
+    def __init__(self, config: VideoDiTConfig):
+        super().__init__()
+        self.config = config
+        self.image = DiT(config.image_config())
+        d = config.width
+        self.register_buffer("frame_pos", torch.from_numpy(sincos_1d(d, config.frames)), persistent=False)
+        if config.attention == "factorised":
+            self.temporal = nn.ModuleList(TemporalBlock(d, config.heads) for _ in range(config.depth))
+
+    @classmethod
+    def from_image_dit(cls, image: DiT, frames: int = 8, attention: str = "factorised") -> VideoDiT:
+        """A video DiT whose image part starts as a copy of `image` (and is, for factorised, the same model)."""
+        video = cls(VideoDiTConfig.from_image(image.config, frames, attention))
+        video.image.load_state_dict(image.state_dict())
+        return video
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x_t (B,F,C,h,w), t (B,) or a scalar, context (B,L,Dc), mask (B,L) -> v_hat (B,F,C,h,w)."""
+        b, f = x_t.shape[:2]
+        if f > self.config.frames:
+            raise ValueError(f"the model knows frame positions up to {self.config.frames}, got {f} frames")
+        net = self.image
+        t = torch.as_tensor(t, device=x_t.device).expand(b)  # (B,)
+        x = net.patch_embed(x_t.flatten(0, 1)).flatten(2).transpose(1, 2) + net.pos_embed  # (B*F, N, D)
+        n, d = x.shape[1:]
+        c = net.t_embed(t)  # (B, D)
+        if net.text_pool is not None:
+            m = mask.to(context.dtype)[..., None]  # (B, L, 1)
+            c = c + net.text_pool((context * m).sum(1) / m.sum(1).clamp_min(1.0))
+        frame_pos = self.frame_pos[:f]  # (F, D)
+        if self.config.attention == "joint":
+            x = (x.view(b, f, n, d) + frame_pos[None, :, None]).reshape(b, f * n, d)  # (B, F*N, D)
+            for block in net.blocks:
+                x = block(x, c, context, mask)
+            x = x.reshape(b * f, n, d)
+            c_frames = c.repeat_interleave(f, dim=0)  # (B*F, D)
+        else:
+            c_frames = c.repeat_interleave(f, dim=0)  # (B*F, D)
+            context_frames = context.repeat_interleave(f, dim=0)  # (B*F, L, Dc)
+            mask_frames = mask.repeat_interleave(f, dim=0)  # (B*F, L)
+            c_positions = c.repeat_interleave(n, dim=0)  # (B*N, D)
+            for block, temporal in zip(net.blocks, self.temporal):
+                x = block(x, c_frames, context_frames, mask_frames)  # (B*F, N, D) within each frame
+                x = x.view(b, f, n, d).transpose(1, 2).reshape(b * n, f, d)  # (B*N, F, D)
+                x = temporal(x, c_positions, frame_pos)  # across frames
+                x = x.view(b, n, f, d).transpose(1, 2).reshape(b * f, n, d)  # back to (B*F, N, D)
+        out = net.unpatchify(net.final(x, c_frames))  # (B*F, C, h, w)
+        return out.view(b, f, *out.shape[1:])

@@ -1,0 +1,165 @@
+"""Train the space-time denoiser: `python3 -m app.train video` (the sub-command lives in app.train).
+
+The video DiT starts from the trained image DiT and caption encoder (VideoDiT.from_image_dit): with
+factorised attention and zero-gated temporal blocks, step 0 is the image model run frame by frame,
+so training spends its steps on what a clip adds, how the frames relate and what `moving left`
+means. Clips come from a seeded bank encoded once by the frozen VAE (app.clip_bank); each step
+draws clips from it, plays half of them backwards (a clip reversed is another valid clip, with the
+opposite direction and a new start), and draws fresh captions, timesteps and noise.
+
+Files written: --out (default models/video_denoiser.safetensors) and --text-out (default
+video_text_encoder.safetensors beside it), both EMA weights, with the same provenance as the image model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from app.clip_bank import encode_clips, load_or_build_bank, select
+from app.clips import random_clip_captions, reverse_clips, sample_clips
+from app.nets.dit import DiT, DiTConfig
+from app.nets.io import load_module, save_module
+from app.nets.text import TextEncoder, TextEncoderConfig
+from app.nets.vae import VAE, VAEConfig
+from app.nets.video_dit import VideoDiT, VideoDiTConfig
+from app.train import VAL_SEED, Run, fit, pick_device, provenance, setup_backend
+
+BANK_SEED = 20_261_126
+
+
+class TextToClip(nn.Module):
+    """Caption encoder and video DiT, trained together (one optimizer, one EMA)."""
+
+    def __init__(self, text: TextEncoderConfig, dit: VideoDiTConfig):
+        super().__init__()
+        self.text = TextEncoder(text)
+        self.dit = VideoDiT(dit)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        context, mask = self.text(tokens)
+        return self.dit(x_t, t, context, mask)  # (B, F, C, h, w)
+
+
+def initial_model(args: argparse.Namespace, device: torch.device) -> TextToClip:
+    """The image model's caption encoder and DiT, wrapped for clips (or a fresh model with --from-scratch)."""
+    text, _ = load_module(args.init_text, TextEncoder, TextEncoderConfig)
+    image, _ = load_module(args.init_dit, DiT, DiTConfig)
+    video = VideoDiT.from_image_dit(image, args.frames, args.attention)
+    model = TextToClip(text.config, video.config)
+    if not args.from_scratch:
+        model.text.load_state_dict(text.state_dict())
+        model.dit.load_state_dict(video.state_dict())
+    return model.to(device)
+
+
+def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
+    from app.diffusion.schedule import NoiseSchedule, sample_timesteps, training_loss
+    from app.scenes import VOCAB, tokenize
+
+    device = pick_device(args.device)
+    setup_backend(device)
+    torch.manual_seed(args.seed)
+    vae, vae_extra = load_module(args.vae, VAE, VAEConfig, device)
+    vae.requires_grad_(False)
+    image_meta = load_module(args.init_dit, DiT, DiTConfig)[1]
+    model = initial_model(args, device)
+    run = Run(args, device, model, {"text": model.text.config.to_dict(), "dit": model.dit.config.to_dict()})
+    if args.resume:
+        from app.train import read_checkpoint
+
+        run.load_checkpoint(read_checkpoint(args.resume, "video"))
+    schedule = NoiseSchedule.from_config(image_meta["schedule"])
+    weighting = None if args.weighting == "none" else args.weighting
+    bank = load_or_build_bank(args.bank, vae, args.bank_size, args.bank_seed, args.frames, args.resolution,
+                              device, log=tqdm.write)
+    bank_latents = bank["latents"].to(device)  # (N, F, C, h, w)
+    bank_clips = bank["clips"]
+    bank_reversed = reverse_clips(bank_clips)
+
+    def train_step() -> torch.Tensor:
+        index = run.rng.integers(0, len(bank_clips), args.batch)
+        backwards = run.rng.random(args.batch) < args.p_reverse
+        forwards, reversed_ = select(bank_clips, index), select(bank_reversed, index)
+        clips = _merge(forwards, reversed_, backwards)
+        z0 = bank_latents[torch.from_numpy(index).to(device)]  # (B, F, C, h, w)
+        flip = torch.from_numpy(backwards).to(device)[:, None, None, None, None]
+        z0 = torch.where(flip, z0.flip(1), z0)
+        captions = random_clip_captions(clips, run.rng, p_partial=args.p_partial, p_drop=args.p_drop)
+        tokens = torch.from_numpy(tokenize(captions)).to(device)  # (B, L)
+        t = sample_timesteps(args.batch, schedule.T, run.cpu_gen)
+        eps = torch.randn(z0.shape, generator=run.gen, device=device)
+        return training_loss(lambda x_t, tt: model(x_t, tt.to(device), tokens).float(), z0, t, eps, schedule,
+                             prediction="v", weighting=weighting)
+
+    val_clips = sample_clips(args.val_size, np.random.default_rng(VAL_SEED), args.frames, args.resolution)
+    val_tokens = torch.from_numpy(tokenize(random_clip_captions(val_clips, np.random.default_rng(VAL_SEED),
+                                                                args.p_partial, args.p_drop))).to(device)
+    val_z0 = encode_clips(vae, val_clips, device).to(device)
+    val_t = torch.linspace(0, schedule.T - 1, len(val_z0)).round().long()
+    val_eps = torch.randn(val_z0.shape, generator=torch.Generator().manual_seed(VAL_SEED)).to(device)
+
+    @torch.no_grad()
+    def validate(ema: TextToClip, final: bool) -> dict:
+        loss = 0.0
+        for i in range(0, len(val_z0), 64):
+            part = slice(i, i + 64)
+            loss += training_loss(lambda x_t, tt: ema(x_t, tt.to(device), val_tokens[part]).float(), val_z0[part],
+                                  val_t[part], val_eps[part], schedule, prediction="v").item() * len(val_z0[part])
+        return {"val_loss": loss / len(val_z0)}
+
+    summary = fit(run, train_step, validate)
+    ema = run.ema.module
+    text_out = Path(args.text_out) if args.text_out else Path(args.out).with_name("video_text_encoder.safetensors")
+    shared = provenance(run, summary) | {"bank": {"clips": len(bank_clips), "seed": args.bank_seed,
+                                                  "encode_seconds": bank.get("seconds")}}
+    dit_extra = shared | {
+        "prediction": "v", "schedule": schedule.config(), "weighting": args.weighting,
+        "vae": str(args.vae), "vae_git_commit": vae_extra.get("git_commit"), "text_encoder": text_out.name,
+        "initialised_from": None if args.from_scratch else [str(args.init_dit), str(args.init_text)],
+        "resolution": args.resolution, "param_count": sum(p.numel() for p in ema.dit.parameters()),
+    }
+    text_extra = shared | {"vocab": list(VOCAB), "denoiser": Path(args.out).name,
+                           "param_count": sum(p.numel() for p in ema.text.parameters())}
+    path = save_module(args.out, ema.dit, ema.dit.config, dit_extra)
+    save_module(text_out, ema.text, ema.text.config, text_extra)
+    tqdm.write(f"wrote {path} and {text_out}")
+    return path, text_out
+
+
+def _merge(a, b, take_b: np.ndarray):
+    """Per clip, b where take_b else a (both ClipBatch of the same length)."""
+    from app.clips import ClipBatch
+    from app.scenes import SceneBatch
+
+    pick = lambda x, y: np.where(take_b.reshape(-1, *([1] * (np.ndim(x) - 1))), y, x)  # noqa: E731
+    scenes = SceneBatch(**{k: (pick(v, getattr(b.scenes, k)) if isinstance(v, np.ndarray) else v)
+                           for k, v in vars(a.scenes).items()})
+    return ClipBatch(scenes, pick(a.direction, b.direction), pick(a.speed_px, b.speed_px), a.frames)
+
+
+def add_parser(sub, common) -> None:
+    """The `video` sub-command of app.train."""
+    vid = sub.add_parser("video", help="train the space-time denoiser from the image model (EQ MM3.6)")
+    common(vid, "video", lr=2e-4, batch=8)
+    vid.set_defaults(out="models/video_denoiser.safetensors", ckpt_dir="runs/video", ema_decay=0.998)
+    vid.add_argument("--vae", default="models/vae.safetensors", help="trained VAE weights")
+    vid.add_argument("--init-dit", default="models/denoiser.safetensors", help="the image DiT to start from")
+    vid.add_argument("--init-text", default="models/text_encoder.safetensors", help="its caption encoder")
+    vid.add_argument("--from-scratch", action="store_true", help="random weights instead of the image model's")
+    vid.add_argument("--text-out", default=None, help="caption encoder file (default: beside --out)")
+    vid.add_argument("--frames", type=int, default=8, help="frames per clip")
+    vid.add_argument("--attention", choices=("factorised", "joint"), default="factorised")
+    vid.add_argument("--bank", default="runs/video/bank.pt", help="cache of VAE-encoded clips")
+    vid.add_argument("--bank-size", type=int, default=16384, help="clips in the bank")
+    vid.add_argument("--bank-seed", type=int, default=BANK_SEED)
+    vid.add_argument("--p-reverse", type=float, default=0.5, help="share of clips played backwards")
+    vid.add_argument("--p-drop", type=float, default=0.1, help="share of empty captions")
+    vid.add_argument("--p-partial", type=float, default=0.3, help="share of partial captions")
+    vid.add_argument("--weighting", choices=("none", "min_snr"), default="min_snr")
+    vid.set_defaults(func=train_video)
