@@ -1,4 +1,4 @@
-"""Command-line entry point: `diffusion-lab serve|train|evaluate`."""
+"""Command-line entry point: `diffusion-lab serve|train|evaluate|evaluate-video`."""
 
 import argparse
 import sys
@@ -31,6 +31,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     return evaluate_main(args.rest, prog="diffusion-lab evaluate")
 
 
+def _evaluate_video(args: argparse.Namespace) -> int:
+    from app.evaluate_video import main as evaluate_video_main  # lazily, like `train`
+
+    return evaluate_video_main(args.rest, prog="diffusion-lab evaluate-video")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffusion-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                               help="measure the model; write models/model-card.json and README.md (`evaluate -h`)")
     evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluate`")
     evaluate.set_defaults(func=_evaluate)
+
+    evaluate_video = sub.add_parser("evaluate-video", add_help=False, prefix_chars="+",
+                                    help="measure the video model against the image model frame by frame; write "
+                                         "models/video-card.json and VIDEO.md (`evaluate-video -h`)")
+    evaluate_video.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluate_video`")
+    evaluate_video.set_defaults(func=_evaluate_video)
     return parser
 
 

@@ -231,6 +231,24 @@ def _direction(words: list[str]) -> str | None:
     return named or None
 
 
+def _refuse_image_position(head: list[str]) -> None:
+    """'at the top' / 'in the center' is an image prompt's position; read as motion it would silently turn
+    'a circle at the top moving left' into 'moving up left', so ask for 'from the ...' instead."""
+    places = {"top", "bottom", "left", "right", "center"}
+    for i, word in enumerate(head):
+        if word not in ("at", "in"):
+            continue
+        place = []
+        for w in head[i + 1:]:
+            if SYNONYMS.get(w, w) not in places | set(FILLER_WORDS):
+                break
+            place.append(SYNONYMS.get(w, w))
+        named = [w for w in place if w in places]
+        if named:
+            raise VideoPromptError(f"say where the clip starts with 'from the {' '.join(named)}', "
+                                   f"not '{word} the {' '.join(named)}'")
+
+
 def parse_video_prompt(text: str) -> VideoPrompt:
     """Parse a clip prompt forgivingly: '{attributes} [moving {direction}] [from the {start}]'.
 
@@ -248,6 +266,7 @@ def parse_video_prompt(text: str) -> VideoPrompt:
         else (words, [])
     if "from" in words and not [w for w in start_words if w not in FILLER_WORDS]:
         raise VideoPromptError("'from' must be followed by a start position, e.g. 'from the top left'")
+    _refuse_image_position(head)
     vertical_alias = {"top": "up", "bottom": "down", "upper": "up", "lower": "down"}
     head = [vertical_alias.get(w, w) for w in head if w != "moving"]
     direction = _direction([w for w in head if w in _DIRECTION_WORDS])

@@ -8,6 +8,7 @@ from app.config import Settings, get_settings
 from app.model_info import LoadedModel
 from app.pipeline import Pipeline
 from app.sampling_service import SamplingService
+from app.video_jobs import LoadedVideo
 
 NOT_LOADED_RETRY_AFTER_S = 30
 DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
@@ -61,6 +62,19 @@ def get_sampling_service(request: Request) -> SamplingService:
     return service
 
 
+def get_video(request: Request) -> LoadedVideo:
+    """The loaded video model, or 503: the image model's reason when that is missing too, else the video's own."""
+    state = request.app.state
+    video = getattr(state, "video", None)
+    if video is not None:
+        return video
+    if getattr(state, "model", None) is None:
+        raise _not_loaded(request)
+    why = getattr(state, "video_error", None) or "video model not loaded"
+    raise HTTPException(503, detail=why, headers={"Retry-After": str(NOT_LOADED_RETRY_AFTER_S)})
+
+
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 SamplingServiceDep = Annotated[SamplingService, Depends(get_sampling_service)]
+VideoDep = Annotated[LoadedVideo, Depends(get_video)]

@@ -1,11 +1,12 @@
-"""PNG encoding with the generation parameters embedded (the AUTOMATIC1111 `parameters` tEXt chunk), and base64."""
+"""PNG encoding with the generation parameters embedded (the AUTOMATIC1111 `parameters` tEXt chunk), animations
+(APNG, GIF) of a clip's frames, and base64."""
 
 import base64
 import io
 from collections.abc import Mapping
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
 PARAMETERS_KEY = "parameters"
@@ -88,3 +89,41 @@ def to_base64(data: bytes) -> str:
 def from_base64(text: str) -> bytes:
     """Inverse of to_base64; ValueError (binascii.Error) for anything that is not base64."""
     return base64.b64decode(text, validate=True)
+
+
+# ------------------------------------------------------------------------------------------ animations
+
+ANIMATION_MIME = {"apng": "image/apng", "gif": "image/gif"}
+FRAME_MS = 125  # 8 frames per second
+
+
+def animation_frame_ms(fmt: str, frame_ms: int = FRAME_MS) -> int:
+    """The frame duration the file will hold: GIF counts in hundredths of a second (125 ms is written as 120)."""
+    return frame_ms // 10 * 10 if fmt == "gif" else frame_ms
+
+
+def encode_animation(frames: np.ndarray, fmt: str = "apng", frame_ms: int = FRAME_MS) -> bytes:
+    """uint8 (F, H, W, 3) -> an endlessly looping APNG (lossless) or GIF (a 256-colour palette per frame).
+
+    Pillow merges identical consecutive frames into one shown for their summed duration, so the file may
+    hold fewer frames than given while playing the same; the playing time is always F x frame_ms.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 1:
+        raise ValueError(f"expected uint8 (F, H, W, 3) frames, got {frames.dtype} {frames.shape}")
+    if fmt not in ANIMATION_MIME:
+        raise ValueError(f"format must be one of {sorted(ANIMATION_MIME)}, got {fmt!r}")
+    images = [Image.fromarray(np.ascontiguousarray(frame)) for frame in frames]
+    options = {"format": "PNG", "compress_level": COMPRESS_LEVEL} if fmt == "apng" else {"format": "GIF"}
+    out = io.BytesIO()
+    images[0].save(out, save_all=True, append_images=images[1:], duration=animation_frame_ms(fmt, frame_ms), loop=0,
+                   **options)
+    return out.getvalue()
+
+
+def decode_animation(data: bytes) -> tuple[np.ndarray, list[float]]:
+    """An APNG or GIF -> (uint8 (F, H, W, 3) frames as shown, each frame's duration in ms)."""
+    with Image.open(io.BytesIO(data)) as image:
+        shown = [(np.asarray(frame.convert("RGB")), float(frame.info.get("duration", 0)))
+                 for frame in ImageSequence.Iterator(image)]
+    return np.stack([f for f, _ in shown]), [d for _, d in shown]

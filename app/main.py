@@ -20,11 +20,12 @@ from app.config import Settings, asset_dir, get_settings
 from app.diffusion.samplers import SamplingCancelled
 from app.metrics import Metrics
 from app.middleware import ApiKeyMiddleware, RequestContextMiddleware
-from app.model_info import load_model
+from app.model_info import LoadedModel, load_model
 from app.nets.io import WeightsError
-from app.routes import generation, guidance_lab, health, instruments, model, pages, stream, vendor
+from app.routes import generation, guidance_lab, health, instruments, model, pages, stream, vendor, video
 from app.sampling_service import SamplingService, in_passing_thread
 from app.security import SecurityHeadersMiddleware
+from app.video_jobs import load_video, missing_video_files
 
 TEMPLATES_DIR = asset_dir("templates")  # the defaults of settings.templates_dir and settings.static_dir
 STATIC_DIR = asset_dir("static")
@@ -43,11 +44,29 @@ async def _load_model(app, settings: Settings) -> None:
         app.state.model_error = str(err)
         return
     app.state.model, app.state.pipeline = loaded, loaded.pipeline
+    await _load_video(app, settings, loaded)
     app.state.sampler = SamplingService(loaded.pipeline, settings.worker_threads, settings.queue_size,
                                         settings.request_timeout_s, settings.batch_rows)
     app.state.sampler.listeners.append(app.state.metrics.observe_job)
     log.info("model %s loaded on %s in %.2f s (warm-up %.2f s)", loaded.model_id, loaded.pipeline.device,
              loaded.load_s, loaded.warm_up_s)
+
+
+async def _load_video(app, settings: Settings, loaded: LoadedModel) -> None:
+    """Load the video model beside the image model when its files are there; a failure only costs the video."""
+    if missing := missing_video_files(settings.model_dir):
+        log.info("%s: the video endpoints answer 503", missing)
+        app.state.video_error = missing
+        return
+    try:
+        video = await in_passing_thread(load_video, settings.model_dir, loaded.pipeline)
+    except WeightsError as err:
+        log.error("the video model was not loaded (images are served as before): %s", err)
+        app.state.video_error = f"video model not loaded: {err}"
+        return
+    app.state.video = video
+    log.info("video model %s loaded (%d frames, %s attention) in %.2f s (warm-up %.2f s)", video.model_id,
+             video.max_frames, video.pipeline.dit.config.attention, video.load_s, video.warm_up_s)
 
 
 @asynccontextmanager
@@ -113,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     app.state.settings = settings
     app.state.ready = False
     app.state.model = app.state.pipeline = app.state.sampler = app.state.model_error = None
+    app.state.video = app.state.video_error = None
     app.state.draining = False
     app.state.metrics = Metrics()
     app.state.templates = Jinja2Templates(directory=Path(settings.templates_dir))
@@ -123,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     app.include_router(instruments.router, prefix="/api/v1")
     app.include_router(generation.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
+    app.include_router(video.router, prefix="/api/v1")
     app.include_router(guidance_lab.router, prefix="/api/v1")
     app.include_router(model.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, _validation_error)

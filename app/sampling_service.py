@@ -14,6 +14,10 @@ Pipeline.generate_batch call: one network forward per step for all of them, each
 scale and rescale. Each job gets its own images and, at every step, a Step holding only its own rows.
 batch_rows = 1 turns merging off (a job then always runs alone).
 
+Other work (a video clip): submit_call(work, total_steps) queues a CallJob, which takes one slot of the same
+queue, waits its turn by the same rules, and runs alone: the worker calls work(job.step), and work calls
+job.step(anything) after each of its steps, which counts the step, cancels it (raises) and feeds on_step.
+
 Cancelling is cooperative: at every step a job that was cancelled or ran past its deadline is dropped: its client
 is answered at once and its rows finish silently with the batch and are discarded; a batch with no job left stops.
 Nothing here outlives a request: a replica holds no job state another one would need.
@@ -104,7 +108,8 @@ class Job:
     def __init__(self, parts: Sequence[GenerationSettings], timeout_s: float, on_step: StepCallback | None,
                  client: str = "", single: bool = True):
         self.parts = tuple(parts)
-        self.settings = self.parts[0]
+        self.settings = self.parts[0] if self.parts else None
+        self.total_steps = self.settings.steps if self.settings else 0
         self.client = client
         self.single = single
         self.rows = sum(p.batch_size for p in self.parts)  # images this job adds to a batch
@@ -142,6 +147,10 @@ class Job:
         if time.monotonic() > self.deadline:
             raise SamplingCancelled(f"the job ran past its {self.timeout_s:g} s limit")
 
+    def batch_key(self) -> tuple:
+        """Jobs with equal keys may share a batch."""
+        return self.settings.batch_key()
+
     def step(self, step: Step) -> None:
         """This job's share of a batch's step: count, check, then hand it on."""
         self.steps_done = step.info.index + 1
@@ -150,7 +159,7 @@ class Job:
             self.on_step(step)
 
     def _timeout(self) -> JobTimeout:
-        return JobTimeout(self.timeout_s, self.steps_done, self.settings.steps, self.started is not None)
+        return JobTimeout(self.timeout_s, self.steps_done, self.total_steps, self.started is not None)
 
     async def result(self):
         """Wait for the images; JobTimeout (and a cancelled job) once the deadline passes."""
@@ -166,6 +175,29 @@ class Job:
         except asyncio.CancelledError:  # the client went away: free the worker
             self.cancel()
             raise
+
+
+class CallJob(Job):
+    """A job that runs work(job.step) on a worker instead of a pipeline batch; one slot, never batched.
+
+    work calls job.step(whatever a step produced) after each of its total_steps steps; `future` resolves to
+    work's return value.
+    """
+
+    def __init__(self, work: Callable[[Callable[[object], None]], object], total_steps: int, timeout_s: float,
+                 on_step: Callable[[object], None] | None, client: str = ""):
+        super().__init__((), timeout_s, on_step, client)
+        self.work, self.total_steps = work, total_steps
+
+    def batch_key(self) -> tuple:
+        return ("call", id(self))  # matches no other job
+
+    def step(self, step: object) -> None:
+        """One step of work done: count, raise SamplingCancelled when cancelled or expired, hand it on."""
+        self.steps_done += 1
+        self.check()
+        if self.on_step is not None:
+            self.on_step(step)
 
 
 class SamplingService:
@@ -249,6 +281,11 @@ class SamplingService:
         job = self.submit_many(parts, on_step, client)
         return await job.result(), job
 
+    def submit_call(self, work: Callable[[Callable[[object], None]], object], total_steps: int,
+                    on_step: Callable[[object], None] | None = None, client: str = "") -> CallJob:
+        """Queue work(step) as one job (see CallJob), or raise QueueFull; it runs alone, under the same limits."""
+        return self._admit(CallJob(work, total_steps, self.timeout_s, on_step, client))
+
     async def run_in_worker(self, fn: Callable, *args):
         """fn(*args) on a sampler thread, after the batches already queued there; not counted against the queue.
 
@@ -298,7 +335,7 @@ class SamplingService:
         order = sorted(self._waiting, key=lambda c: self._last_served.get(c, -1))  # stable: arrival breaks ties
         for client in order:
             for job in self._waiting[client]:
-                if key is None or (job.settings.batch_key() == key and job.rows <= room):
+                if key is None or (job.batch_key() == key and job.rows <= room):
                     return client, job
         return None
 
@@ -316,7 +353,7 @@ class SamplingService:
                 self._tick += 1
                 self._last_served[client] = self._tick
                 batch.append(job)
-                key, room = job.settings.batch_key(), room - job.rows
+                key, room = job.batch_key(), room - job.rows
             if len(self._last_served) > REMEMBERED_CLIENTS:
                 recent = sorted(self._last_served, key=self._last_served.get)[-REMEMBERED_CLIENTS // 2:]
                 self._last_served = {c: self._last_served[c] for c in {*recent, *self._waiting}
@@ -344,7 +381,38 @@ class SamplingService:
     def _drain(self) -> None:
         batch = self._take_batch()
         if batch and (live := self._start(batch)):
-            self._run_batch(live)
+            if isinstance(live[0], CallJob):  # alone in its batch: its key matches no other job
+                self._run_call(live[0])
+            else:
+                self._run_batch(live)
+
+    def _run_call(self, job: CallJob) -> None:
+        """Run one CallJob's work; answer it with the value or the error."""
+        started, result, error = time.monotonic(), None, None
+        job.batch_jobs = 1
+        try:
+            result = job.work(job.step)
+        except Exception as err:  # cancelled, expired, or a failure of the work: the job ends, not the worker
+            error = err
+        finally:
+            self._release([job], started, 0)
+        if error is not None:
+            self._finish(job, "cancelled" if isinstance(error, SamplingCancelled) else "failed", None, started)
+            job.future.set_exception(error)
+        else:
+            self._finish(job, "done", None, started)
+            job.future.set_result(result)
+
+    def _release(self, batch: list[Job], started: float, images: int) -> None:
+        """A batch has let go of its worker: free the slots and update the counters and the mean duration."""
+        elapsed = time.monotonic() - started
+        with self._lock:
+            self._running -= len(batch)
+            self._jobs.difference_update(batch)
+            self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed
+            self.batches_run += 1
+            self.jobs_run += len(batch)
+            self.images_run += images
 
     def _run_batch(self, batch: list[Job]) -> None:
         """Run the jobs as one pipeline call; answer each with its own results or its own error."""
@@ -384,14 +452,7 @@ class SamplingService:
             errors.update({job: err for job in live})  # validation: fail its batch, not the worker
             live.clear()
         finally:
-            elapsed = time.monotonic() - started
-            with self._lock:
-                self._running -= len(batch)
-                self._jobs.difference_update(batch)
-                self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed
-                self.batches_run += 1
-                self.jobs_run += len(batch)
-                self.images_run += row
+            self._release(batch, started, row)
         for job, err in errors.items():
             self._finish(job, "cancelled" if isinstance(err, SamplingCancelled) else "failed", None, started)
             job.future.set_exception(err)

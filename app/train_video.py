@@ -1,9 +1,7 @@
 """Train the space-time denoiser: `python3 -m app.train video` (the sub-command lives in app.train).
 
-The video DiT starts from the trained image DiT and caption encoder (VideoDiT.from_image_dit): with
-factorised attention and zero-gated temporal blocks, step 0 is the image model run frame by frame,
-so training spends its steps on what a clip adds, how the frames relate and what `moving left`
-means. Clips come from a seeded bank encoded once by the frozen VAE (app.clip_bank); each step
+The video DiT starts from the trained image DiT and caption encoder (VideoDiT.from_image_dit), so
+training spends its steps on what a clip adds: how the frames relate and what `moving left` means. Clips come from a seeded bank encoded once by the frozen VAE (app.clip_bank); each step
 draws clips from it, plays half of them backwards (a clip reversed is another valid clip, with the
 opposite direction and a new start), and draws fresh captions, timesteps and noise.
 
@@ -154,7 +152,8 @@ def add_parser(sub, common) -> None:
     vid.add_argument("--from-scratch", action="store_true", help="random weights instead of the image model's")
     vid.add_argument("--text-out", default=None, help="caption encoder file (default: beside --out)")
     vid.add_argument("--frames", type=int, default=8, help="frames per clip")
-    vid.add_argument("--attention", choices=("factorised", "joint"), default="factorised")
+    vid.add_argument("--attention", choices=("factorised", "joint"), default="joint",
+                     help="joint space-time attention, or spatial then temporal (see app.nets.video_dit)")
     vid.add_argument("--bank", default="runs/video/bank.pt", help="cache of VAE-encoded clips")
     vid.add_argument("--bank-size", type=int, default=16384, help="clips in the bank")
     vid.add_argument("--bank-seed", type=int, default=BANK_SEED)

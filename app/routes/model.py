@@ -1,4 +1,4 @@
-"""GET /model: the model card file and what the server knows about the loaded model right now."""
+"""GET /model: the model card file, what the server knows about the loaded model right now, and the video model."""
 
 from fastapi import APIRouter, Request
 
@@ -7,6 +7,7 @@ from app.deps import SettingsDep
 from app.diffusion.samplers import SAMPLERS
 from app.model_info import parameter_counts, read_card
 from app.scenes import MAX_PROMPT_CHARS, PROMPT_VOCABULARY
+from app.video_jobs import video_section
 
 router = APIRouter(tags=["generation"])
 
@@ -36,4 +37,6 @@ def model_card(request: Request, settings: SettingsDep) -> schemas.ModelCardResu
         limits=limits,
         queue=queue,
     )
-    return schemas.ModelCardResult(card_found=card is not None, card_error=card_error, card=card, live=live)
+    video = video_section(settings.model_dir, getattr(state, "video", None), getattr(state, "video_error", None))
+    return schemas.ModelCardResult(card_found=card is not None, card_error=card_error, card=card, live=live,
+                                   video=schemas.VideoModelSection(**video) if video is not None else None)
