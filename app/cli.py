@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
     serve.set_defaults(func=_serve)
 
-    train = sub.add_parser("train", help="train the VAE or the denoiser (see `train vae --help`)")
-    train.add_argument("what", choices=("vae", "denoiser"))
-    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.train vae|denoiser`")
+    train = sub.add_parser("train", help="train the VAE, the denoiser or the video model (see `train vae --help`)")
+    train.add_argument("what", choices=("vae", "denoiser", "video"))
+    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.train vae|denoiser|video`")
     train.set_defaults(func=_train)
 
     # prefix_chars="+": every "--option" (and -h) passes through untouched to app.evaluate's own parser.

@@ -163,6 +163,10 @@ def test_a_deep_link_restores_the_panel_and_the_toy_still_works(model_probe):
     assert page.input_value("#video-seed") == "5" and page.text_content("output[for=video-steps]") == "2"
     assert page.input_value("#coherence") == "1"
     wait_for(page, "document.getElementById('ro-regime').textContent !== '–'")
+    page.fill("#coherence", "0.5")
+    page.dispatch_event("#coherence", "input")
+    wait_for(page, "window.location.search.includes('coherence=0.5')")
+    assert "v_prompt=a+small+blue+square+moving+up" in page.url  # the toy keeps the panel's state
     model_probe.assert_clean()
 
 

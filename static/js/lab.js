@@ -138,7 +138,9 @@ const Lab = (() => {
       }
     }
     function syncURL(values) {
-      const params = new URLSearchParams(values);
+      // Update only this form's keys: another panel on the page may keep its own state in the URL.
+      const params = new URLSearchParams(window.location.search);
+      for (const [name, value] of Object.entries(values)) params.set(name, value);
       history.replaceState(null, "", `${window.location.pathname}?${params}`);
     }
     const fire = debounce(() => onChange(read()), delay);
