@@ -5,13 +5,14 @@
 #   docker run --rm -p 8000:8000 diffusion-lab                        # then open http://127.0.0.1:8000
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: a wheel of the project (app/ plus templates/ and static/ as data files) ----
+# ---- build: a wheel of the project (app/ plus templates/, static/ and the recorded bench/results/ as data files) ----
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app/ app/
 COPY templates/ templates/
 COPY static/ static/
+COPY bench/results/ bench/results/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # ---- runtime: a venv with torch, the wheel and the weights; runs as a non-root user ----

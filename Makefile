@@ -42,6 +42,7 @@ bench: install-dev
 	$(PY) bench/matmul_rate.py
 	$(PY) bench/sampling.py
 	$(PY) bench/sampling_concurrency.py
+	$(PY) bench/scaling.py
 
 screenshots: install-dev chromium
 	$(PY) bench/screenshots.py

@@ -14,13 +14,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 ENV_PREFIX = "DIFFUSION_LAB_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# An installed wheel carries templates/ and static/ as data files under <prefix>/share/diffusion-lab/.
+# An installed wheel carries templates/, static/ and bench/results/ as data files under <prefix>/share/diffusion-lab/.
 SHARE_DIR = Path(sys.prefix) / "share" / "diffusion-lab"
 _ORIGIN = re.compile(r"https?://[^/\s]+")
 
 
 def asset_dir(name: str) -> Path:
-    """templates/, static/ or models/: the source checkout's when running from one, else the installed copy."""
+    """templates/, static/, bench/results/ or models/: the source checkout's when running from one, else the installed
+    copy."""
     in_checkout = (REPO_ROOT / "pyproject.toml").is_file()
     return (REPO_ROOT if in_checkout else SHARE_DIR) / name
 
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     model_dir: Path = asset_dir("models")
     templates_dir: Path = asset_dir("templates")
     static_dir: Path = asset_dir("static")
+    bench_results_dir: Path = Field(asset_dir("bench/results"),
+                                    description="recorded benchmark results the /benchmarks page shows (scaling.json)")
     load_model: bool = True
     max_batch: int = Field(8, ge=1, le=64)
     max_steps: int = Field(100, ge=1, le=1000)

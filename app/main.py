@@ -22,7 +22,7 @@ from app.metrics import Metrics
 from app.middleware import ApiKeyMiddleware, RequestContextMiddleware
 from app.model_info import LoadedModel, load_model
 from app.nets.io import WeightsError
-from app.routes import generation, guidance_lab, health, instruments, model, pages, stream, vendor, video
+from app.routes import benchmarks, generation, guidance_lab, health, instruments, model, pages, stream, vendor, video
 from app.sampling_service import SamplingService, in_passing_thread
 from app.security import SecurityHeadersMiddleware
 from app.video_jobs import load_video, missing_video_files
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     app.include_router(video.router, prefix="/api/v1")
     app.include_router(guidance_lab.router, prefix="/api/v1")
     app.include_router(model.router, prefix="/api/v1")
+    app.include_router(benchmarks.router, prefix="/api/v1")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SamplingCancelled, _cancelled)
     app.include_router(pages.router)

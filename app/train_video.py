@@ -152,7 +152,7 @@ def add_parser(sub, common) -> None:
     vid.add_argument("--from-scratch", action="store_true", help="random weights instead of the image model's")
     vid.add_argument("--text-out", default=None, help="caption encoder file (default: beside --out)")
     vid.add_argument("--frames", type=int, default=8, help="frames per clip")
-    vid.add_argument("--attention", choices=("factorised", "joint"), default="joint",
+    vid.add_argument("--attention", choices=("factorised", "joint"), default="factorised",
                      help="joint space-time attention, or spatial then temporal (see app.nets.video_dit)")
     vid.add_argument("--bank", default="runs/video/bank.pt", help="cache of VAE-encoded clips")
     vid.add_argument("--bank-size", type=int, default=16384, help="clips in the bank")

@@ -167,9 +167,10 @@ def test_runs_as_a_non_root_user_exposes_8000_and_checks_healthz(runtime):
 
 def test_the_build_context_holds_what_the_image_needs_and_no_clutter(stages):
     sources = [s for stage in stages for srcs, _ in copy_sources(stage) for s in srcs]
-    assert {"pyproject.toml", "README.md", "app/", "templates/", "static/", "models/"} <= set(sources)
+    assert {"pyproject.toml", "README.md", "app/", "templates/", "static/", "bench/results/", "models/"} <= set(sources)
     rules = ignore_patterns()
-    for kept in ("app/main.py", "templates/base.html", "static/css/lab.css", "models/denoiser.safetensors"):
+    for kept in ("app/main.py", "templates/base.html", "static/css/lab.css", "models/denoiser.safetensors",
+                 "bench/results/scaling.json"):
         assert not is_ignored(kept, rules), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "tests/test_app.py", "static/screenshots/guidance.png",
                     "models/logs/vae.log", "app/__pycache__/main.cpython-311.pyc", "bench/instruments.py"):
@@ -291,6 +292,9 @@ def test_the_wheel_carries_every_template_and_static_file(image):
     for source in ("templates/", "static/"):
         for f in context_files(source):
             assert data + f.relative_to(ROOT).as_posix() in names, f"{f} is not in the wheel: widen data-files"
+    for f in context_files("bench/results/"):  # the recorded measurements the /benchmarks page shows
+        if f.suffix == ".json":
+            assert data + f.relative_to(ROOT).as_posix() in names, f"{f} is not in the wheel: widen data-files"
     assert "app/main.py" in names and not any(n.startswith(("tests/", "models/")) for n in names)
 
 
@@ -313,6 +317,18 @@ def test_the_container_answers_health_readiness_pages_and_static_files(image):
     status, headers, body = _get(image.url + "/static/css/lab.css")
     assert status == 200 and "text/css" in headers["content-type"]
     assert body == (ROOT / "static" / "css" / "lab.css").read_bytes()
+
+
+def test_the_container_serves_the_benchmark_results_it_was_built_with(image):
+    """bench/results/ travels in the wheel: the installed app finds it away from the checkout, or says it is absent."""
+    status, _, body = _get(image.url + "/api/v1/benchmarks/scaling")
+    recorded = ROOT / "bench" / "results" / "scaling.json"
+    if recorded.is_file():
+        assert status == 200 and json.loads(body) == json.loads(recorded.read_text())
+    else:
+        assert status == 404 and "absent" in json.loads(body)["detail"]
+    status, _, body = _get(image.url + "/benchmarks")
+    assert status == 200 and f'data-recorded="{str(recorded.is_file()).lower()}"'.encode() in body
 
 
 def test_the_healthcheck_command_passes_against_the_container(image, runtime):

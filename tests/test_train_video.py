@@ -47,7 +47,7 @@ def test_a_short_run_writes_both_files_with_their_provenance(trained, tiny_model
     assert extra["text_encoder"] == "video_text_encoder.safetensors"
     assert extra["initialised_from"] == [str(tiny_model_dir / "denoiser.safetensors"),
                                          str(tiny_model_dir / "text_encoder.safetensors")]
-    assert extra["bank"]["clips"] == 16 and extra["recipe"]["attention"] == "joint"
+    assert extra["bank"]["clips"] == 16 and extra["recipe"]["attention"] == "factorised"
     assert extra["wall_time_s"] >= 0 and extra["device"] and extra["torch_version"] == torch.__version__
     assert "val_loss" in extra["validation"] and np.isfinite(extra["validation"]["val_loss"])
     assert [s for s, _ in extra["loss_curve"]] == [1, 2, 3]

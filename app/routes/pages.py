@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app.benchmarks import REPRODUCE, SCALING_FILE, scaling_path
+from app.deps import get_app_settings
 from app.diffusion.samplers import SAMPLERS
 from app.instruments import coherence, compression, denoising, guidance
 from app.schemas import GenerateRequest
@@ -19,6 +21,12 @@ def _generate_context() -> dict:
     return {"defaults": defaults, "samplers": sorted(SAMPLERS)}
 
 
+def _benchmarks_context(request: Request) -> dict:
+    """Whether a scaling record is there: the page asks the API for it only then (no 404 in the console)."""
+    path = scaling_path(get_app_settings(request).bench_results_dir)
+    return {"recorded": path.is_file(), "results_file": f"bench/results/{SCALING_FILE}", "reproduce": REPRODUCE}
+
+
 @dataclass(frozen=True)
 class Page:
     path: str
@@ -26,7 +34,8 @@ class Page:
     title: str
     blurb: str
     label: str
-    context: Callable[[], dict] | None = None  # extra template values, e.g. quiz answers computed by the domain code
+    context: Callable[..., dict] | None = None  # extra template values, e.g. quiz answers computed by the domain code
+    context_takes_request: bool = False  # context(request) rather than context()
 
 
 PAGES = (
@@ -70,6 +79,15 @@ PAGES = (
         "§3.3 · EQ MM3.1 · MM3.4",
         context=_generate_context,
     ),
+    Page(
+        "/benchmarks",
+        "benchmarks.html",
+        "Scaling benchmarks",
+        "How sampling time grows with steps, batch and resolution: recorded measurements of the committed model.",
+        "bench/scaling.py · recorded",
+        context=_benchmarks_context,
+        context_takes_request=True,
+    ),
 )
 
 
@@ -86,7 +104,10 @@ def index(request: Request) -> HTMLResponse:
 
 def _page_handler(page: Page):
     def handler(request: Request) -> HTMLResponse:
-        extra = page.context() if page.context else {}
+        if page.context is None:
+            extra = {}
+        else:
+            extra = page.context(request) if page.context_takes_request else page.context()
         return _render(request, page.template, title=page.title, page=page, **extra)
 
     handler.__name__ = "page_" + page.template.removesuffix(".html")
