@@ -26,7 +26,7 @@ from app.nets.io import load_module, save_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
-from app.train import VAL_SEED, Run, fit, pick_device, provenance, setup_backend
+from app.train import VAL_SEED, Run, fit, pick_device, provenance, read_checkpoint, setup_backend
 
 BANK_SEED = 20_261_126
 
@@ -68,9 +68,8 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     image_meta = load_module(args.init_dit, DiT, DiTConfig)[1]
     model = initial_model(args, device)
     run = Run(args, device, model, {"text": model.text.config.to_dict(), "dit": model.dit.config.to_dict()})
+    warm = warm_start(run, args.warm_start) if args.warm_start else None
     if args.resume:
-        from app.train import read_checkpoint
-
         run.load_checkpoint(read_checkpoint(args.resume, "video"))
     schedule = NoiseSchedule.from_config(image_meta["schedule"])
     weighting = None if args.weighting == "none" else args.weighting
@@ -115,7 +114,7 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     ema = run.ema.module
     text_out = Path(args.text_out) if args.text_out else Path(args.out).with_name("video_text_encoder.safetensors")
     shared = provenance(run, summary) | {"bank": {"clips": len(bank_clips), "seed": args.bank_seed,
-                                                  "encode_seconds": bank.get("seconds")}}
+                                                  "encode_seconds": bank.get("seconds")}, "warm_start": warm}
     dit_extra = shared | {
         "prediction": "v", "schedule": schedule.config(), "weighting": args.weighting,
         "vae": str(args.vae), "vae_git_commit": vae_extra.get("git_commit"), "text_encoder": text_out.name,
@@ -128,6 +127,21 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     save_module(text_out, ema.text, ema.text.config, text_extra)
     tqdm.write(f"wrote {path} and {text_out}")
     return path, text_out
+
+
+def warm_start(run: Run, path: str) -> dict:
+    """Start from another video run's weights (model and EMA) where the names match; new modules keep their init.
+
+    The optimizer starts fresh (with warmup), and the earlier run's time is counted into this one's wall time.
+    """
+    state = read_checkpoint(path, "video")
+    missing = run.model.load_state_dict(state["model"], strict=False).missing_keys
+    run.ema.module.load_state_dict(state["ema"], strict=False)
+    run.elapsed_s = float(state.get("elapsed_s", 0.0))
+    tqdm.write(f"warm start from {path} (step {state['step']}); {len(missing)} tensors new: {missing[:4]}...")
+    return {"checkpoint": str(path), "steps": int(state["step"]), "elapsed_s": round(run.elapsed_s, 1),
+            "attention": state["configs"]["dit"].get("attention"), "new_tensors": len(missing),
+            "command": state["args"].get("command_line")}
 
 
 def _merge(a, b, take_b: np.ndarray):
@@ -150,6 +164,8 @@ def add_parser(sub, common) -> None:
     vid.add_argument("--init-dit", default="models/denoiser.safetensors", help="the image DiT to start from")
     vid.add_argument("--init-text", default="models/text_encoder.safetensors", help="its caption encoder")
     vid.add_argument("--from-scratch", action="store_true", help="random weights instead of the image model's")
+    vid.add_argument("--warm-start", default=None,
+                     help="a video checkpoint (.pt) whose weights to start from (new modules keep their init)")
     vid.add_argument("--text-out", default=None, help="caption encoder file (default: beside --out)")
     vid.add_argument("--frames", type=int, default=8, help="frames per clip")
     vid.add_argument("--attention", choices=("factorised", "joint"), default="factorised",

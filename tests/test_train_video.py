@@ -74,6 +74,22 @@ def test_resume_continues_the_step_count(trained, tiny_model_dir, tmp_path):
     assert not (tmp_path / "bank.pt").exists()
 
 
+def test_a_warm_start_takes_the_weights_that_match_and_keeps_new_modules_at_their_init(trained, tiny_model_dir,
+                                                                                        tmp_path):
+    state = torch.load(trained / "ckpt" / "video-last.pt", weights_only=False)
+    new = [k for k in state["model"] if ".cross_attn." in k and k.startswith("dit.temporal.")]
+    for key in new:  # as if the checkpoint came from a model without the temporal cross-attention
+        del state["model"][key], state["ema"][key]
+    torch.save(state, tmp_path / "older.pt")
+    args = video_args(tiny_model_dir, tmp_path, 2)
+    args[args.index("--bank") + 1] = str(trained / "bank.pt")
+    main([*args, "--warm-start", str(tmp_path / "older.pt")])
+    extra = read_metadata(tmp_path / "video_denoiser.safetensors")["extra"]
+    assert extra["steps_done"] == 2  # this run's own steps; the earlier ones are recorded beside them
+    assert extra["warm_start"]["steps"] == 3 and extra["warm_start"]["new_tensors"] == len(new) > 0
+    assert extra["wall_time_s"] >= extra["warm_start"]["elapsed_s"]
+
+
 def test_a_checkpoint_of_another_kind_is_refused(trained, tiny_model_dir, tmp_path):
     state = torch.load(trained / "ckpt" / "video-last.pt", weights_only=False)
     state["kind"] = "vae"

@@ -93,11 +93,12 @@ class Attention(nn.Module):
         return x.reshape(b, n, parts, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # each (B,h,N,d)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
+                keep: torch.Tensor | None = None, kv: torch.Tensor | None = None) -> torch.Tensor:
+        """kv: self.kv(context) computed beforehand (B, L, 2D), when many rows share one context."""
         b, n, d = x.shape
         if self.cross:
             (q,) = self._split(self.q(x), 1)
-            k, v = self._split(self.kv(context), 2)
+            k, v = self._split(self.kv(context) if kv is None else kv, 2)
         else:
             q, k, v = self._split(self.qkv(x), 3)
         mask = None if keep is None else keep[:, None, None, :]  # (B,1,1,L): True = attend

@@ -72,21 +72,34 @@ def sincos_1d(width: int, length: int) -> np.ndarray:
 
 
 class TemporalBlock(nn.Module):
-    """Gated self-attention across frames at one spatial position: x (B*N, F, D) -> same shape."""
+    """Across frames at one spatial position: gated self-attention, then gated cross-attention to the caption.
 
-    def __init__(self, width: int, heads: int):
+    The caption reaches the temporal blocks directly (not only pooled into the adaLN vector): a model
+    trained with the pooled path alone learned smooth motion in a random direction, never the one asked.
+    """
+
+    def __init__(self, width: int, heads: int, context_dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(width, heads)
         self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
-        nn.init.zeros_(self.adaLN[-1].weight)
-        nn.init.zeros_(self.adaLN[-1].bias)
+        self.norm_cross = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.cross_attn = Attention(width, heads, context_dim)
+        self.adaLN_cross = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+        for layer in (self.adaLN[-1], self.adaLN_cross[-1]):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, frame_pos: torch.Tensor) -> torch.Tensor:
-        """x (B*N, F, D); c (B*N, D) the clip's conditioning per row; frame_pos (F, D)."""
-        shift, scale, gate = self.adaLN(c).chunk(3, dim=-1)  # each (B*N, D)
+    def forward(self, x: torch.Tensor, c: torch.Tensor, frame_pos: torch.Tensor, context: torch.Tensor,
+                keep: torch.Tensor, positions: int) -> torch.Tensor:
+        """x (B*N, F, D); c (B, D) per clip; frame_pos (F, D); context (B, L, Dc), keep (B, L); positions = N."""
+        shift, scale, gate = self.adaLN(c).repeat_interleave(positions, dim=0).chunk(3, dim=-1)  # (B*N, D) each
         h = modulate(self.norm(x), shift, scale) + frame_pos  # frame order enters only here
-        return x + gate[:, None] * self.attn(h)
+        x = x + gate[:, None] * self.attn(h)
+        shift, scale, gate = self.adaLN_cross(c).repeat_interleave(positions, dim=0).chunk(3, dim=-1)
+        kv = self.cross_attn.kv(context).repeat_interleave(positions, dim=0)  # once per clip, shared by its rows
+        h = modulate(self.norm_cross(x) + frame_pos, shift, scale)
+        return x + gate[:, None] * self.cross_attn(h, keep=keep.repeat_interleave(positions, dim=0), kv=kv)
 
 
 class VideoDiT(nn.Module):
@@ -99,7 +112,8 @@ class VideoDiT(nn.Module):
         d = config.width
         if config.attention == "factorised":
             self.register_buffer("frame_pos", torch.from_numpy(sincos_1d(d, config.frames)), persistent=False)
-            self.temporal = nn.ModuleList(TemporalBlock(d, config.heads) for _ in range(config.depth))
+            self.temporal = nn.ModuleList(TemporalBlock(d, config.heads, config.context_dim)
+                                          for _ in range(config.depth))
         else:
             # Learned, from zero: a joint model built from image weights starts with every frame's tokens
             # placed as the image model places them, and learns what tells frames apart.
@@ -135,12 +149,11 @@ class VideoDiT(nn.Module):
             c_frames = c.repeat_interleave(f, dim=0)  # (B*F, D)
             context_frames = context.repeat_interleave(f, dim=0)  # (B*F, L, Dc)
             mask_frames = mask.repeat_interleave(f, dim=0)  # (B*F, L)
-            c_positions = c.repeat_interleave(n, dim=0)  # (B*N, D)
             frame_pos = self.frame_pos[:f]  # (F, D)
             for block, temporal in zip(net.blocks, self.temporal):
                 x = block(x, c_frames, context_frames, mask_frames)  # (B*F, N, D) within each frame
                 x = x.view(b, f, n, d).transpose(1, 2).reshape(b * n, f, d)  # (B*N, F, D)
-                x = temporal(x, c_positions, frame_pos)  # across frames
+                x = temporal(x, c, frame_pos, context, mask, n)  # across frames
                 x = x.view(b, n, f, d).transpose(1, 2).reshape(b * f, n, d)  # back to (B*F, N, D)
         out = net.unpatchify(net.final(x, c_frames))  # (B*F, C, h, w)
         return out.view(b, f, *out.shape[1:])
