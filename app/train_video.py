@@ -87,9 +87,13 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
         z0 = bank_latents[torch.from_numpy(index).to(device)]  # (B, F, C, h, w)
         flip = torch.from_numpy(backwards).to(device)[:, None, None, None, None]
         z0 = torch.where(flip, z0.flip(1), z0)
-        captions = random_clip_captions(clips, run.rng, p_partial=args.p_partial, p_drop=args.p_drop)
+        captions = random_clip_captions(clips, run.rng, p_partial=args.p_partial, p_drop=args.p_drop,
+                                        p_start=args.p_start)
         tokens = torch.from_numpy(tokenize(captions)).to(device)  # (B, L)
         t = sample_timesteps(args.batch, schedule.T, run.cpu_gen)
+        if args.high_noise_share > 0:  # where the clip's layout and direction are decided (see add_parser)
+            high = torch.rand(args.batch, generator=run.cpu_gen) < args.high_noise_share
+            t = torch.where(high, schedule.T // 2 + t // 2, t)
         eps = torch.randn(z0.shape, generator=run.gen, device=device)
         return training_loss(lambda x_t, tt: model(x_t, tt.to(device), tokens).float(), z0, t, eps, schedule,
                              prediction="v", weighting=weighting)
@@ -176,5 +180,13 @@ def add_parser(sub, common) -> None:
     vid.add_argument("--p-reverse", type=float, default=0.5, help="share of clips played backwards")
     vid.add_argument("--p-drop", type=float, default=0.1, help="share of empty captions")
     vid.add_argument("--p-partial", type=float, default=0.3, help="share of partial captions")
+    vid.add_argument("--p-start", type=float, default=0.5,
+                     help="share of the other captions that name the start: with it, the direction decides every "
+                          "frame's place, a far stronger training signal for it than without")
     vid.add_argument("--weighting", choices=("none", "min_snr"), default="min_snr")
+    # Where a shape starts and which way it moves is settled in the noisiest steps; min-SNR weighting (v target)
+    # gives those steps almost no weight, and a run trained so learned smooth motion in a direction set by the
+    # noise, never the caption's. These two options put the weight back.
+    vid.add_argument("--high-noise-share", type=float, default=0.0,
+                     help="share of training timesteps drawn from the noisier half [T/2, T) instead of [0, T)")
     vid.set_defaults(func=train_video)

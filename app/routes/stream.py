@@ -6,7 +6,6 @@ stream cancels the job, so the sampler stops at its next step.
 """
 
 import asyncio
-import logging
 import threading
 import time
 import uuid
@@ -19,17 +18,16 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app import schemas
 from app.deps import ModelDep, SamplingServiceDep, SettingsDep
-from app.diffusion.samplers import SamplingCancelled
 from app.imaging import to_base64
 from app.model_info import LoadedModel
 from app.pipeline import GenerationSettings, Step
 from app.previews import LATENT_PREVIEW, StepView, view_step
 from app.routes.generation import ERROR_RESPONSES, build_result
-from app.sampling_service import JobTimeout, QueueFull, SamplingService, client_key, random_seed
+from app.routes.job_events import job_events
+from app.sampling_service import QueueFull, SamplingService, client_key, random_seed
 from app.scenes import parse_prompt
 
 router = APIRouter(tags=["generation"])
-log = logging.getLogger("diffusion_lab")
 
 STREAM_RESPONSES = {
     200: {"description": "text/event-stream: `start` (StreamStart), one `step` (StreamStep) per denoising step, "
@@ -102,23 +100,16 @@ class LiveJob:
     async def events(self) -> AsyncIterator[ServerSentEvent]:
         """start, step x N, then result or error; leaving early (the client went away) cancels the job."""
         yield ServerSentEvent(event="start", data=self._start())
-        waiter = asyncio.ensure_future(self.job.result())
-        waiter.add_done_callback(lambda _: self._steps.put_nowait(None))
+        events = job_events(
+            self.job, self._steps, self._step,
+            lambda result: schemas.StreamResult(
+                id=self.id, **dict(build_result(result, self.job, self.params, self.model, self.admitted))),
+            self._error, f"generation {self.id}")
         try:
-            while (view := await self._steps.get()) is not None:
-                yield ServerSentEvent(event="step", data=self._step(view))
-            result = build_result(waiter.result(), self.job, self.params, self.model, self.admitted)
-            yield ServerSentEvent(event="result", data=schemas.StreamResult(id=self.id, **dict(result)))
-        except JobTimeout as err:
-            yield self._error(503, str(err))
-        except SamplingCancelled:  # only close() cancels a job that has time left: the server is stopping
-            yield self._error(503, "generation was cancelled: the server is shutting down")
-        except Exception as err:  # a bug, not the client's doing: report it in the stream, log the traceback
-            log.exception("streamed generation %s failed", self.id)
-            yield self._error(500, f"generation failed: {type(err).__name__}")
+            async for event in events:
+                yield event
         finally:
-            waiter.cancel()
-            self.job.cancel()
+            await events.aclose()  # at once, not when the generator is collected: it cancels the job
 
 
 async def admit(q: Annotated[schemas.GenerateStreamQuery, Query()], request: Request, settings: SettingsDep,

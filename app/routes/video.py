@@ -7,7 +7,6 @@ starts; afterwards a failure is an `error` event, and closing the stream cancels
 """
 
 import asyncio
-import logging
 import threading
 import time
 import uuid
@@ -26,13 +25,13 @@ from app.imaging import ANIMATION_MIME, animation_frame_ms, encode_animation, en
 from app.model_info import LoadedModel
 from app.previews import remaining_seconds
 from app.routes.generation import ERROR_RESPONSES
+from app.routes.job_events import job_events
 from app.sampling_service import CallJob, JobTimeout, QueueFull, SamplingService, client_key, random_seed
 from app.video_jobs import METHODS, ClipRun, ClipStep, LoadedVideo, clip_work, strip_png
 from app.video_metrics import ClipMetrics
 from app.video_pipeline import ClipResult, ClipSettings
 
 router = APIRouter(tags=["video"])
-log = logging.getLogger("diffusion_lab")
 
 VIDEO_RESPONSES = {
     **ERROR_RESPONSES,
@@ -163,24 +162,16 @@ class LiveClip:
                                          prompt=parse_video_prompt(self.params.prompt).canonical,
                                          parameters=self.params)
         yield ServerSentEvent(event="start", data=start)
-        waiter = asyncio.ensure_future(self.job.result())
-        waiter.add_done_callback(lambda _: self._steps.put_nowait(None))
+        events = job_events(
+            self.job, self._steps, lambda step: step,
+            lambda run: schemas.VideoStreamResult(
+                request_id=self.id, **dict(build_video_result(run, self.job, self.params, self.video, self.admitted))),
+            self._error, f"clip {self.id}")
         try:
-            while (step := await self._steps.get()) is not None:
-                yield ServerSentEvent(event="step", data=step)
-            result = build_video_result(waiter.result(), self.job, self.params, self.video, self.admitted)
-            yield ServerSentEvent(event="result", data=schemas.VideoStreamResult(request_id=self.id, **dict(result)))
-        except JobTimeout as err:
-            yield self._error(503, str(err))
-        except SamplingCancelled:  # only close() cancels a job that has time left: the server is stopping
-            yield self._error(503, "generation was cancelled: the server is shutting down")
-        except Exception as err:  # a bug, not the client's doing: report it in the stream, log the traceback
-            log.exception("streamed clip %s failed", self.id)
-            yield self._error(500, f"generation failed: {type(err).__name__}")
+            async for event in events:
+                yield event
         finally:
-            waiter.cancel()
-            self.job.cancel()
-
+            await events.aclose()  # at once, not when the generator is collected: it cancels the job
 
 
 async def admit(q: Annotated[schemas.VideoStreamQuery, Query()], request: Request, settings: SettingsDep,
