@@ -134,15 +134,26 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def warm_start(run: Run, path: str) -> dict:
-    """Start from another video run's weights (model and EMA) where the names match; new modules keep their init.
+    """Start from earlier video weights where the names match; new modules keep their init.
 
-    The optimizer starts fresh (with warmup), and the earlier run's time is counted into this one's wall time.
+    `path` is a training checkpoint (.pt: model and EMA) or committed weights (video_denoiser.safetensors, with
+    video_text_encoder.safetensors beside it: both model and EMA start from them). The optimizer starts fresh
+    (with warmup), and the earlier training time is counted into this run's wall time.
     """
-    state = read_checkpoint(path, "video")
+    if str(path).endswith(".safetensors"):
+        dit, extra = load_module(path, VideoDiT, VideoDiTConfig)
+        text, _ = load_module(Path(path).with_name("video_text_encoder.safetensors"), TextEncoder, TextEncoderConfig)
+        weights = {**{f"dit.{k}": v for k, v in dit.state_dict().items()},
+                   **{f"text.{k}": v for k, v in text.state_dict().items()}}
+        state = {"model": weights, "ema": weights, "step": extra.get("steps_done", 0),
+                 "elapsed_s": extra.get("wall_time_s", 0.0), "configs": {"dit": dit.config.to_dict()},
+                 "args": {"command_line": extra.get("command")}}
+    else:
+        state = read_checkpoint(path, "video")
     missing = run.model.load_state_dict(state["model"], strict=False).missing_keys
     run.ema.module.load_state_dict(state["ema"], strict=False)
     run.elapsed_s = float(state.get("elapsed_s", 0.0))
-    tqdm.write(f"warm start from {path} (step {state['step']}); {len(missing)} tensors new: {missing[:4]}...")
+    tqdm.write(f"warm start from {path} (step {state['step']}); {len(missing)} tensors new: {missing[:4]}")
     return {"checkpoint": str(path), "steps": int(state["step"]), "elapsed_s": round(run.elapsed_s, 1),
             "attention": state["configs"]["dit"].get("attention"), "new_tensors": len(missing),
             "command": state["args"].get("command_line")}
@@ -169,7 +180,8 @@ def add_parser(sub, common) -> None:
     vid.add_argument("--init-text", default="models/text_encoder.safetensors", help="its caption encoder")
     vid.add_argument("--from-scratch", action="store_true", help="random weights instead of the image model's")
     vid.add_argument("--warm-start", default=None,
-                     help="a video checkpoint (.pt) whose weights to start from (new modules keep their init)")
+                     help="a video checkpoint (.pt), or video_denoiser.safetensors, whose weights to start from "
+                          "(new modules keep their init)")
     vid.add_argument("--text-out", default=None, help="caption encoder file (default: beside --out)")
     vid.add_argument("--frames", type=int, default=8, help="frames per clip")
     vid.add_argument("--attention", choices=("factorised", "joint"), default="factorised",

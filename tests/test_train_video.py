@@ -90,6 +90,19 @@ def test_a_warm_start_takes_the_weights_that_match_and_keeps_new_modules_at_thei
     assert extra["wall_time_s"] >= extra["warm_start"]["elapsed_s"]
 
 
+def test_a_warm_start_from_the_committed_weights_continues_where_they_ended(trained, tiny_model_dir, tmp_path):
+    args = video_args(tiny_model_dir, tmp_path, 1)
+    args[args.index("--bank") + 1] = str(trained / "bank.pt")
+    main([*args, "--warm-start", str(trained / "video_denoiser.safetensors"), "--lr", "0"])
+    before = read_metadata(trained / "video_denoiser.safetensors")["extra"]
+    extra = read_metadata(tmp_path / "video_denoiser.safetensors")["extra"]
+    assert extra["warm_start"]["steps"] == before["steps_done"] and extra["warm_start"]["new_tensors"] == 0
+    old, _ = load_module(trained / "video_denoiser.safetensors", VideoDiT, VideoDiTConfig)
+    new, _ = load_module(tmp_path / "video_denoiser.safetensors", VideoDiT, VideoDiTConfig)
+    for (name, a), b in zip(old.state_dict().items(), new.state_dict().values()):  # lr 0: nothing moved
+        assert torch.equal(a, b), name
+
+
 def test_a_checkpoint_of_another_kind_is_refused(trained, tiny_model_dir, tmp_path):
     state = torch.load(trained / "ckpt" / "video-last.pt", weights_only=False)
     state["kind"] = "vae"
