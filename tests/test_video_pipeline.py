@@ -10,7 +10,7 @@ import torch
 
 from app.cli import main as cli_main
 from app.clips import DIRECTION_NAMES, VideoPromptError, parse_video_prompt
-from app.evaluate_video import (CARD_KEYS, COMBOS, STARTS, eval_prompts, render_video_readme, targets,
+from app.evaluate_video import (CARD_KEYS, COMBOS, STARTS, eval_prompts, is_open, render_video_readme, targets,
                                 truth_frames)
 from app.pipeline import GenerationSettings, Pipeline
 from app.video_metrics import measure_clip
@@ -103,13 +103,15 @@ def test_metadata_of_names_both_video_files(tiny_model_dir):
 
 def test_the_prompt_set_covers_every_direction_and_attribute():
     prompts = [parse_video_prompt(p) for p in eval_prompts()]
-    assert len(prompts) == 8 * 6 + 8 and len(set(eval_prompts())) == len(prompts)
-    assert Counter(p.direction for p in prompts) == {d: 7 for d in DIRECTION_NAMES}
+    assert len(prompts) == 8 * 6 + 8 + 8 and len(set(eval_prompts())) == len(prompts)
+    assert Counter(p.direction for p in prompts) == {d: 8 for d in DIRECTION_NAMES}
     plain = prompts[:48]
     assert {(p.size, p.colour, p.shape) for p in plain} == set(COMBOS)
     assert len({(p.direction, p.size, p.colour, p.shape) for p in plain}) == 48  # the full cross product
     assert len({p.direction for p in prompts[:8]}) == 8  # a short run still sees every direction
-    assert {(p.direction, p.start) for p in prompts[48:]} == set(STARTS.items())
+    assert {(p.direction, p.start) for p in prompts[48:56]} == set(STARTS.items())
+    assert all(p.colour is None and p.size is None and p.start is None for p in prompts[56:])
+    assert {p.direction for p in prompts[56:]} == set(DIRECTION_NAMES)
     assert eval_prompts(5) == eval_prompts()[:5]
 
 
@@ -131,6 +133,17 @@ def test_targets_need_a_clear_margin_and_ninety_percent_direction():
     t = targets(video, base)
     assert t["motion_smoothness"]["met"] and not t["subject_consistency"]["met"] and t["direction_accuracy"]["met"]
     assert t["motion_smoothness"]["margin"] == pytest.approx(0.5)
+
+
+def test_targets_judge_consistency_on_open_prompts_too_when_they_were_measured():
+    video = {"motion_smoothness": 0.8, "subject_consistency": 0.95, "direction_accuracy": 0.2,
+             "open_prompts": {"subject_consistency": 0.9}}
+    base = {"motion_smoothness": 0.1, "subject_consistency": 1.0, "direction_accuracy": 0.1,
+            "open_prompts": {"subject_consistency": 0.4}}
+    t = targets(video, base)
+    assert not t["subject_consistency"]["met"] and t["subject_consistency_open_prompts"]["met"]
+    assert t["subject_consistency_open_prompts"]["margin"] == pytest.approx(0.5)
+    assert is_open(parse_video_prompt("a circle moving left")) and not is_open(parse_video_prompt("a red circle"))
 
 
 def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
@@ -162,7 +175,7 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
     assert model["parameters"]["total"] == model["parameters"]["denoiser"] + model["parameters"]["text_encoder"]
     page = readme.read_text()
     assert page == render_video_readme(card)
-    assert "| video model (joint) |" in page and "| rendered training clips |" in page
+    assert "| video model (frames together) |" in page and "| rendered training clips |" in page
     assert "The weights record no training run." in page
 
 
