@@ -25,21 +25,15 @@ def encode_clips(vae: VAE, clips: ClipBatch, device: torch.device | str = "cpu")
     """Clips -> normalised latents (B, F, C, h, w), every frame encoded on its own (the posterior mean)."""
     out = []
     for i in range(0, len(clips), CHUNK_CLIPS):
-        part = _slice(clips, i, i + CHUNK_CLIPS)
+        part = select(clips, slice(i, i + CHUNK_CLIPS))
         frames = render_clips(part, device)  # (b, F, 3, H, W)
         z = vae.encode_for_diffusion(frames.flatten(0, 1))  # (b*F, C, h, w)
         out.append(z.view(len(part), clips.frames, *z.shape[1:]).float().cpu())
     return torch.cat(out)
 
 
-def _slice(clips: ClipBatch, start: int, stop: int) -> ClipBatch:
-    s = clips.scenes
-    scenes = SceneBatch(**{k: (v[start:stop] if isinstance(v, np.ndarray) else v) for k, v in vars(s).items()})
-    return ClipBatch(scenes, clips.direction[start:stop], clips.speed_px[start:stop], clips.frames)
-
-
-def select(clips: ClipBatch, index: np.ndarray) -> ClipBatch:
-    """The clips at `index` (an int array)."""
+def select(clips: ClipBatch, index: np.ndarray | slice) -> ClipBatch:
+    """The clips at `index` (an int array or a slice)."""
     s = clips.scenes
     scenes = SceneBatch(**{k: (v[index] if isinstance(v, np.ndarray) else v) for k, v in vars(s).items()})
     return ClipBatch(scenes, clips.direction[index], clips.speed_px[index], clips.frames)
@@ -52,7 +46,7 @@ def build_bank(vae: VAE, n: int, seed: int, frames: int = DEFAULT_FRAMES, resolu
     began, parts = time.time(), []
     step = 1024
     for i in range(0, n, step):
-        parts.append(encode_clips(vae, _slice(clips, i, i + step), device))
+        parts.append(encode_clips(vae, select(clips, slice(i, i + step)), device))
         log(f"bank: {min(i + step, n)}/{n} clips encoded ({time.time() - began:.0f} s)")
     return {"clips": clips, "latents": torch.cat(parts), "seed": seed, "frames": frames,
             "resolution": resolution, "seconds": round(time.time() - began, 1)}

@@ -399,14 +399,18 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluate") -
     model_dir = Path(args.model_dir)
     pipeline = Pipeline.load(model_dir, args.device)
     card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]))
-    card_path = Path(args.out_card or model_dir / "model-card.json")
-    readme_path = Path(args.out_readme or model_dir / "README.md")
+    write_card(card, Path(args.out_card or model_dir / "model-card.json"),
+               Path(args.out_readme or model_dir / "README.md"), render_readme(card))
+    return 0
+
+
+def write_card(card: dict, card_path: Path, readme_path: Path, readme: str) -> None:
+    """The card as strict JSON and its page as Markdown, folders made as needed."""
     for path in (card_path, readme_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     card_path.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-    readme_path.write_text(render_readme(card))
+    readme_path.write_text(readme)
     print(f"wrote {card_path} and {readme_path} in {card['duration_s']:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

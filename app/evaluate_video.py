@@ -15,7 +15,6 @@ The card's top-level keys: CARD_KEYS. "evaluation" holds "settings" (with the pr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -34,6 +33,7 @@ import torch
 from app.clip_bank import select
 from app.clips import (DIRECTION_NAMES, VideoPrompt, format_clip_caption, parse_video_prompt, render_clips,
                        sample_clips)
+from app.evaluate import write_card
 from app.pipeline import Pipeline
 from app.scenes import COLOUR_NAMES, POSITIONS, SHAPES, SIZES, to_uint8
 from app.train import device_name
@@ -404,13 +404,8 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluate_vid
         return build_card(image, video, model_dir, cfg, shlex.join([*prog.split(), *argv]))
 
     card = in_worker(args.threads, run)
-    card_path = Path(args.out or model_dir / "video-card.json")
-    readme_path = Path(args.readme or model_dir / "VIDEO.md")
-    for path in (card_path, readme_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    card_path.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-    readme_path.write_text(render_video_readme(card))
-    print(f"wrote {card_path} and {readme_path} in {card['duration_s']:.0f} s")
+    write_card(card, Path(args.out or model_dir / "video-card.json"), Path(args.readme or model_dir / "VIDEO.md"),
+               render_video_readme(card))
     return 0
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from app.clip_bank import encode_clips, load_or_build_bank, select
 from app.clips import random_clip_captions, reverse_clips, sample_clips
 from app.nets.dit import DiT, DiTConfig
-from app.nets.io import load_module, save_module
+from app.nets.io import load_module, read_metadata, save_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
@@ -65,7 +65,7 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     torch.manual_seed(args.seed)
     vae, vae_extra = load_module(args.vae, VAE, VAEConfig, device)
     vae.requires_grad_(False)
-    image_meta = load_module(args.init_dit, DiT, DiTConfig)[1]
+    image_meta = read_metadata(args.init_dit)["extra"]  # the schedule; initial_model loads the weights
     model = initial_model(args, device)
     run = Run(args, device, model, {"text": model.text.config.to_dict(), "dit": model.dit.config.to_dict()})
     warm = warm_start(run, args.warm_start) if args.warm_start else None
