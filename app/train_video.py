@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
@@ -72,6 +73,8 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     if args.resume:
         run.load_checkpoint(read_checkpoint(args.resume, "video"))
     schedule = NoiseSchedule.from_config(image_meta["schedule"])
+    if args.terminal_signal is not None:
+        schedule = schedule.with_terminal_signal(args.terminal_signal)
     weighting = None if args.weighting == "none" else args.weighting
     bank = load_or_build_bank(args.bank, vae, args.bank_size, args.bank_seed, args.frames, args.resolution,
                               device, log=tqdm.write)
@@ -141,12 +144,12 @@ def warm_start(run: Run, path: str) -> dict:
     (with warmup), and the earlier training time is counted into this run's wall time.
     """
     if str(path).endswith(".safetensors"):
-        dit, extra = load_module(path, VideoDiT, VideoDiTConfig)
-        text, _ = load_module(Path(path).with_name("video_text_encoder.safetensors"), TextEncoder, TextEncoderConfig)
-        weights = {**{f"dit.{k}": v for k, v in dit.state_dict().items()},
-                   **{f"text.{k}": v for k, v in text.state_dict().items()}}
+        meta = read_metadata(path)  # read as tensors, not a module: the file may predate a new module
+        extra, text_path = meta["extra"], Path(path).with_name("video_text_encoder.safetensors")
+        weights = {**{f"dit.{k}": v for k, v in load_file(str(path)).items()},
+                   **{f"text.{k}": v for k, v in load_file(str(text_path)).items()}}
         state = {"model": weights, "ema": weights, "step": extra.get("steps_done", 0),
-                 "elapsed_s": extra.get("wall_time_s", 0.0), "configs": {"dit": dit.config.to_dict()},
+                 "elapsed_s": extra.get("wall_time_s", 0.0), "configs": {"dit": meta["config"]},
                  "args": {"command_line": extra.get("command")}}
     else:
         state = read_checkpoint(path, "video")
@@ -201,4 +204,9 @@ def add_parser(sub, common) -> None:
     # noise, never the caption's. These two options put the weight back.
     vid.add_argument("--high-noise-share", type=float, default=0.0,
                      help="share of training timesteps drawn from the noisier half [T/2, T) instead of [0, T)")
+    vid.add_argument("--terminal-signal", type=float, default=None,
+                     help="sqrt(abar_T) of the video model's schedule (the image model's is 0.068): rescales the "
+                          "image schedule (NoiseSchedule.with_terminal_signal) so x_T holds (almost) no trace of the "
+                          "clip and the caption alone must decide where the shape starts and which way it moves; "
+                          "the schedule is saved with the weights")
     vid.set_defaults(func=train_video)

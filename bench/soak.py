@@ -8,10 +8,13 @@ Starts `python -m app.cli serve` on a free loopback port with the committed weig
   - bursts: every few seconds, more concurrent POSTs than the queue holds (the overflow must be 429, not 500).
 Prints the status codes per kind of traffic, failures, whether the server is still up, and its RSS at the start
 and the end (VmRSS of /proc/<pid>/status). Exit status 1 on any 5xx other than 503, a transport error, or a
-server that died. Loopback only. Usage: python bench/soak.py [--seconds 180] [--queue 4] [--json out.json]
+server that died. Loopback only. RSS is also sampled
+every --rss-every seconds (rss_series: seconds, requests so far, MiB) with its growth per quarter of the run.
+Usage: python bench/soak.py [--seconds 180] [--queue 4] [--pause 0] [--json out.json]
 """
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -61,6 +64,10 @@ class Tally:
             if bad and len(self.failures) < 20:
                 self.failures.append(f"{kind}: {outcome}")
 
+    def total(self) -> int:
+        with self.lock:
+            return sum(n for kind, c in self.codes.items() if kind != "stream_cut_after_steps" for n in c.values())
+
 
 def start_server(port: int, queue: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, "DIFFUSION_LAB_QUEUE_SIZE": str(queue), "DIFFUSION_LAB_TORCH_THREADS": str(threads),
@@ -87,7 +94,7 @@ def body(i: int, steps: int) -> dict:
     return {"prompt": PROMPTS[i % len(PROMPTS)], "steps": steps, "seed": i, "sampler": "ddim"}
 
 
-def getter(base: str, tally: Tally, stop: float, offset: int) -> None:
+def getter(base: str, tally: Tally, stop: float, offset: int, pause: float) -> None:
     with httpx.Client(base_url=base, timeout=30) as c:
         i = offset
         while time.monotonic() < stop:
@@ -96,9 +103,10 @@ def getter(base: str, tally: Tally, stop: float, offset: int) -> None:
             except httpx.HTTPError as err:
                 tally.add("get", type(err).__name__)
             i += 1
+            time.sleep(pause)
 
 
-def generator(base: str, tally: Tally, stop: float, steps: int) -> None:
+def generator(base: str, tally: Tally, stop: float, steps: int, pause: float) -> None:
     with httpx.Client(base_url=base, timeout=60) as c:
         i = 0
         while time.monotonic() < stop:
@@ -110,9 +118,10 @@ def generator(base: str, tally: Tally, stop: float, steps: int) -> None:
             except httpx.HTTPError as err:
                 tally.add("generate", type(err).__name__)
             i += 1
+            time.sleep(pause)
 
 
-def streamer(base: str, tally: Tally, stop: float, steps: int) -> None:
+def streamer(base: str, tally: Tally, stop: float, steps: int, pause: float) -> None:
     """Streams of `steps` steps, the connection closed once half of the step events arrived."""
     i = 0
     while time.monotonic() < stop:
@@ -132,6 +141,7 @@ def streamer(base: str, tally: Tally, stop: float, steps: int) -> None:
         except httpx.HTTPError as err:
             tally.add("stream", type(err).__name__)
         i += 1
+        time.sleep(pause)
 
 
 def burster(base: str, tally: Tally, stop: float, size: int, steps: int, every_s: float) -> None:
@@ -160,17 +170,22 @@ def soak(args) -> dict:
         rss_start = rss_mib(proc.pid)
         tally, started = Tally(), time.monotonic()
         stop = started + args.seconds
-        workers = [threading.Thread(target=getter, args=(base, tally, stop, k)) for k in range(args.getters)]
-        workers += [threading.Thread(target=generator, args=(base, tally, stop, args.steps)),
-                    threading.Thread(target=streamer, args=(base, tally, stop, args.stream_steps)),
+        workers = [threading.Thread(target=getter, args=(base, tally, stop, k, args.pause))
+                   for k in range(args.getters)]
+        workers += [threading.Thread(target=generator, args=(base, tally, stop, args.steps, args.pause)),
+                    threading.Thread(target=streamer, args=(base, tally, stop, args.stream_steps, args.pause)),
                     threading.Thread(target=burster, args=(base, tally, stop, args.burst, args.steps, 5.0))]
         for w in workers:
             w.start()
-        rss_peak = rss_start
+        rss_peak, series, next_sample = rss_start, [], started
         while any(w.is_alive() for w in workers):
             time.sleep(1)
             if proc.poll() is None:
-                rss_peak = max(rss_peak, rss_mib(proc.pid))
+                rss = rss_mib(proc.pid)
+                rss_peak = max(rss_peak, rss)
+                if time.monotonic() >= next_sample:
+                    series.append([round(time.monotonic() - started), tally.total(), round(rss, 1)])
+                    next_sample += args.rss_every
         for w in workers:
             w.join()
         elapsed = time.monotonic() - started
@@ -185,12 +200,21 @@ def soak(args) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
     codes = {kind: dict(sorted(c.items())) for kind, c in sorted(tally.codes.items())}
-    requests = sum(n for kind, c in tally.codes.items() if kind != "stream_cut_after_steps" for n in c.values())
+    requests = tally.total()
     return {"seconds": round(elapsed, 1), "queue_size": args.queue, "requests": requests,
             "requests_per_s": round(requests / elapsed, 1), "codes": codes, "failures": tally.failures,
             "server_alive": alive, "healthz": health, "readyz": ready,
             "rss_mib": {"start": round(rss_start, 1), "end": rss_end and round(rss_end, 1),
-                        "peak": round(rss_peak, 1)}}
+                        "peak": round(rss_peak, 1), "growth_by_quarter": quarter_growth(series)},
+            "rss_series": series}
+
+
+def quarter_growth(series: list) -> list[float] | None:
+    """RSS growth (MiB) within each quarter of the run: a leak keeps growing, a warm-up levels off."""
+    if len(series) < 5:
+        return None
+    edges = [series[round(q * (len(series) - 1) / 4)][2] for q in range(5)]
+    return [round(b - a, 1) for a, b in itertools.pairwise(edges)]
 
 
 def main() -> int:
@@ -202,6 +226,9 @@ def main() -> int:
     p.add_argument("--burst", type=int, default=10, help="simultaneous POSTs in a burst (more than --queue)")
     p.add_argument("--getters", type=int, default=2, help="threads sending GETs")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads of the server")
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds each getter, generator and streamer waits between requests (a gentler, longer soak)")
+    p.add_argument("--rss-every", type=float, default=10.0, help="seconds between RSS samples in rss_series")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
     result = soak(args)

@@ -73,6 +73,30 @@ def test_invalid_schedules_are_refused():
         SD.coefficients(SD.T)
 
 
+def test_terminal_signal_rescale_keeps_the_first_step_and_moves_the_last():
+    low = SD.with_terminal_signal(0.001)
+    root, old = low.alphas_cumprod.sqrt(), SD.alphas_cumprod.sqrt()
+    assert root[0].item() == pytest.approx(old[0].item(), rel=1e-12)
+    assert root[-1].item() == pytest.approx(0.001, rel=1e-9)
+    assert bool((root[1:] < root[:-1]).all())  # still a noising schedule
+    slope = (root - 0.001) / (old - old[-1]).clamp_min(1e-30)  # linear in sqrt(abar): one stretch for every t
+    assert torch.allclose(slope[:-1], slope[0].expand(SD.T - 1), rtol=1e-9)
+    assert low.snr(SD.T - 1).item() == pytest.approx(1e-6, rel=1e-3)  # SD's own is 4.7e-3
+
+
+def test_terminal_signal_rescale_matches_diffusers_zero_snr_away_from_the_floor():
+    ours = SD.with_terminal_signal(1e-9).alphas_cumprod[:-1]
+    theirs = torch.cumprod(1 - _diffusers(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                          rescale_betas_zero_snr=True).betas.double(), 0)[:-1]
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("floor", [0.0, -0.1, 0.07, 1.0])
+def test_terminal_signal_must_lie_below_the_schedules_own(floor):
+    with pytest.raises(ValueError, match="sqrt_abar_T"):
+        SD.with_terminal_signal(floor)
+
+
 def test_config_round_trip():
     for sched in (SD, NoiseSchedule.make("linear", T=40, beta_start=1e-3, beta_end=0.08),
                   NoiseSchedule.make("cosine", T=50), NoiseSchedule.from_betas([0.1, 0.6])):

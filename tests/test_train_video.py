@@ -103,6 +103,41 @@ def test_a_warm_start_from_the_committed_weights_continues_where_they_ended(trai
         assert torch.equal(a, b), name
 
 
+def test_a_warm_start_from_older_committed_weights_keeps_the_new_tensors_at_their_init(trained, tiny_model_dir,
+                                                                                       tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    older = tmp_path / "older"
+    older.mkdir()
+    with safe_open(str(trained / "video_denoiser.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    weights = {k: v for k, v in load_file(str(trained / "video_denoiser.safetensors")).items()
+               if not k.startswith("temporal.0.cross_attn.")}  # as if saved before that module existed
+    save_file(weights, str(older / "video_denoiser.safetensors"), metadata=metadata)
+    (older / "video_text_encoder.safetensors").write_bytes((trained / "video_text_encoder.safetensors").read_bytes())
+    args = video_args(tiny_model_dir, tmp_path, 1)
+    args[args.index("--bank") + 1] = str(trained / "bank.pt")
+    main([*args, "--warm-start", str(older / "video_denoiser.safetensors")])
+    extra = read_metadata(tmp_path / "video_denoiser.safetensors")["extra"]
+    assert extra["warm_start"]["new_tensors"] == sum(k.startswith("dit.temporal.0.cross_attn.")
+                                                     for k in torch.load(trained / "ckpt" / "video-last.pt",
+                                                                         weights_only=False)["model"]) > 0
+
+
+def test_terminal_signal_trains_and_samples_on_the_rescaled_schedule(trained, tiny_model_dir, tmp_path):
+    args = video_args(tiny_model_dir, tmp_path, 1)
+    args[args.index("--bank") + 1] = str(trained / "bank.pt")
+    main([*args, "--terminal-signal", "0.001"])
+    extra = read_metadata(tmp_path / "video_denoiser.safetensors")["extra"]
+    assert extra["schedule"]["kind"] == "custom"
+    vae, _ = load_module(tiny_model_dir / "vae.safetensors", VAE, VAEConfig)
+    video = VideoPipeline.load(tmp_path, vae)
+    assert float(video.schedule.alphas_cumprod[-1].sqrt()) == pytest.approx(0.001)
+    clip = video.generate(ClipSettings(prompt="a red circle moving left", steps=3, frames=2))
+    assert clip.frames.shape == (2, 32, 32, 3)
+
+
 def test_a_checkpoint_of_another_kind_is_refused(trained, tiny_model_dir, tmp_path):
     state = torch.load(trained / "ckpt" / "video-last.pt", weights_only=False)
     state["kind"] = "vae"

@@ -80,6 +80,25 @@ class NoiseSchedule:
         """A custom schedule from explicit betas (like diffusers' trained_betas)."""
         return cls(torch.as_tensor(betas, dtype=torch.float64), kind="custom")
 
+    def with_terminal_signal(self, sqrt_abar_T: float) -> NoiseSchedule:
+        """This schedule with sqrt(abar) shifted and stretched so the last step keeps `sqrt_abar_T` of the signal.
+
+        Lin et al. 2023 ("Common Diffusion Noise Schedules and Sample Steps are Flawed", Algorithm 1) with a
+        floor: sqrt(abar_0) is kept, sqrt(abar_T) moves to sqrt_abar_T, and every step between moves linearly.
+        Stable Diffusion's schedule leaves sqrt(abar_T) = 0.068 of the clean latents in x_T, enough for a
+        network to read where things are and which way they go from the noise instead of the caption; at
+        sampling x_T is pure noise, so that reading is random. A small floor (not 0) keeps x0 = (x_t - ...) /
+        sqrt(abar_t) finite for the eps-based samplers.
+        """
+        root = self.alphas_cumprod.sqrt()
+        first, last = float(root[0]), float(root[-1])
+        if not 0.0 < sqrt_abar_T < last:
+            raise ValueError(f"sqrt_abar_T must be in (0, {last:.4f}), the schedule's own, got {sqrt_abar_T}")
+        shifted = (root - last) * (first - sqrt_abar_T) / (first - last) + sqrt_abar_T
+        abar = shifted**2
+        alphas = torch.cat([abar[:1], abar[1:] / abar[:-1]])
+        return NoiseSchedule.from_betas(1.0 - alphas)
+
     def config(self) -> dict:
         """JSON-able arguments that rebuild this schedule with from_config (saved inside checkpoints)."""
         if self.kind == "custom":
