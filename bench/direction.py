@@ -34,13 +34,13 @@ from app.scenes import tokenize
 from app.train_video import BANK_SEED, TextToClip
 
 
-def load_model(model_dir: Path, checkpoint: str | None) -> tuple[TextToClip, NoiseSchedule]:
-    """The committed video weights, or the EMA weights of a training checkpoint, with the model's schedule."""
+def load_model(model_dir: Path, checkpoint: str | None, weights: str = "ema") -> tuple[TextToClip, NoiseSchedule]:
+    """The committed video weights, or a training checkpoint's EMA (or raw) weights, with the model's schedule."""
     image_schedule = NoiseSchedule.from_config(read_metadata(model_dir / "denoiser.safetensors")["extra"]["schedule"])
     if checkpoint:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own training checkpoint
         model = TextToClip(TextEncoderConfig(**state["configs"]["text"]), VideoDiTConfig(**state["configs"]["dit"]))
-        model.load_state_dict(state["ema"])
+        model.load_state_dict(state[weights])
         terminal = state["args"].get("terminal_signal")
         return model.eval(), image_schedule.with_terminal_signal(terminal) if terminal else image_schedule
     dit, extra = load_module(model_dir / "video_denoiser.safetensors", VideoDiT, VideoDiTConfig)
@@ -105,6 +105,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", default="models", help="committed weights (video and VAE) and the image DiT")
     p.add_argument("--checkpoint", default=None, help="a training checkpoint (.pt) instead of the committed weights")
+    p.add_argument("--weights", choices=("ema", "model"), default="ema", help="a checkpoint's EMA or raw weights")
     p.add_argument("--bank", default="runs/video/bank.pt", help="the training bank (built if missing, ~15 min)")
     p.add_argument("--bank-size", type=int, default=16384)
     p.add_argument("--clips", type=int, default=256, help="test clips, from the bank's second half")
@@ -118,7 +119,7 @@ def main() -> int:
     bank = load_or_build_bank(args.bank, vae, args.bank_size, BANK_SEED, 8, 64)
     n = len(bank["clips"])
     test = np.random.default_rng(0).choice(np.arange(n // 2, n), size=min(args.clips, n - n // 2), replace=False)
-    model, schedule = load_model(model_dir, args.checkpoint)
+    model, schedule = load_model(model_dir, args.checkpoint, args.weights)
     result = {"weights": args.checkpoint or str(model_dir / "video_denoiser.safetensors"),
               "model": model_gaps(model, schedule, bank["latents"][torch.from_numpy(test)],
                                   select(bank["clips"], test), args.t),
