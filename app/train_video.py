@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from app.clip_bank import encode_clips, load_or_build_bank, select
 from app.clips import random_clip_captions, reverse_clips, sample_clips
+from app.diffusion.schedule import NoiseSchedule
 from app.nets.dit import DiT, DiTConfig
 from app.nets.io import load_module, read_metadata, save_module
 from app.nets.text import TextEncoder, TextEncoderConfig
@@ -58,7 +59,7 @@ def initial_model(args: argparse.Namespace, device: torch.device) -> TextToClip:
 
 
 def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
-    from app.diffusion.schedule import NoiseSchedule, sample_timesteps, training_loss
+    from app.diffusion.schedule import sample_timesteps, training_loss
     from app.scenes import VOCAB, tokenize
 
     device = pick_device(args.device)
@@ -66,15 +67,12 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     torch.manual_seed(args.seed)
     vae, vae_extra = load_module(args.vae, VAE, VAEConfig, device)
     vae.requires_grad_(False)
-    image_meta = read_metadata(args.init_dit)["extra"]  # the schedule; initial_model loads the weights
     model = initial_model(args, device)
     run = Run(args, device, model, {"text": model.text.config.to_dict(), "dit": model.dit.config.to_dict()})
     warm = warm_start(run, args.warm_start) if args.warm_start else None
     if args.resume:
         run.load_checkpoint(read_checkpoint(args.resume, "video"))
-    schedule = NoiseSchedule.from_config(image_meta["schedule"])
-    if args.terminal_signal is not None:
-        schedule = schedule.with_terminal_signal(args.terminal_signal)
+    schedule = training_schedule(args.init_dit, args.terminal_signal)
     weighting = None if args.weighting == "none" else args.weighting
     bank = load_or_build_bank(args.bank, vae, args.bank_size, args.bank_seed, args.frames, args.resolution,
                               device, log=tqdm.write)
@@ -134,6 +132,12 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     save_module(text_out, ema.text, ema.text.config, text_extra)
     tqdm.write(f"wrote {path} and {text_out}")
     return path, text_out
+
+
+def training_schedule(init_dit: str | Path, terminal_signal: float | None) -> NoiseSchedule:
+    """The schedule a video run trains on: the image DiT's (from its metadata), rescaled with --terminal-signal."""
+    schedule = NoiseSchedule.from_config(read_metadata(init_dit)["extra"]["schedule"])
+    return schedule if terminal_signal is None else schedule.with_terminal_signal(terminal_signal)
 
 
 def warm_start(run: Run, path: str) -> dict:

@@ -26,23 +26,22 @@ sys.path.insert(0, str(ROOT))
 from app.clip_bank import load_or_build_bank, select
 from app.clips import OPPOSITE, ClipBatch, clip_captions
 from app.diffusion.schedule import NoiseSchedule
-from app.nets.io import load_module, read_metadata
+from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.scenes import tokenize
-from app.train_video import BANK_SEED, TextToClip
+from app.train_video import BANK_SEED, TextToClip, training_schedule
 
 
 def load_model(model_dir: Path, checkpoint: str | None, weights: str = "ema") -> tuple[TextToClip, NoiseSchedule]:
     """The committed video weights, or a training checkpoint's EMA (or raw) weights, with the model's schedule."""
-    image_schedule = NoiseSchedule.from_config(read_metadata(model_dir / "denoiser.safetensors")["extra"]["schedule"])
     if checkpoint:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own training checkpoint
         model = TextToClip(TextEncoderConfig(**state["configs"]["text"]), VideoDiTConfig(**state["configs"]["dit"]))
         model.load_state_dict(state[weights])
-        terminal = state["args"].get("terminal_signal")
-        return model.eval(), image_schedule.with_terminal_signal(terminal) if terminal else image_schedule
+        return model.eval(), training_schedule(model_dir / "denoiser.safetensors",
+                                               state["args"].get("terminal_signal"))
     dit, extra = load_module(model_dir / "video_denoiser.safetensors", VideoDiT, VideoDiTConfig)
     text, _ = load_module(model_dir / "video_text_encoder.safetensors", TextEncoder, TextEncoderConfig)
     model = TextToClip(text.config, dit.config)

@@ -8,8 +8,8 @@ Starts `python -m app.cli serve` on a free loopback port with the committed weig
   - bursts: every few seconds, more concurrent POSTs than the queue holds (the overflow must be 429, not 500).
 Prints the status codes per kind of traffic, failures, whether the server is still up, and its RSS at the start
 and the end (VmRSS of /proc/<pid>/status). Exit status 1 on any 5xx other than 503, a transport error, or a
-server that died. Loopback only. RSS is also sampled
-every --rss-every seconds (rss_series: seconds, requests so far, MiB) with its growth per quarter of the run.
+server that died. Loopback only. RSS is also sampled every --rss-every seconds (rss_series: seconds, requests
+so far, MiB), with its growth per quarter of the run.
 Usage: python bench/soak.py [--seconds 180] [--queue 4] [--pause 0] [--json out.json]
 """
 
@@ -231,6 +231,8 @@ def main() -> int:
     p.add_argument("--rss-every", type=float, default=10.0, help="seconds between RSS samples in rss_series")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
+    if args.pause < 0 or args.rss_every <= 0:
+        p.error("--pause must be >= 0 and --rss-every > 0")
     result = soak(args)
     print(json.dumps(result, indent=2))
     if args.json:
