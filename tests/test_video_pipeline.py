@@ -204,10 +204,16 @@ def _probe(sample) -> list:
             for result in (sample(ClipSettings(prompt=text, seed=100 * i, steps=10)) for i, text in enumerate(PROBES))]
 
 
+@pytest.fixture(scope="module")
+def committed_clips(committed) -> list:
+    """The committed video model's probe clips, measured once for the tests below."""
+    return _probe(committed[1].generate)
+
+
 @NO_VIDEO_WEIGHTS
-def test_committed_video_model_keeps_its_subject_and_moves_smoothly_at_the_trained_speed(committed):
-    image, video = committed
-    clips = _probe(video.generate)
+def test_committed_video_model_keeps_its_subject_and_moves_smoothly_at_the_trained_speed(committed,
+                                                                                          committed_clips):
+    image, clips = committed[0], committed_clips
     per_frame = _probe(lambda settings: sample_per_frame(image, settings))
     assert np.mean([m.subject_consistency for m in clips]) >= 0.75, [m.subject_consistency for m in clips]
     assert all(m.shape == parse_video_prompt(t).shape for m, t in zip(clips, PROBES))
@@ -220,9 +226,8 @@ def test_committed_video_model_keeps_its_subject_and_moves_smoothly_at_the_train
 
 
 @NO_VIDEO_WEIGHTS
-def test_committed_video_model_moves_the_way_the_caption_says(committed):
+def test_committed_video_model_moves_the_way_the_caption_says(committed_clips):
     # models/VIDEO.md: 80% of 128 clips in the asked 45-degree sector (chance 12.5%)
-    _, video = committed
-    clips = _probe(video.generate)
+    clips = committed_clips
     assert sum(m.direction == parse_video_prompt(t).direction for m, t in zip(clips, PROBES)) >= 3, \
         [m.direction for m in clips]
