@@ -69,10 +69,16 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     vae.requires_grad_(False)
     model = initial_model(args, device)
     run = Run(args, device, model, {"text": model.text.config.to_dict(), "dit": model.dit.config.to_dict()})
-    warm = warm_start(run, args.warm_start) if args.warm_start else None
+    warm, earlier = None, None
+    if args.warm_start:
+        warm, earlier = warm_start(run, args.warm_start)
     if args.resume:
-        run.load_checkpoint(read_checkpoint(args.resume, "video"))
-    schedule = training_schedule(args.init_dit, args.terminal_signal)
+        state = read_checkpoint(args.resume, "video")
+        run.load_checkpoint(state)
+        earlier = checkpoint_schedule(state, args.init_dit)
+    schedule = training_schedule(args.init_dit, args.terminal_signal, earlier)
+    run.configs["schedule"] = schedule.config()  # so a warm start or resume from this run's checkpoints keeps it
+    tqdm.write(f"training schedule: sqrt(abar_T) = {float(schedule.alphas_cumprod[-1].sqrt()):.4f}")
     weighting = None if args.weighting == "none" else args.weighting
     bank = load_or_build_bank(args.bank, vae, args.bank_size, args.bank_seed, args.frames, args.resolution,
                               device, log=tqdm.write)
@@ -134,18 +140,38 @@ def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
     return path, text_out
 
 
-def training_schedule(init_dit: str | Path, terminal_signal: float | None) -> NoiseSchedule:
-    """The schedule a video run trains on: the image DiT's (from its metadata), rescaled with --terminal-signal."""
+def training_schedule(init_dit: str | Path, terminal_signal: float | None,
+                      earlier: NoiseSchedule | None = None) -> NoiseSchedule:
+    """The schedule a video run trains on.
+
+    With --terminal-signal: the image DiT's (from its metadata), rescaled. Without it: the schedule of the weights
+    the run warm-starts or resumes from (`earlier`), so continuing a run never silently switches schedule; with
+    neither, the image DiT's.
+    """
+    if terminal_signal is None and earlier is not None:
+        return earlier
     schedule = NoiseSchedule.from_config(read_metadata(init_dit)["extra"]["schedule"])
     return schedule if terminal_signal is None else schedule.with_terminal_signal(terminal_signal)
 
 
-def warm_start(run: Run, path: str) -> dict:
+def checkpoint_schedule(state: dict, init_dit: str | Path) -> NoiseSchedule | None:
+    """The schedule a checkpoint's weights were trained on, or None for the image DiT's.
+
+    Checkpoints record it under configs; earlier ones only record --terminal-signal among their arguments.
+    """
+    if "schedule" in state["configs"]:
+        return NoiseSchedule.from_config(state["configs"]["schedule"])
+    terminal_signal = state["args"].get("terminal_signal")
+    return None if terminal_signal is None else training_schedule(init_dit, terminal_signal)
+
+
+def warm_start(run: Run, path: str) -> tuple[dict, NoiseSchedule | None]:
     """Start from earlier video weights where the names match; new modules keep their init.
 
     `path` is a training checkpoint (.pt: model and EMA) or committed weights (video_denoiser.safetensors, with
     video_text_encoder.safetensors beside it: both model and EMA start from them). The optimizer starts fresh
-    (with warmup), and the earlier training time is counted into this run's wall time.
+    (with warmup), and the earlier training time is counted into this run's wall time. Returns the provenance
+    to record and the schedule those weights were trained on (None: the image DiT's).
     """
     if str(path).endswith(".safetensors"):
         meta = read_metadata(path)  # read as tensors, not a module: the file may predate a new module
@@ -153,7 +179,8 @@ def warm_start(run: Run, path: str) -> dict:
         weights = {**{f"dit.{k}": v for k, v in load_file(str(path)).items()},
                    **{f"text.{k}": v for k, v in load_file(str(text_path)).items()}}
         state = {"model": weights, "ema": weights, "step": extra.get("steps_done", 0),
-                 "elapsed_s": extra.get("wall_time_s", 0.0), "configs": {"dit": meta["config"]},
+                 "elapsed_s": extra.get("wall_time_s", 0.0),
+                 "configs": {"dit": meta["config"], "schedule": extra["schedule"]},
                  "args": {"command_line": extra.get("command")}}
     else:
         state = read_checkpoint(path, "video")
@@ -161,9 +188,10 @@ def warm_start(run: Run, path: str) -> dict:
     run.ema.module.load_state_dict(state["ema"], strict=False)
     run.elapsed_s = float(state.get("elapsed_s", 0.0))
     tqdm.write(f"warm start from {path} (step {state['step']}); {len(missing)} tensors new: {missing[:4]}")
-    return {"checkpoint": str(path), "steps": int(state["step"]), "elapsed_s": round(run.elapsed_s, 1),
-            "attention": state["configs"]["dit"].get("attention"), "new_tensors": len(missing),
-            "command": state["args"].get("command_line")}
+    record = {"checkpoint": str(path), "steps": int(state["step"]), "elapsed_s": round(run.elapsed_s, 1),
+              "attention": state["configs"]["dit"].get("attention"), "new_tensors": len(missing),
+              "command": state["args"].get("command_line")}
+    return record, checkpoint_schedule(state, run.args.init_dit)
 
 
 def _merge(a, b, take_b: np.ndarray):

@@ -31,7 +31,7 @@ from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.scenes import tokenize
-from app.train_video import BANK_SEED, TextToClip, training_schedule
+from app.train_video import BANK_SEED, TextToClip, checkpoint_schedule, training_schedule
 
 
 def load_model(model_dir: Path, checkpoint: str | None, weights: str = "ema") -> tuple[TextToClip, NoiseSchedule]:
@@ -40,8 +40,8 @@ def load_model(model_dir: Path, checkpoint: str | None, weights: str = "ema") ->
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own training checkpoint
         model = TextToClip(TextEncoderConfig(**state["configs"]["text"]), VideoDiTConfig(**state["configs"]["dit"]))
         model.load_state_dict(state[weights])
-        return model.eval(), training_schedule(model_dir / "denoiser.safetensors",
-                                               state["args"].get("terminal_signal"))
+        image_dit = model_dir / "denoiser.safetensors"
+        return model.eval(), training_schedule(image_dit, None, checkpoint_schedule(state, image_dit))
     dit, extra = load_module(model_dir / "video_denoiser.safetensors", VideoDiT, VideoDiTConfig)
     text, _ = load_module(model_dir / "video_text_encoder.safetensors", TextEncoder, TextEncoderConfig)
     model = TextToClip(text.config, dit.config)

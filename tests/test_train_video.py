@@ -10,7 +10,8 @@ from app.nets import TextEncoder, TextEncoderConfig, VAE, VAEConfig, load_module
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.scenes import VOCAB
 from app.train import main
-from app.train_video import _merge
+from app.diffusion.schedule import NoiseSchedule
+from app.train_video import _merge, checkpoint_schedule
 from app.video_pipeline import ClipSettings, VideoPipeline
 
 
@@ -136,6 +137,32 @@ def test_terminal_signal_trains_and_samples_on_the_rescaled_schedule(trained, ti
     assert float(video.schedule.alphas_cumprod[-1].sqrt()) == pytest.approx(0.001)
     clip = video.generate(ClipSettings(prompt="a red circle moving left", steps=3, frames=2))
     assert clip.frames.shape == (2, 32, 32, 3)
+
+
+def test_warm_starts_and_resumes_keep_the_schedule_their_weights_were_trained_on(trained, tiny_model_dir, tmp_path):
+    def run(name: str, steps: int, *extra: str) -> dict:
+        args = video_args(tiny_model_dir, tmp_path / name, steps)
+        args[args.index("--bank") + 1] = str(trained / "bank.pt")
+        main([*args, *extra])
+        return read_metadata(tmp_path / name / "video_denoiser.safetensors")["extra"]["schedule"]
+
+    rescaled = run("first", 1, "--terminal-signal", "0.001")
+    assert rescaled["kind"] == "custom"
+    # no --terminal-signal: the earlier weights' schedule, not the image model's
+    assert run("from-weights", 1, "--warm-start", str(tmp_path / "first" / "video_denoiser.safetensors")) == rescaled
+    assert run("from-checkpoint", 1, "--warm-start", str(tmp_path / "first" / "ckpt" / "video-last.pt")) == rescaled
+    assert run("first", 2, "--resume", str(tmp_path / "first" / "ckpt" / "video-last.pt")) == rescaled
+    # the flag still decides when given
+    other = run("flag", 1, "--warm-start", str(tmp_path / "first" / "video_denoiser.safetensors"),
+                "--terminal-signal", "0.01")
+    assert NoiseSchedule.from_config(other).alphas_cumprod[-1].sqrt() == pytest.approx(0.01)
+
+
+def test_checkpoints_from_before_the_schedule_was_recorded_read_it_from_their_arguments(tiny_model_dir):
+    image_dit = tiny_model_dir / "denoiser.safetensors"
+    assert checkpoint_schedule({"configs": {}, "args": {}}, image_dit) is None
+    old = checkpoint_schedule({"configs": {}, "args": {"terminal_signal": 0.001}}, image_dit)
+    assert float(old.alphas_cumprod[-1].sqrt()) == pytest.approx(0.001)
 
 
 def test_a_checkpoint_of_another_kind_is_refused(trained, tiny_model_dir, tmp_path):
