@@ -215,7 +215,8 @@ def model_section(video: VideoPipeline, model_dir: Path) -> dict:
     temporal = sum(p.numel() for n, p in video.dit.named_parameters() if n.startswith("temporal."))
     text_params = sum(p.numel() for p in video.text.parameters())
     keep = ("command", "steps_done", "steps_planned", "stopped_early", "wall_time_s", "device", "torch_version",
-            "git_commit", "created_utc", "validation", "bank", "initialised_from", "weighting", "recipe", "loss_curve")
+            "git_commit", "created_utc", "validation", "bank", "initialised_from", "weighting", "recipe", "loss_curve",
+            "warm_start")
     return {
         "kind": f"space-time DiT ({config.attention} attention) initialised from the image DiT, "
                 f"{extra.get('prediction', 'v')}-prediction, with the image model's VAE",
@@ -268,9 +269,16 @@ def _f(value: float | None, digits: int = 3) -> str:
 def _training_sentence(train: dict, hours: float | None) -> str:
     if "command" not in train:
         return "The weights record no training run."
-    text = f"Trained by `{train['command']}`: {train.get('steps_done', '?')} steps"
-    if hours is not None:
-        text += f" in {hours:.2f} h on {train.get('device', '?')}"
+    steps = train.get("steps_done", "?")
+    if train.get("warm_start"):  # the command is the last stage's; the time counts every stage
+        text = (f"The last training stage ran `{train['command']}`: {steps} steps, warm-started from earlier weights "
+                f"([TRAINING.md](TRAINING.md) lists every stage)")
+        if hours is not None:
+            text += f"; {hours:.2f} h of training in all on {train.get('device', '?')}"
+    else:
+        text = f"Trained by `{train['command']}`: {steps} steps"
+        if hours is not None:
+            text += f" in {hours:.2f} h on {train.get('device', '?')}"
     if train.get("validation"):
         text += "; validation " + ", ".join(f"{k} {v:.4f}" for k, v in train["validation"].items())
     if train.get("bank"):

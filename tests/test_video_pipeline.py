@@ -10,8 +10,8 @@ import torch
 
 from app.cli import main as cli_main
 from app.clips import DIRECTION_NAMES, VideoPromptError, parse_video_prompt
-from app.evaluate_video import (CARD_KEYS, COMBOS, STARTS, eval_prompts, is_open, render_video_readme, targets,
-                                truth_frames)
+from app.evaluate_video import (CARD_KEYS, COMBOS, STARTS, _training_sentence, eval_prompts, is_open,
+                                render_video_readme, targets, truth_frames)
 from app.pipeline import GenerationSettings, Pipeline
 from app.video_metrics import measure_clip
 from app.video_pipeline import ClipSettings, VideoPipeline, sample_per_frame
@@ -177,6 +177,15 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
     assert page == render_video_readme(card)
     assert "| video model (frames together) |" in page and "| rendered training clips |" in page
     assert "The weights record no training run." in page
+
+
+def test_the_training_sentence_says_when_the_command_was_only_the_last_stage():
+    one = {"command": "python3 -m app.train video --steps 500", "steps_done": 500, "device": "cpu"}
+    assert _training_sentence(one, 0.5) == "Trained by `python3 -m app.train video --steps 500`: 500 steps in 0.50 h on cpu."
+    staged = one | {"warm_start": {"checkpoint": "models/video_denoiser.safetensors", "steps": 3488}}
+    text = _training_sentence(staged, 4.25)
+    assert text.startswith("The last training stage ran `python3 -m app.train video --steps 500`: 500 steps, warm-started")
+    assert "TRAINING.md" in text and "4.25 h of training in all on cpu" in text
 
 
 def test_evaluate_video_without_video_weights_says_how_to_train(tmp_path, capsys):
