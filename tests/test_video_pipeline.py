@@ -224,11 +224,11 @@ def test_committed_video_model_keeps_its_subject_and_moves_smoothly_at_the_train
                                                                                           committed_clips):
     image, clips = committed[0], committed_clips
     per_frame = _probe(lambda settings: sample_per_frame(image, settings))
-    assert np.mean([m.subject_consistency for m in clips]) >= 0.75, [m.subject_consistency for m in clips]
+    assert np.mean([m.subject_consistency for m in clips]) >= 0.9, [m.subject_consistency for m in clips]
     assert all(m.shape == parse_video_prompt(t).shape for m, t in zip(clips, PROBES))
     jumps = [m.mean_jump_px for m in clips]
     assert all(j is not None and 1.5 <= j <= 5.0 for j in jumps), jumps  # training clips move 2-4 px per frame
-    assert np.mean([m.motion_smoothness for m in clips]) >= 0.6
+    assert np.mean([m.motion_smoothness for m in clips]) >= 0.8
     # the failure it fixes: the image model frame by frame puts the shape somewhere new in every frame
     assert np.mean([m.mean_jump_px for m in per_frame]) > 3 * np.mean(jumps)
     assert np.mean([m.motion_smoothness for m in per_frame]) < 0.3
@@ -236,7 +236,6 @@ def test_committed_video_model_keeps_its_subject_and_moves_smoothly_at_the_train
 
 @NO_VIDEO_WEIGHTS
 def test_committed_video_model_moves_the_way_the_caption_says(committed_clips):
-    # models/VIDEO.md: 80% of 128 clips in the asked 45-degree sector (chance 12.5%)
+    # models/VIDEO.md: 127 of 128 clips in the asked 45-degree sector (chance 12.5%)
     clips = committed_clips
-    assert sum(m.direction == parse_video_prompt(t).direction for m, t in zip(clips, PROBES)) >= 3, \
-        [m.direction for m in clips]
+    assert [m.direction for m in clips] == [parse_video_prompt(t).direction for t in PROBES]
