@@ -6,11 +6,11 @@ import torch
 
 from app.clip_bank import encode_clips, load_or_build_bank, select
 from app.clips import reverse_clips, sample_clips
+from app.diffusion.schedule import NoiseSchedule
 from app.nets import TextEncoder, TextEncoderConfig, VAE, VAEConfig, load_module, read_metadata
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.scenes import VOCAB
 from app.train import main
-from app.diffusion.schedule import NoiseSchedule
 from app.train_video import _merge, checkpoint_schedule
 from app.video_pipeline import ClipSettings, VideoPipeline
 
