@@ -20,19 +20,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from app.train import main as train_main  # lazily: `serve` never imports training code
+    from app.training.image import main as train_main  # lazily: `serve` never imports training code
 
     return train_main([args.what, *args.rest], prog="diffusion-lab train")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from app.evaluate import main as evaluate_main  # lazily, like `train`
+    from app.evaluation.image import main as evaluate_main  # lazily, like `train`
 
     return evaluate_main(args.rest, prog="diffusion-lab evaluate")
 
 
 def _evaluate_video(args: argparse.Namespace) -> int:
-    from app.evaluate_video import main as evaluate_video_main  # lazily, like `train`
+    from app.evaluation.video import main as evaluate_video_main  # lazily, like `train`
 
     return evaluate_video_main(args.rest, prog="diffusion-lab evaluate-video")
 
@@ -48,19 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the VAE, the denoiser or the video model (see `train vae --help`)")
     train.add_argument("what", choices=("vae", "denoiser", "video"))
-    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.train vae|denoiser|video`")
+    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.training.image vae|denoiser|video`")
     train.set_defaults(func=_train)
 
-    # prefix_chars="+": every "--option" (and -h) passes through untouched to app.evaluate's own parser.
+    # prefix_chars="+": every "--option" (and -h) passes through untouched to app.evaluation.image's own parser.
     evaluate = sub.add_parser("evaluate", add_help=False, prefix_chars="+",
                               help="measure the model; write models/model-card.json and README.md (`evaluate -h`)")
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluate`")
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluation.image`")
     evaluate.set_defaults(func=_evaluate)
 
     evaluate_video = sub.add_parser("evaluate-video", add_help=False, prefix_chars="+",
                                     help="measure the video model against the image model frame by frame; write "
                                          "models/video-card.json and VIDEO.md (`evaluate-video -h`)")
-    evaluate_video.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluate_video`")
+    evaluate_video.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.evaluation.video`")
     evaluate_video.set_defaults(func=_evaluate_video)
     return parser
 

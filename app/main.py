@@ -18,14 +18,25 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.config import Settings, asset_dir, get_settings
 from app.diffusion.samplers import SamplingCancelled
-from app.metrics import Metrics
-from app.middleware import ApiKeyMiddleware, RequestContextMiddleware
-from app.model_info import LoadedModel, load_model
 from app.nets.io import WeightsError
-from app.routes import benchmarks, generation, guidance_lab, health, instruments, model, pages, stream, vendor, video
-from app.sampling_service import SamplingService, in_passing_thread
-from app.security import SecurityHeadersMiddleware
-from app.video_jobs import load_video, missing_video_files
+from app.service.clip_jobs import load_video, missing_video_files
+from app.service.models import LoadedModel, load_model
+from app.service.sampling import SamplingService, in_passing_thread
+from app.web.metrics import Metrics
+from app.web.middleware import ApiKeyMiddleware, RequestContextMiddleware
+from app.web.routes import (
+    benchmarks,
+    generation,
+    guidance_lab,
+    health,
+    instruments,
+    model,
+    pages,
+    stream,
+    vendor,
+    video,
+)
+from app.web.security import SecurityHeadersMiddleware
 
 TEMPLATES_DIR = asset_dir("templates")  # the defaults of settings.templates_dir and settings.static_dir
 STATIC_DIR = asset_dir("static")

@@ -11,8 +11,8 @@ import logging
 import uvicorn
 
 from app.config import Settings
-from app.logs import log_config
 from app.main import create_app
+from app.web.logs import log_config
 
 SHUTDOWN_MARGIN_S = 2.0  # after the grace, cancelled jobs answer within a step; uvicorn's own limit backs it up
 log = logging.getLogger("diffusion_lab")

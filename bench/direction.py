@@ -23,15 +23,15 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.clip_bank import load_or_build_bank, select
-from app.clips import OPPOSITE, ClipBatch, clip_captions
 from app.diffusion.schedule import NoiseSchedule
 from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
-from app.scenes import tokenize
-from app.train_video import BANK_SEED, TextToClip, checkpoint_schedule, training_schedule
+from app.training.clip_bank import load_or_build_bank
+from app.training.video import BANK_SEED, TextToClip, checkpoint_schedule, training_schedule
+from app.world.clips import OPPOSITE, ClipBatch, clip_captions, select
+from app.world.scenes import tokenize
 
 
 def load_model(model_dir: Path, checkpoint: str | None, weights: str = "ema") -> tuple[TextToClip, NoiseSchedule]:

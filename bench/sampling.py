@@ -30,9 +30,9 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.imaging import encode_png
 from app.nets.dit import DiT
-from app.pipeline import GenerationSettings, Pipeline
+from app.pipelines.image import GenerationSettings, Pipeline
+from app.service.imaging import encode_png
 from bench.matmul_rate import matmul_gflops
 
 PROMPT = "a large red circle at the top left"
@@ -50,7 +50,7 @@ def in_thread(threads: int, fn, *args):
     """fn(*args) on a thread that ends with it, as the server samples: no second OpenMP pool stays alive.
 
     Every thread that runs a parallel torch op keeps an OpenMP pool of its own and two live pools slow each other
-    down (app/sampling_service.py), so the main thread runs no torch op and each phase gets a passing thread.
+    down (app/service/sampling.py), so the main thread runs no torch op and each phase gets a passing thread.
     """
     def call():
         torch.set_num_threads(threads)

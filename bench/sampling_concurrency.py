@@ -22,9 +22,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.evaluate import full_prompts  # noqa: E402
-from app.pipeline import GenerationSettings, Pipeline  # noqa: E402
-from app.sampling_service import SamplingService, in_passing_thread  # noqa: E402
+from app.evaluation.image import full_prompts  # noqa: E402
+from app.pipelines.image import GenerationSettings, Pipeline  # noqa: E402
+from app.service.sampling import SamplingService, in_passing_thread  # noqa: E402
 
 SCALES = (3.0, 5.0, 7.5)
 

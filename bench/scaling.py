@@ -10,7 +10,7 @@ bench/sampling.py samples (its helpers do the timing), measures
       so "time grows like N^k".
 DPM-Solver++ (2M), guidance scale 5, prompt "a large red circle at the top left", as bench/sampling.py. It records the
 machine (CPU model, cores, torch, threads), the 1-minute load average before and after, the date and the command, and
-writes bench/results/scaling.json, which GET /api/v1/benchmarks/scaling serves as recorded (app/benchmarks.py).
+writes bench/results/scaling.json, which GET /api/v1/benchmarks/scaling serves as recorded (app/web/benchmarks.py).
 Usage: python bench/scaling.py [--quick] [--json PATH] [--threads 2] [--repeats 5] [--model-dir models]
 """
 
@@ -30,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.benchmarks import SCALING_FILE, SCALING_FORMAT, linear_fit, local_exponents, loglog_fit
-from app.model_info import fingerprint, parameter_counts
-from app.pipeline import Pipeline
-from app.schemas import ScalingResult
+from app.pipelines.image import Pipeline
+from app.service.models import fingerprint, parameter_counts
+from app.web.benchmarks import SCALING_FILE, SCALING_FORMAT, linear_fit, local_exponents, loglog_fit
+from app.web.schemas import ScalingResult
 from bench.sampling import (
     PROMPT,
     SAMPLER,

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.nets.video_dit import VideoDiT
-from app.pipeline import Pipeline
-from app.video_pipeline import ClipSettings, VideoPipeline, sample_per_frame
+from app.pipelines.image import Pipeline
+from app.pipelines.video import ClipSettings, VideoPipeline, sample_per_frame
 from bench.sampling import _table, in_thread, load_average
 
 PROMPT = "a large red circle moving right"

@@ -1,0 +1,429 @@
+"""`diffusion-lab evaluate`: measure the trained model and write models/model-card.json and models/README.md.
+
+Everything is judged by the program in app/measure/judge.py, so every number is reproducible from the command and
+the weights. The sections: the judge on real rendered scenes (its own accuracy, ~100%), the VAE's
+reconstructions (EQ MM3.3), prompt adherence and diversity against the guidance scale s of EQ MM3.4, the
+variety a partial prompt leaves open, and timing.
+
+The card's top-level keys are stable (GET /api/v1/model serves the file as it is):
+- "name", "description": what the model is.
+- "architecture": resolution, latent shape, compression 3f^2/c_z, and per net ("vae", "text_encoder",
+  "denoiser") its file, bytes, class, parameters and config as saved inside the weights.
+- "training": per net the provenance saved in its weights (command, steps, wall time, device, validation,
+  recipe, loss curve), and "stages": the table of models/TRAINING.md.
+- "vocabulary": shapes, colours (RGB), sizes (px), positions, caption template, prompt words, synonyms.
+- "defaults": the sampler settings a generation uses when a request names none.
+- "evaluation": {"settings", "judge_on_scenes", "vae", "guidance_sweep" (one entry per s: "scale",
+  "adherence" {shape, colour, size, position, clean, all}, "diversity_rms", ...; the s = 0 entry also has
+  "chance"), "chance", "summary" (peak s, first attribute to fail past it), "partial_prompts", "timing"}.
+- "machine": CPU or GPU model, torch version and threads of the run.
+- "generated_at" (UTC, ISO 8601), "command", "duration_s".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timezone
+from itertools import combinations, product
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.diffusion.samplers import SAMPLERS
+from app.evaluation.readme import render_readme
+from app.measure.judge import Verdict, agreement, judge, matches
+from app.pipelines.image import WEIGHT_FILES, GenerationSettings, Pipeline
+from app.training.image import device_name, held_out_scenes, psnr
+from app.world.scenes import (
+    COLOURS,
+    POSITIONS,
+    PROMPT_VOCABULARY,
+    SHAPES,
+    SIZE_RANGES_PX,
+    SIZES,
+    SYNONYMS,
+    VOCAB,
+    Prompt,
+    parse_prompt,
+    render,
+    sample_scenes,
+)
+
+CARD_KEYS = ("name", "description", "architecture", "training", "vocabulary", "defaults", "evaluation",
+             "machine", "generated_at", "command", "duration_s")
+NET_NAMES = {"vae": "vae", "text": "text_encoder", "dit": "denoiser"}  # WEIGHT_FILES key -> card key
+ATTRIBUTE_VALUES = {"shape": SHAPES, "colour": tuple(COLOURS), "size": SIZES, "position": POSITIONS}
+SCALES = (0.0, 1.0, 3.0, 5.0, 7.5, 10.0, 15.0)
+PARTIAL_SCALES = (1.0, 3.0, 5.0, 7.5)
+PARTIAL_PROMPTS = (
+    "a red circle", "a small triangle", "a blue square in the center", "a large circle",
+    "a square", "a green triangle at the top left", "a purple square at the bottom", "a small yellow circle",
+)
+MAX_FAILURES = 12  # failed images listed per scale in the card
+JUDGE_SEED = 2_000_003  # the judge-sanity scenes (the VAE uses app.training.image's held-out seed)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How much to measure; the defaults are the full run (~5-10 min on 2 CPU cores)."""
+
+    prompts: int = 54  # full prompts: every shape x colour, sizes and positions balanced
+    seeds: int = 4  # images per full prompt (prompt i uses seeds i*seeds ... i*seeds+seeds-1)
+    steps: int = 20
+    sampler: str = "dpmpp_2m"
+    scales: tuple[float, ...] = SCALES
+    partial_prompts: tuple[str, ...] = PARTIAL_PROMPTS
+    partial_seeds: int = 16
+    partial_scales: tuple[float, ...] = PARTIAL_SCALES
+    judge_scenes: int = 1024
+    vae_scenes: int = 512
+    timing_repeats: int = 5
+    timing_batch: int = 8
+    prompt_seed: int = 0
+
+
+QUICK = EvalConfig(prompts=6, seeds=2, partial_prompts=PARTIAL_PROMPTS[:4], partial_seeds=6, judge_scenes=128,
+                   vae_scenes=64, timing_repeats=2)
+
+
+# --------------------------------------------------------------------------------------------- arithmetic
+
+
+def chance_level() -> dict[str, float]:
+    """What an image that ignores the prompt matches by luck, per attribute and all four (uniform prompts)."""
+    chance = {k: 1.0 / len(v) for k, v in ATTRIBUTE_VALUES.items()}
+    chance["all"] = math.prod(chance.values())  # 1/324; "all" also asks for a clean image, so luck is at most this
+    return chance
+
+
+def expected_distinct(m: int, k: int) -> float:
+    """Expected number of distinct values among k uniform draws from m: m (1 - (1 - 1/m)^k)."""
+    return m * (1.0 - (1.0 - 1.0 / m) ** k)
+
+
+def pairwise_rms(images: np.ndarray) -> float:
+    """Mean over pairs of the RMS per-pixel distance between uint8 images (K, H, W, 3), pixels in [0, 1]."""
+    x = images.astype(np.float64) / 255.0
+    pairs = list(combinations(range(len(x)), 2))
+    if not pairs:
+        return 0.0
+    return float(np.mean([np.sqrt(np.mean((x[i] - x[j]) ** 2)) for i, j in pairs]))
+
+
+def full_prompts(n: int, seed: int = 0) -> list[Prompt]:
+    """n full prompts cycling over every shape x colour; sizes and positions balanced, shuffled by seed."""
+    rng = np.random.default_rng(seed)
+    pairs = list(product(SHAPES, ATTRIBUTE_VALUES["colour"]))
+    sizes = rng.permutation(np.resize(np.arange(len(SIZES)), n))
+    positions = rng.permutation(np.resize(np.arange(len(POSITIONS)), n))
+    return [Prompt(shape=pairs[i % len(pairs)][0], colour=pairs[i % len(pairs)][1], size=SIZES[sizes[i]],
+                   position=POSITIONS[positions[i]]) for i in range(n)]
+
+
+def adherence(verdicts: list[Verdict], prompts: list[Prompt]) -> dict[str, float]:
+    """Share of images showing each attribute its prompt names, "clean", and "all" (every one + clean)."""
+    hits: dict[str, list[bool]] = {}
+    for verdict, prompt in zip(verdicts, prompts, strict=True):
+        for key, ok in matches(verdict, prompt).items():
+            hits.setdefault(key, []).append(ok)
+        hits.setdefault("clean", []).append(verdict.clean)
+    order = [k for k in (*ATTRIBUTE_VALUES, "clean", "all") if k in hits]
+    return {k: float(np.mean(hits[k])) for k in order}
+
+
+def sweep_summary(sweep: list[dict], threshold: float = 0.95) -> dict:
+    """Where all-attribute adherence peaks, and past the peak the first s where an attribute drops below threshold."""
+    best = max(sweep, key=lambda r: (r["adherence"]["all"], -r["scale"]))
+    out = {"best_scale": best["scale"], "best_all": best["adherence"]["all"], "threshold": threshold,
+           "first_drop_scale": None, "first_drop_attribute": None, "first_drop_value": None}
+    for row in (r for r in sweep if r["scale"] > best["scale"]):
+        worst = min((k for k in row["adherence"] if k != "all"), key=lambda k: row["adherence"][k])
+        if row["adherence"][worst] < threshold:
+            out.update(first_drop_scale=row["scale"], first_drop_attribute=worst,
+                       first_drop_value=row["adherence"][worst])
+            break
+    return out
+
+
+def variety(verdicts: list[Verdict], open_attributes: list[str]) -> dict[str, dict]:
+    """Per attribute a prompt leaves open: distinct values the judge reads, out of how many, vs uniform draws."""
+    out = {}
+    for attr in open_attributes:
+        seen = {getattr(v, attr) for v in verdicts} - {None}
+        m = len(ATTRIBUTE_VALUES[attr])
+        out[attr] = {"distinct": len(seen), "possible": m, "uniform_expected": expected_distinct(m, len(verdicts)),
+                     "values": sorted(seen)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------- measurements
+
+
+def failures(verdicts: list[Verdict], prompts: list[Prompt], limit: int) -> list[dict]:
+    """The first `limit` images not right on everything: what was asked, what the judge saw (image i = seed i)."""
+    out = []
+    for i, (v, p) in enumerate(zip(verdicts, prompts, strict=True)):
+        hit = matches(v, p)
+        if not hit.pop("all") and len(out) < limit:
+            out.append({"seed": i, "prompt": p.canonical, "judged": {k: getattr(v, k) for k in ATTRIBUTE_VALUES},
+                        "clean": v.clean, "wrong": [k for k, ok in hit.items() if not ok]})
+    return out
+
+
+def judge_on_scenes(n: int, resolution: int, seed: int = JUDGE_SEED) -> dict:
+    """The judge's accuracy on n real rendered scenes (should be ~1.0: it bounds every adherence number)."""
+    scenes = sample_scenes(n, np.random.default_rng(seed), resolution)
+    return {"scenes": n, "seed": seed, "accuracy": agreement(judge(render(scenes)), scenes)}
+
+
+@torch.no_grad()
+def vae_quality(pipeline: Pipeline, n: int, chunk: int = 128) -> dict:
+    """PSNR of posterior-mean reconstructions of n held-out scenes, and the judge on them vs the originals."""
+    scenes = held_out_scenes(n, pipeline.resolution)
+    x = render(scenes, pipeline.device)  # (N, 3, H, W)
+    vae = pipeline.vae
+    recon = torch.cat([vae.decode(vae.encode(x[i:i + chunk])[0]).clamp(-1, 1) for i in range(0, n, chunk)])
+    p = psnr(recon, x)  # (N,)
+    return {
+        "scenes": n, "psnr_db_mean": p.mean().item(), "psnr_db_p05": p.quantile(0.05).item(),
+        "psnr_db_min": p.min().item(),
+        "judge_reconstructions": agreement(judge(recon), scenes), "judge_originals": agreement(judge(x), scenes),
+    }
+
+
+def generate(pipeline: Pipeline, prompt: str, first_seed: int, count: int, scale: float, cfg: EvalConfig):
+    """count images of one prompt (seeds first_seed ...) in one batch, as the app would draw them."""
+    settings = GenerationSettings(prompt=prompt, seed=first_seed, steps=cfg.steps, guidance_scale=scale,
+                                  sampler=cfg.sampler, batch_size=count)
+    return pipeline.generate(settings)
+
+
+def guidance_sweep(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """Adherence and diversity of the full prompts at every scale s (EQ MM3.4), the same noise at every s."""
+    prompts = full_prompts(cfg.prompts, cfg.prompt_seed)
+    chance = chance_level()
+    log(f"{'s':>5} {'shape':>6} {'colour':>6} {'size':>6} {'pos':>6} {'clean':>6} {'all':>6} {'div':>6}  seconds")
+    rows = []
+    for scale in cfg.scales:
+        started = time.perf_counter()
+        verdicts, spread = [], []
+        for i, prompt in enumerate(prompts):
+            images = generate(pipeline, prompt.canonical, i * cfg.seeds, cfg.seeds, scale, cfg).images
+            verdicts += judge(images)
+            spread.append(pairwise_rms(images))
+        asked = [p for p in prompts for _ in range(cfg.seeds)]
+        score = adherence(verdicts, asked)
+        row = {"scale": scale, "adherence": score, "diversity_rms": float(np.mean(spread)),
+               "mean_colour_distance": float(np.mean([v.colour_distance for v in verdicts])),
+               "images": len(verdicts), "failures": failures(verdicts, asked, MAX_FAILURES),
+               "seconds": time.perf_counter() - started}
+        if scale == 0.0:
+            row["chance"] = chance
+        rows.append(row)
+        log(f"{scale:5.1f} " + " ".join(f"{score[k]:6.3f}" for k in ("shape", "colour", "size", "position",
+                                                                       "clean", "all"))
+            + f" {row['diversity_rms']:6.3f}  {row['seconds']:.1f}")
+        if scale == 0.0:
+            log("chance " + " ".join(f"{chance[k]:6.3f}" for k in ATTRIBUTE_VALUES) + f"        {chance['all']:6.4f}")
+    return rows
+
+
+def partial_prompts(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """For prompts that leave attributes open: how many distinct values the judge finds among the seeds, per s."""
+    out = []
+    for text in cfg.partial_prompts:
+        prompt = parse_prompt(text)
+        open_attrs = [a for a in ATTRIBUTE_VALUES if getattr(prompt, a) is None]
+        entry = {"prompt": prompt.canonical, "named": prompt.named(), "open": open_attrs, "seeds": cfg.partial_seeds,
+                 "by_scale": []}
+        for scale in cfg.partial_scales:
+            images = generate(pipeline, prompt.canonical, 0, cfg.partial_seeds, scale, cfg).images
+            verdicts = judge(images)
+            found = variety(verdicts, open_attrs)
+            entry["by_scale"].append({"scale": scale, "adherence": adherence(verdicts, [prompt] * len(verdicts)),
+                                      "variety": found, "diversity_rms": pairwise_rms(images)})
+            log(f"{prompt.canonical!r:42} s={scale:<4} all {entry['by_scale'][-1]['adherence']['all']:.2f}  "
+                + ", ".join(f"{a} {f['distinct']}/{f['possible']}" for a, f in found.items()))
+        out.append(entry)
+    return out
+
+
+def timing(pipeline: Pipeline, cfg: EvalConfig) -> dict:
+    """Wall time of generate() with the default settings: one image (median of repeats) and a batch."""
+    scale = GenerationSettings().guidance_scale
+
+    def run(batch: int, repeats: int) -> list[float]:
+        return [generate(pipeline, "a large red circle at the top left", 0, batch, scale, cfg).timings["total_s"]
+                for _ in range(repeats)]
+
+    run(1, 1)  # warm-up: the first call pays for allocations
+    load_before = os.getloadavg()[0]  # the CPU is shared: a busy machine shows in the spread of the repeats
+    single, batch = run(1, cfg.timing_repeats), run(cfg.timing_batch, max(1, cfg.timing_repeats // 2))
+    return {"load_average_1m": [load_before, os.getloadavg()[0]], "steps": cfg.steps, "sampler": cfg.sampler,
+            "guidance_scale": scale, "device": str(pipeline.device), "torch_threads": torch.get_num_threads(),
+            "single_image_s_median": statistics.median(single), "single_image_s_min": min(single),
+            "single_image_s_all": single, "batch": cfg.timing_batch, "batch_s_median": statistics.median(batch),
+            "batch_s_per_image": statistics.median(batch) / cfg.timing_batch}
+
+
+# --------------------------------------------------------------------------------------------- the card
+
+
+def training_stages(markdown: str) -> list[dict[str, str]]:
+    """The first markdown table of a document as a list of {header: cell} (backticks removed)."""
+    rows = [line.strip() for line in markdown.splitlines() if line.strip().startswith("|")]
+    cells = [[c.strip().replace("`", "") for c in row.strip("|").split("|")] for row in rows]
+    table = [c for c in cells if not all(set(x) <= set("-: ") for x in c)]  # drop the |---| line
+    if len(table) < 2:
+        return []
+    return [dict(zip(table[0], row)) for row in table[1:]]
+
+
+def architecture(pipeline: Pipeline, model_dir: Path) -> dict:
+    """Per net: file, bytes, class, parameter count and config, from the weights themselves."""
+    meta = Pipeline.metadata_of(model_dir)
+    modules = {"vae": pipeline.vae, "text": pipeline.text, "dit": pipeline.dit}
+    nets = {}
+    for key, module in modules.items():
+        path = model_dir / WEIGHT_FILES[key]
+        nets[NET_NAMES[key]] = {"file": path.name, "bytes": path.stat().st_size, "class": meta[key]["class"],
+                                "parameters": sum(p.numel() for p in module.parameters()),
+                                "config": meta[key]["config"]}
+    f, c_z = pipeline.vae.config.downsample_factor, pipeline.vae.config.latent_channels
+    latent = pipeline.dit.config.latent_size
+    return {"kind": "latent diffusion: VAE + caption encoder + DiT with cross-attention, v-prediction",
+            "resolution": pipeline.resolution, "latent_shape": [c_z, latent, latent], "downsample_factor": f,
+            "compression_ratio": 3 * f * f / c_z,  # EQ MM3.3
+            "prediction": pipeline.prediction, "schedule": meta["dit"]["extra"].get("schedule"),
+            **nets, "total_parameters": sum(n["parameters"] for n in nets.values())}
+
+
+def training(pipeline: Pipeline, model_dir: Path) -> dict:
+    """Provenance saved in each weights file, plus the stages table of TRAINING.md."""
+    doc = model_dir / "TRAINING.md"
+    keep = ("command", "steps_done", "steps_planned", "stopped_early", "wall_time_s", "device", "torch_version",
+            "created_utc", "validation", "recipe", "loss_curve")
+    out = {name: {f: extra[f] for f in keep if f in extra} for name, extra in pipeline.metadata.items()}
+    out["document"] = doc.name if doc.is_file() else None
+    out["stages"] = training_stages(doc.read_text()) if doc.is_file() else []
+    return out
+
+
+def vocabulary() -> dict:
+    """The scene grammar's words (DESIGN.md §1)."""
+    return {"shapes": list(SHAPES), "colours": {k: list(v) for k, v in COLOURS.items()},
+            "sizes": {k: list(SIZE_RANGES_PX[k]) for k in SIZES}, "positions": list(POSITIONS),
+            "caption": "a {size} {colour} {shape} at the {position} (in the center); size, colour, position optional",
+            "prompt_words": list(PROMPT_VOCABULARY), "synonyms": dict(SYNONYMS), "tokens": list(VOCAB)}
+
+
+def defaults() -> dict:
+    """The generation settings a request gets when it names none."""
+    d = GenerationSettings()
+    return {"steps": d.steps, "guidance_scale": d.guidance_scale, "guidance_rescale": d.guidance_rescale,
+            "sampler": d.sampler, "samplers": sorted(SAMPLERS), "eta": d.eta, "batch_size": d.batch_size}
+
+
+def machine(pipeline: Pipeline) -> dict:
+    """Where the numbers were measured."""
+    return {"device": device_name(pipeline.device), "device_type": pipeline.device.type,
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, command: str,
+               log: Callable[[str], None] = print) -> dict:
+    """Run every measurement and assemble the card (keys: CARD_KEYS)."""
+    model_dir, started = Path(model_dir), time.perf_counter()
+    log(f"== judge on {cfg.judge_scenes} rendered scenes")
+    judged = judge_on_scenes(cfg.judge_scenes, pipeline.resolution)
+    log("   " + ", ".join(f"{k} {v:.4f}" for k, v in judged["accuracy"].items()))
+    log(f"== VAE on {cfg.vae_scenes} held-out scenes")
+    vae = vae_quality(pipeline, cfg.vae_scenes)
+    log(f"   PSNR mean {vae['psnr_db_mean']:.2f} dB, p05 {vae['psnr_db_p05']:.2f} dB; judge all-attribute "
+        f"{vae['judge_reconstructions']['all']:.4f} (originals {vae['judge_originals']['all']:.4f})")
+    log(f"== guidance sweep: {cfg.prompts} prompts x {cfg.seeds} seeds, {cfg.steps} {cfg.sampler} steps")
+    sweep = guidance_sweep(pipeline, cfg, log)
+    log(f"== partial prompts: {cfg.partial_seeds} seeds each")
+    partial = partial_prompts(pipeline, cfg, log)
+    log("== timing")
+    timed = timing(pipeline, cfg)
+    log(f"   one image {timed['single_image_s_median']:.3f} s, batch of {timed['batch']} "
+        f"{timed['batch_s_median']:.3f} s ({timed['torch_threads']} threads)")
+    settings = asdict(cfg) | {"prompt_list": [p.canonical for p in full_prompts(cfg.prompts, cfg.prompt_seed)]}
+    card = {
+        "name": "diffusion-lab scenes-64",
+        "description": "A small text-to-image latent diffusion model trained from scratch on procedurally drawn "
+                       "scenes (one flat shape on a light background); every number here was measured by "
+                       "`diffusion-lab evaluate` with the program judge of app/measure/judge.py.",
+        "architecture": architecture(pipeline, model_dir),
+        "training": training(pipeline, model_dir),
+        "vocabulary": vocabulary(),
+        "defaults": defaults(),
+        "evaluation": {"settings": settings, "judge_on_scenes": judged, "vae": vae, "guidance_sweep": sweep,
+                       "chance": chance_level(), "summary": sweep_summary(sweep), "partial_prompts": partial,
+                       "timing": timed},
+        "machine": machine(pipeline),
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "duration_s": round(time.perf_counter() - started, 1),
+    }
+    return card
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+
+def build_parser(prog: str = "python3 -m app.evaluation.image") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Measure the trained model; write the model card and README.")
+    p.add_argument("--model-dir", default="models", help="folder with the three weights files")
+    p.add_argument("--prompts", type=int, default=None, help=f"full prompts (default {EvalConfig.prompts})")
+    p.add_argument("--seeds", type=int, default=None, help=f"seeds per full prompt (default {EvalConfig.seeds})")
+    p.add_argument("--partial-seeds", type=int, default=None,
+                   help=f"seeds per partial prompt (default {EvalConfig.partial_seeds})")
+    p.add_argument("--quick", action="store_true", help="a ~1 minute run with fewer prompts, seeds and scenes")
+    p.add_argument("--out-card", default=None, help="default: <model-dir>/model-card.json")
+    p.add_argument("--out-readme", default=None, help="default: <model-dir>/README.md")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluation.image") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog).parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = QUICK if args.quick else EvalConfig()
+    overrides = {f.name: getattr(args, f.name) for f in fields(EvalConfig)
+                 if getattr(args, f.name, None) is not None}
+    cfg = replace(cfg, **overrides)
+    model_dir = Path(args.model_dir)
+    pipeline = Pipeline.load(model_dir, args.device)
+    card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]))
+    write_card(card, Path(args.out_card or model_dir / "model-card.json"),
+               Path(args.out_readme or model_dir / "README.md"), render_readme(card))
+    return 0
+
+
+def write_card(card: dict, card_path: Path, readme_path: Path, readme: str) -> None:
+    """The card as strict JSON and its page as Markdown, folders made as needed."""
+    for path in (card_path, readme_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    card_path.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+    readme_path.write_text(readme)
+    print(f"wrote {card_path} and {readme_path} in {card['duration_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

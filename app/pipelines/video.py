@@ -1,0 +1,156 @@
+"""Prompt -> clip: the space-time model sampled jointly, and the per-frame baseline it is measured against.
+
+- `VideoPipeline.generate`: one noise tensor for the whole clip (F frames of latents), the video DiT
+  denoising all frames together under classifier-free guidance (EQ MM3.4), then the VAE decoding
+  each frame.
+- `sample_per_frame`: the failure the chapter describes, made real: the image model samples every
+  frame on its own, each from its own noise (seed + k), with the clip prompt's image attributes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.diffusion.guidance import make_guided_denoiser
+from app.diffusion.samplers import SAMPLERS, StepInfo
+from app.diffusion.schedule import NoiseSchedule, as_eps_model
+from app.nets.io import load_module, read_metadata
+from app.nets.text import TextEncoder, TextEncoderConfig
+from app.nets.vae import VAE
+from app.nets.video_dit import VideoDiT, VideoDiTConfig
+from app.pipelines.image import GenerationSettings, Pipeline, to_uint8
+from app.world.clips import VideoPrompt, parse_video_prompt
+from app.world.scenes import tokenize
+
+VIDEO_WEIGHT_FILES = {"text": "video_text_encoder.safetensors", "dit": "video_denoiser.safetensors"}
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """Everything that decides a clip besides the weights; same settings -> same clip."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 20
+    guidance_scale: float = 5.0
+    guidance_rescale: float = 0.0
+    sampler: str = "dpmpp_2m"
+    frames: int = 8
+    eta: float = 0.0
+
+
+@dataclass
+class ClipResult:
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    settings: ClipSettings
+    prompt: VideoPrompt
+    method: str  # "video" (the space-time model) or "per_frame" (the image model, frame by frame)
+    caption: str  # what the network was conditioned on
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class VideoPipeline:
+    """The video model: its caption encoder and space-time DiT, with the image model's VAE and schedule."""
+
+    def __init__(self, vae: VAE, text: TextEncoder, dit: VideoDiT, schedule: NoiseSchedule, prediction: str = "v",
+                 metadata: dict | None = None):
+        self.vae, self.text, self.dit, self.schedule = vae.eval(), text.eval(), dit.eval(), schedule
+        self.prediction = prediction
+        self.metadata = metadata or {}
+        self.device = next(dit.parameters()).device
+        self._model_eps = as_eps_model(self._network, schedule, prediction)
+
+    @classmethod
+    def load(cls, model_dir: str | Path, vae: VAE) -> VideoPipeline:
+        """The two video weight files from model_dir, on the VAE's device; WeightsError names a bad file."""
+        model_dir = Path(model_dir)
+        device = next(vae.parameters()).device
+        text, text_meta = load_module(model_dir / VIDEO_WEIGHT_FILES["text"], TextEncoder, TextEncoderConfig, device)
+        dit, dit_meta = load_module(model_dir / VIDEO_WEIGHT_FILES["dit"], VideoDiT, VideoDiTConfig, device)
+        schedule = NoiseSchedule.from_config(dit_meta["schedule"])
+        return cls(vae, text, dit, schedule, dit_meta.get("prediction", "v"),
+                   {"text_encoder": text_meta, "denoiser": dit_meta})
+
+    @staticmethod
+    def available(model_dir: str | Path) -> bool:
+        return all((Path(model_dir) / f).is_file() for f in VIDEO_WEIGHT_FILES.values())
+
+    @staticmethod
+    def metadata_of(model_dir: str | Path) -> dict:
+        return {name: read_metadata(Path(model_dir) / file) for name, file in VIDEO_WEIGHT_FILES.items()}
+
+    @property
+    def max_frames(self) -> int:
+        return self.dit.config.frames
+
+    def _network(self, x_t: torch.Tensor, t: int, context: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        tokens_context, mask = context
+        t_batch = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
+        return self.dit(x_t, t_batch, tokens_context, mask)
+
+    @torch.no_grad()
+    def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.text(torch.from_numpy(tokenize(captions)).to(self.device))
+
+    def initial_noise(self, seed: int, frames: int) -> tuple[torch.Tensor, torch.Generator]:
+        """x_T (1, F, C, h, w) for the whole clip from one CPU generator (the same on CPU and GPU)."""
+        c, s = self.dit.config.latent_channels, self.dit.config.latent_size
+        generator = torch.Generator().manual_seed(int(seed))
+        return torch.randn((1, frames, c, s, s), generator=generator).to(self.device), generator
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, F, C, h, w) normalised latents -> (B, F, 3, H, W) in [-1, 1], frame by frame."""
+        images = self.vae.decode_from_diffusion(latents.flatten(0, 1))
+        return images.view(*latents.shape[:2], *images.shape[1:])
+
+    @torch.no_grad()
+    def generate(self, settings: ClipSettings, callback: Callable[[StepInfo], None] | None = None) -> ClipResult:
+        """Sample one clip; callback(StepInfo) after every denoising step (x_t etc. are (1, F, C, h, w); raise to cancel)."""
+        if settings.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {settings.sampler!r}; choose one of {sorted(SAMPLERS)}")
+        if not 1 <= settings.frames <= self.max_frames:
+            raise ValueError(f"frames must be 1..{self.max_frames}, got {settings.frames}")
+        started = time.perf_counter()
+        prompt = parse_video_prompt(settings.prompt)
+        negative = parse_video_prompt(settings.negative_prompt)
+        denoise = make_guided_denoiser(self._model_eps, self.encode_captions([prompt.canonical]),
+                                       self.encode_captions([negative.canonical]), settings.guidance_scale,
+                                       settings.guidance_rescale, None)
+        x_T, generator = self.initial_noise(settings.seed, settings.frames)
+        options = {"eta": settings.eta} if settings.sampler == "ddim" else {}
+        t0 = time.perf_counter()
+        z0 = SAMPLERS[settings.sampler](denoise, x_T, self.schedule, settings.steps, callback=callback,
+                                        generator=[generator], **options)
+        t1 = time.perf_counter()
+        frames = to_uint8(self.decode(z0)[0])  # (F, H, W, 3)
+        t2 = time.perf_counter()
+        timings = {"sampling_s": t1 - t0, "decode_s": t2 - t1, "total_s": t2 - started,
+                   "network_forwards": denoise.forwards}
+        return ClipResult(frames, settings, prompt, "video", prompt.canonical, timings)
+
+
+def sample_per_frame(image: Pipeline, settings: ClipSettings,
+                     callback: Callable[[object], None] | None = None) -> ClipResult:
+    """The per-frame baseline: the image model draws frame k from its own noise (seed + k).
+
+    The image model cannot read motion, so it gets the clip prompt's attributes, with the start (if
+    any) as the position: what a frame-by-frame tool would be asked for.
+    """
+    started = time.perf_counter()
+    prompt = parse_video_prompt(settings.prompt)
+    negative = parse_video_prompt(settings.negative_prompt)
+    job = GenerationSettings(prompt=prompt.image_prompt.canonical, negative_prompt=negative.image_prompt.canonical,
+                             seed=settings.seed, steps=settings.steps, guidance_scale=settings.guidance_scale,
+                             guidance_rescale=settings.guidance_rescale, sampler=settings.sampler,
+                             batch_size=settings.frames, eta=settings.eta)
+    result = image.generate(job, callback)
+    timings = dict(result.timings) | {"total_s": time.perf_counter() - started}
+    return ClipResult(np.asarray(result.images), settings, prompt, "per_frame", result.prompt_canonical, timings)

@@ -1,0 +1,190 @@
+"""The video model as the server holds it: loading it beside the image model, and one clip request as a job.
+
+A clip request is one CallJob of the sampling service (app/service/sampling.py): the space-time model samples
+the clip, then (with compare) the image model samples the per-frame baseline, then both are measured
+(app/measure/video.py); every denoising step of either goes through the job's step function, which counts it,
+cancels the job when asked and hands a ClipStep to whoever watches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.diffusion.samplers import StepInfo
+from app.measure.video import ClipMetrics, measure_clip
+from app.nets.io import WeightsError
+from app.pipelines.image import WEIGHT_FILES, Pipeline, Step
+from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipResult, ClipSettings, VideoPipeline, sample_per_frame
+from app.service.imaging import encode_png
+from app.service.models import FINGERPRINT_CHARS
+from app.service.previews import latent_to_rgb
+
+METHODS = ("video", "per_frame")
+
+
+@dataclass
+class LoadedVideo:
+    """The video pipeline ready to sample, its identity, and the attention timings measured on it so far."""
+
+    pipeline: VideoPipeline
+    model_id: str  # short hash of the VAE and the two video weights files
+    load_s: float
+    warm_up_s: float
+    attention_timings: dict = field(default_factory=dict)  # (frames, repeats) -> app.lab.attention_timing result
+    attention_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def max_frames(self) -> int:
+        return self.pipeline.max_frames
+
+
+def video_fingerprint(model_dir: str | Path) -> str:
+    """Short SHA-256 over the files a clip depends on: the VAE, then the video caption encoder and denoiser."""
+    digest = hashlib.sha256()
+    for name in (WEIGHT_FILES["vae"], *VIDEO_WEIGHT_FILES.values()):
+        with open(Path(model_dir) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def missing_video_files(model_dir: str | Path) -> str | None:
+    """Why the video model cannot be loaded from model_dir (its missing files), or None when both are there."""
+    missing = [name for name in VIDEO_WEIGHT_FILES.values() if not (Path(model_dir) / name).is_file()]
+    if not missing:
+        return None
+    return f"video model not loaded: file{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing in {model_dir}"
+
+
+def load_video(model_dir: str | Path, image: Pipeline) -> LoadedVideo:
+    """Load the video files onto the image model's device, sharing its VAE, and sample one short clip.
+
+    Any failure is a WeightsError naming the video files, so the server can report it and serve images on.
+    """
+    started = time.perf_counter()
+    try:
+        pipeline = VideoPipeline.load(model_dir, image.vae)
+        model_id = video_fingerprint(model_dir)
+        loaded = time.perf_counter()
+        pipeline.generate(ClipSettings(prompt="", steps=1, guidance_scale=1.0, frames=min(2, pipeline.max_frames)))
+    except WeightsError:
+        raise
+    except Exception as err:  # a config the code does not know, a schedule missing from the metadata, ...
+        files = " and ".join(VIDEO_WEIGHT_FILES.values())
+        raise WeightsError(f"cannot use the video weights {files} in {model_dir}: {type(err).__name__}: {err}") \
+            from err
+    return LoadedVideo(pipeline, model_id, load_s=loaded - started, warm_up_s=time.perf_counter() - loaded)
+
+
+# ------------------------------------------------------------------------------------------ one clip request
+
+
+@dataclass(frozen=True)
+class ClipStep:
+    """One denoising step of one method, as a watcher sees it; x0_hat is (F, C, h, w) on the model's device."""
+
+    method: str  # "video" or "per_frame"
+    index: int  # 0-based within its method
+    total: int
+    t: int
+    x0_hat: torch.Tensor
+
+
+def clip_step(method: str, step: StepInfo | Step) -> ClipStep:
+    """A step of the video sampler (StepInfo, x0_hat (1, F, C, h, w)) or of the image pipeline's baseline
+    (Step, x0_hat (F, C, h, w): the frames are its batch) as a ClipStep."""
+    info = step.info if isinstance(step, Step) else step
+    x0_hat = info.x0_hat[0] if method == "video" else info.x0_hat
+    return ClipStep(method, info.index, info.total, int(info.t), x0_hat)
+
+
+def strip_png(x0_hat: torch.Tensor) -> bytes:
+    """The frames' latents (F, C, h, w) side by side, left to right, as one latent-size PNG (h, F w) (no decode)."""
+    return encode_png(np.concatenate([latent_to_rgb(z) for z in x0_hat], axis=1))
+
+
+@dataclass
+class ClipRun:
+    """What a clip job returns: the clip, the baseline (with compare) and both measured."""
+
+    video: ClipResult
+    baseline: ClipResult | None
+    metrics: dict[str, ClipMetrics]  # method -> measures
+    metrics_s: float
+    run_s: float  # the whole work: sampling, decoding and measuring
+
+
+def clip_work(video: VideoPipeline, image: Pipeline, settings: ClipSettings,
+              compare: bool) -> Callable[[Callable[[object], None]], ClipRun]:
+    """The work of one clip job: work(step) samples, calling step(ClipStep) after every denoising step."""
+
+    def work(step: Callable[[object], None]) -> ClipRun:
+        started = time.perf_counter()
+        clip = video.generate(settings, lambda info: step(clip_step("video", info)))
+        baseline = None
+        if compare:
+            baseline = sample_per_frame(image, settings, lambda s: step(clip_step("per_frame", s)))
+        measuring = time.perf_counter()
+        metrics = {r.method: measure_clip(r.frames, r.prompt) for r in (clip, baseline) if r is not None}
+        done = time.perf_counter()
+        return ClipRun(clip, baseline, metrics, metrics_s=done - measuring, run_s=done - started)
+
+    return work
+
+
+# ------------------------------------------------------------------------------------------ what GET /model says
+
+VIDEO_CARD_FILE = "video-card.json"
+LEFT_OUT_OF_TRAINING = ("loss_curve", "schedule")  # long, or stated elsewhere
+
+
+def read_video_card(model_dir: str | Path) -> tuple[dict | None, str | None]:
+    """(models/video-card.json as a JSON object, None), or (None, why not); non-finite numbers become null."""
+    path = Path(model_dir) / VIDEO_CARD_FILE
+    if not path.is_file():
+        return None, f"{VIDEO_CARD_FILE} not found in {path.parent}"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda _: None,
+                          parse_float=lambda text: float(text) if math.isfinite(float(text)) else None)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, f"cannot read {VIDEO_CARD_FILE}: {err}"
+    if not isinstance(card, dict):
+        return None, f"{VIDEO_CARD_FILE} does not hold a JSON object"
+    return card, None
+
+
+def video_section(model_dir: str | Path, video: LoadedVideo | None, error: str | None) -> dict | None:
+    """GET /model's `video`: None when no video file is there; else the files' config and training record,
+    parameter counts and identity when loaded, the load error when not, and the video card."""
+    model_dir = Path(model_dir)
+    if video is None and all(not (model_dir / name).is_file() for name in VIDEO_WEIGHT_FILES.values()):
+        return None
+    if video is None and error is None:
+        error = "video model not loaded: it loads after the image model, which is not loaded"
+    section = {"loaded": video is not None, "load_error": error, "model_id": None, "max_frames": None,
+               "attention": None, "config": None, "text_encoder_config": None, "parameters": None, "training": None}
+    try:
+        meta = VideoPipeline.metadata_of(model_dir)
+        config = meta["dit"]["config"]
+        section |= {"config": config, "text_encoder_config": meta["text"]["config"],
+                    "max_frames": config.get("frames"), "attention": config.get("attention"),
+                    "training": {k: v for k, v in meta["dit"]["extra"].items() if k not in LEFT_OUT_OF_TRAINING}}
+    except WeightsError as err:
+        section["load_error"] = section["load_error"] or str(err)
+    if video is not None:
+        nets = {"text_encoder": video.pipeline.text, "denoiser": video.pipeline.dit}
+        counts = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
+        section |= {"model_id": video.model_id, "max_frames": video.max_frames,
+                    "parameters": counts | {"total": sum(counts.values())}}
+    card, card_error = read_video_card(model_dir)
+    return section | {"card_found": card is not None, "card_error": card_error, "card": card}

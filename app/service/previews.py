@@ -1,0 +1,82 @@
+"""One denoising step made viewable: the schedule's readouts (EQ MM3.1) and small PNGs of x_t, x̂0 and ε̂.
+
+Previews follow image 0 of the batch. x_t and ε̂ are latents: they are shown as they are, channels 0-2 as red,
+green and blue over a fixed value range (so a noisier latent looks noisier, rather than being stretched to full
+contrast); x̂0 goes through the VAE's decoder, which costs one decode per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.pipelines.image import Pipeline, Step, to_uint8
+from app.service.imaging import encode_png
+
+LATENT_RANGE = 3.0  # a standard normal latent stays inside +-3 for 99.7% of its values
+LATENT_PREVIEW = (f"latent channels 0, 1, 2 as red, green, blue; values -{LATENT_RANGE:g}..{LATENT_RANGE:g} "
+                  "mapped linearly to 0..255 and clipped; channels beyond the third are not shown")
+
+
+def latent_to_rgb(z: torch.Tensor) -> np.ndarray:
+    """One latent (C, h, w) -> uint8 (h, w, 3): channels 0-2 as RGB over [-LATENT_RANGE, LATENT_RANGE].
+
+    A latent with fewer than three channels is shown in grey from its channel 0.
+    """
+    z = z.detach().float().cpu()
+    rgb = z[:3] if z.shape[0] >= 3 else z[:1].expand(3, -1, -1)  # (3, h, w)
+    scaled = (rgb.clamp(-LATENT_RANGE, LATENT_RANGE) + LATENT_RANGE) * (255 / (2 * LATENT_RANGE))
+    return scaled.round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def latent_png(z: torch.Tensor) -> bytes:
+    """One latent (C, h, w) -> a latent-size PNG (see latent_to_rgb)."""
+    return encode_png(latent_to_rgb(z))
+
+
+def decoded_png(pipeline: Pipeline, z: torch.Tensor) -> bytes:
+    """One normalised latent (C, h, w) -> the VAE's decoding as an image-size PNG."""
+    with torch.no_grad():
+        image = pipeline.decode(z[None].to(pipeline.device))  # (1, 3, H, W)
+    return encode_png(to_uint8(image)[0])
+
+
+def remaining_seconds(elapsed_s: float, done: int, total: int) -> float:
+    """Time left if every remaining step takes the mean time of the steps done so far."""
+    if done <= 0:
+        return 0.0
+    return elapsed_s / done * max(total - done, 0)
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What a viewer sees of one step: where it is on the schedule, the time, and (optionally) three PNGs."""
+
+    index: int
+    total: int
+    t: int
+    abar_t: float
+    sqrt_abar_t: float
+    sqrt_one_minus_abar_t: float
+    elapsed_s: float
+    remaining_s: float
+    x_t_png: bytes | None = None
+    x0_hat_png: bytes | None = None
+    eps_hat_png: bytes | None = None
+
+
+def view_step(pipeline: Pipeline, step: Step, elapsed_s: float, previews: bool = True) -> StepView:
+    """A StepView of image 0: ᾱ_t and the two weights of EQ MM3.1 at the step's t, the time left, the previews."""
+    info = step.info
+    t = int(info.t)
+    abar = float(pipeline.schedule.alphas_cumprod[t])
+    signal, noise = pipeline.schedule.coefficients(t)
+    pngs = {}
+    if previews:
+        pngs = {"x_t_png": latent_png(info.x_t[0]), "x0_hat_png": decoded_png(pipeline, info.x0_hat[0]),
+                "eps_hat_png": latent_png(info.eps_hat[0])}
+    return StepView(index=info.index, total=info.total, t=t, abar_t=abar, sqrt_abar_t=float(signal),
+                    sqrt_one_minus_abar_t=float(noise), elapsed_s=elapsed_s,
+                    remaining_s=remaining_seconds(elapsed_s, info.index + 1, info.total), **pngs)

@@ -1,0 +1,86 @@
+"""Text-to-image over HTTP: POST /generate runs the trained pipeline in the sampling service, answers PNGs."""
+
+import time
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+
+from app.diffusion.samplers import SamplingCancelled
+from app.pipelines.image import GenerationResult, GenerationSettings
+from app.service.imaging import encode_png, to_base64
+from app.service.models import MODEL_NAME, LoadedModel
+from app.service.sampling import Job, JobTimeout, QueueFull, client_key, random_seed
+from app.web import schemas
+from app.web.deps import ModelDep, SamplingServiceDep, SettingsDep
+from app.world.scenes import parse_prompt
+
+router = APIRouter(tags=["generation"])
+
+ERROR_RESPONSES = {
+    422: {"description": "A bad parameter, named in `detail[].loc`; an unknown prompt word lists the vocabulary"},
+    429: {"description": "The sampler's queue is full; retry after `Retry-After` seconds"},
+    503: {"description": "No model loaded, or the job ran past the time limit; see `Retry-After`"},
+}
+
+
+def _body_errors(errors: list[dict]) -> RequestValidationError:
+    return RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+
+
+def _png_parameters(p: schemas.GenerateParameters, seed: int, width: int, height: int, model_id: str) -> dict:
+    """What the PNG's `parameters` chunk records (A1111 order); options at their neutral value are left out."""
+    return {
+        "prompt": p.prompt, "negative_prompt": p.negative_prompt, "steps": p.steps, "sampler": p.sampler,
+        "guidance_scale": p.guidance_scale, "guidance_rescale": p.guidance_rescale or None,
+        "eta": p.eta if p.sampler == "ddim" else None, "seed": seed, "size": f"{width}x{height}",
+        "model_hash": model_id, "model": MODEL_NAME,
+    }
+
+
+def _images(result: GenerationResult, p: schemas.GenerateParameters, model_id: str) -> list[schemas.GeneratedImage]:
+    height, width = result.images.shape[1:3]
+    return [schemas.GeneratedImage(png_base64=to_base64(encode_png(image, _png_parameters(p, seed, width, height,
+                                                                                         model_id))),
+                                   seed=seed, width=width, height=height)
+            for image, seed in zip(result.images, result.seeds)]
+
+
+def build_result(result: GenerationResult, job: Job, params: schemas.GenerateParameters, model: LoadedModel,
+                 admitted: float) -> schemas.GenerateResult:
+    """The response of a finished job: PNGs with their parameters, canonical captions and the timings."""
+    encode_started = time.perf_counter()
+    images = _images(result, params, model.model_id)
+    done = time.perf_counter()
+    timings = schemas.GenerateTimings(
+        queue_s=job.queue_s, sampling_s=result.timings["sampling_s"], decode_s=result.timings["decode_s"],
+        encode_s=done - encode_started, total_s=done - admitted,
+        network_forwards=int(result.timings["network_forwards"]),
+    )
+    return schemas.GenerateResult(
+        images=images, prompt_canonical=result.prompt_canonical,
+        negative_prompt_canonical=parse_prompt(params.negative_prompt).canonical,
+        parameters=params, timings=timings, model_id=model.model_id, device=str(model.pipeline.device),
+    )
+
+
+@router.post("/generate", responses=ERROR_RESPONSES,
+             summary="Text to image with the trained latent diffusion model (guided by EQ MM3.4)")
+async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: ModelDep,
+                   service: SamplingServiceDep, request: Request) -> schemas.GenerateResult:
+    """Sample batch_size images in a worker thread; the same parameters and seed give the same PNG bytes."""
+    if errors := req.limit_errors(settings.max_steps, settings.max_batch):
+        raise _body_errors(errors)
+    admitted = time.perf_counter()
+    seed = req.seed if req.seed is not None else random_seed(req.batch_size)
+    params = schemas.GenerateParameters(**req.model_dump(exclude={"seed"}), seed=seed)
+    try:
+        client = client_key(request.headers, request.client.host if request.client else None)  # fair turns
+        result, job = await service.run(GenerationSettings(**params.model_dump()), client=client)
+    except QueueFull as err:
+        raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
+    except JobTimeout as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": str(service.retry_after_s())}) from err
+    except SamplingCancelled as err:  # only close() cancels a job that has time left: the server is stopping
+        raise HTTPException(503, "generation was cancelled: the server is shutting down",
+                            headers={"Retry-After": "30"}) from err
+    return build_result(result, job, params, model, admitted)

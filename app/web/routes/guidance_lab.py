@@ -1,0 +1,147 @@
+"""Guidance on the real model over HTTP: the scale x seed grid, a live sweep, one step taken apart (EQ MM3.4),
+and the latent-vs-pixel forward timed on this server (EQ MM3.3). Sampling goes through the shared, fair queue;
+the other torch work (the judge, the timing) runs on the sampler's thread too (app/service/sampling.py says why).
+"""
+
+import time
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+
+from app.diffusion.samplers import SamplingCancelled
+from app.lab import forward_timing
+from app.lab import guidance as lab
+from app.pipelines.image import GenerationResult, GenerationSettings
+from app.service.imaging import encode_png, to_base64
+from app.service.models import read_card
+from app.service.sampling import Job, JobTimeout, QueueFull, SamplingService, StepCallback, client_key, random_seed
+from app.web import schemas
+from app.web.deps import ModelDep, SamplingServiceDep, SettingsDep
+from app.web.routes.generation import ERROR_RESPONSES
+from app.world.scenes import parse_prompt
+
+router = APIRouter(tags=["guidance lab"])
+
+
+def _png(image) -> str:
+    return to_base64(encode_png(image))
+
+
+def _client(request: Request) -> str:
+    return client_key(request.headers, request.client.host if request.client else None)
+
+
+def _check_steps(steps: int, max_steps: int) -> None:
+    if errors := schemas.steps_limit_error(steps, max_steps):
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+
+
+async def _sample(service: SamplingService, parts: list[GenerationSettings], client: str,
+                  on_step: StepCallback | None = None) -> tuple[list[GenerationResult], Job]:
+    """Run the parts as one job of the fair queue; the service's refusals as 429 / 503 with Retry-After."""
+    try:
+        return await service.run_many(parts, on_step, client)
+    except QueueFull as err:
+        raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
+    except JobTimeout as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": str(service.retry_after_s())}) from err
+    except SamplingCancelled as err:  # only close() cancels a job that has time left: the server is stopping
+        raise HTTPException(503, "generation was cancelled: the server is shutting down",
+                            headers={"Retry-After": "30"}) from err
+
+
+def _timings(results: list[GenerationResult], job: Job, admitted: float) -> schemas.LabTimings:
+    first = results[0].timings
+    return schemas.LabTimings(queue_s=job.queue_s, sampling_s=first["sampling_s"],
+                              total_s=time.perf_counter() - admitted, batch_jobs=job.batch_jobs,
+                              network_forwards=int(first["network_forwards"]))
+
+
+@router.post("/generate/grid", responses=ERROR_RESPONSES,
+             summary="A grid of guidance scales x seeds, with adherence and diversity measured per scale (EQ MM3.4)")
+async def grid(req: schemas.GridRequest, request: Request, settings: SettingsDep, model: ModelDep,
+               service: SamplingServiceDep) -> schemas.GridResult:
+    """Every column is one scale s, every row one seed: the same starting noise along a row, so only s differs."""
+    _check_steps(req.steps, settings.max_steps)
+    admitted = time.perf_counter()
+    seeds = req.seed_list(req.seed if req.seed is not None else random_seed(lab.MAX_GRID_SEEDS))
+    parts = lab.grid_settings(req.prompt, req.negative_prompt, req.scales, seeds, req.steps, req.sampler)
+    results, job = await _sample(service, parts, _client(request))
+    columns = await service.run_in_worker(lab.measure_grid, req.prompt, req.scales, seeds, results)  # judge: torch
+    return schemas.GridResult(
+        prompt_canonical=parse_prompt(req.prompt).canonical,
+        negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical,
+        seeds=seeds, steps=req.steps, sampler=req.sampler,
+        columns=[schemas.GridColumn(
+            scale=c.scale, adherence=c.adherence, diversity_rms=c.diversity_rms,
+            images=[schemas.GridImage(seed=seed, png_base64=_png(image), judged=schemas.JudgedAttributes(**judged))
+                    for seed, image, judged in zip(c.seeds, c.images, c.judged)])
+            for c in columns],
+        timings=_timings(results, job, admitted), model_id=model.model_id,
+    )
+
+
+@router.post("/generate/sweep", responses=ERROR_RESPONSES,
+             summary="Adherence and diversity against s, measured live on the model card's first prompts (EQ MM3.4)")
+async def sweep(req: schemas.SweepRequest, request: Request, settings: SettingsDep, model: ModelDep,
+                service: SamplingServiceDep) -> schemas.SweepResult:
+    """A few of the card's prompts and seeds at a few scales, judged as the card's guidance_sweep judges them."""
+    _check_steps(req.steps, settings.max_steps)
+    admitted = time.perf_counter()
+    parts, prompts = lab.sweep_settings(req.prompts, req.seeds, req.scales, req.steps, req.sampler)
+    results, job = await _sample(service, parts, _client(request))
+    points = await service.run_in_worker(lab.measure_sweep, prompts, req.scales, results)
+    return schemas.SweepResult(
+        prompts=[p.canonical for p in prompts], seeds=req.seeds, steps=req.steps, sampler=req.sampler,
+        points=[schemas.SweepPoint(scale=p.scale, adherence=p.adherence, diversity_rms=p.diversity_rms,
+                                   images=p.images) for p in points],
+        timings=_timings(results, job, admitted), model_id=model.model_id,
+    )
+
+
+@router.post("/generate/guidance", responses=ERROR_RESPONSES,
+             summary="EQ MM3.4 made visible: eps(∅), eps(c), their difference and the guided result at one step")
+async def guidance(req: schemas.GuidanceAnatomyRequest, request: Request, settings: SettingsDep, model: ModelDep,
+                   service: SamplingServiceDep) -> schemas.GuidanceAnatomyResult:
+    """The chosen variant's run is taken apart at at_step; the three variants' final images share the seed."""
+    _check_steps(req.steps, settings.max_steps)
+    admitted = time.perf_counter()
+    pipeline = model.pipeline
+    base = GenerationSettings(prompt=req.prompt, negative_prompt=req.negative_prompt, seed=req.seed, steps=req.steps,
+                              guidance_scale=req.guidance_scale, sampler=req.sampler)
+    interval = lab.interval_timesteps(req.interval.start, req.interval.end, pipeline.schedule.T)
+    variants = lab.variant_settings(base, req.rescale, interval)
+    capture = lab.StepCapture(pipeline, variants[req.variant], list(variants).index(req.variant), req.step_index())
+    results, job = await _sample(service, list(variants.values()), _client(request), capture)
+    anatomy = capture.anatomy
+    images = await service.run_in_worker(lab.variant_images, pipeline, variants, results)
+    return schemas.GuidanceAnatomyResult(
+        prompt_canonical=parse_prompt(req.prompt).canonical,
+        negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical,
+        seed=req.seed, steps=req.steps, sampler=req.sampler, variant=req.variant,
+        convention=lab.CONVENTION, display=lab.DISPLAY,
+        step=schemas.StepAnatomy(
+            index=anatomy.index, total=anatomy.total, t=anatomy.t, abar_t=anatomy.abar_t, guided=anatomy.guided,
+            scale=anatomy.scale,
+            maps=[schemas.EstimateMap(name=m.name, png_base64=_png(m.image), display_scale=m.display_scale,
+                                      norm=m.norm, rms=m.rms,
+                                      x0_png_base64=_png(m.x0_image) if m.x0_image is not None else None)
+                  for m in anatomy.maps]),
+        variants=[schemas.VariantImage(
+            variant=v.variant.name, label=v.variant.label, formula=v.variant.formula, source=v.variant.source,
+            png_base64=_png(v.image), guidance_scale=v.settings.guidance_scale, rescale=v.settings.guidance_rescale,
+            interval_timesteps=v.settings.guidance_interval, guided_steps=v.guided_steps,
+            judged=schemas.JudgedAttributes(**v.judged), matches=v.matches) for v in images],
+        timings=_timings(results, job, admitted), model_id=model.model_id,
+    )
+
+
+@router.get("/instruments/compression/measured", tags=["instruments"],
+            responses={503: {"description": "No model loaded; see `Retry-After`"}},
+            summary="One denoiser forward on the real latent vs the same DiT on pixels, timed here (EQ MM3.3)")
+async def compression_measured(settings: SettingsDep, model: ModelDep,
+                               service: SamplingServiceDep) -> schemas.MeasuredCompressionResult:
+    """Measured once per server process (about 2 s of CPU, on a sampler thread) and cached; `cached` says which."""
+    card, _ = read_card(settings.model_dir)
+    measured = await service.run_in_worker(forward_timing.measured_once, model.pipeline, model.model_id, card)
+    return schemas.MeasuredCompressionResult.model_validate(measured)

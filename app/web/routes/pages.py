@@ -1,0 +1,118 @@
+"""HTML pages rendered from templates/; their scripts fetch the JSON endpoints."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.diffusion.samplers import SAMPLERS
+from app.instruments import coherence, compression, denoising, guidance
+from app.web.benchmarks import REPRODUCE, SCALING_FILE, scaling_path
+from app.web.deps import get_app_settings
+from app.web.schemas import GenerateRequest
+
+router = APIRouter(include_in_schema=False)
+
+
+def _generate_context() -> dict:
+    """The /generate form's defaults and sampler names, from the request schema (the caps come from GET /model)."""
+    defaults = {name: field.default for name, field in GenerateRequest.model_fields.items() if name != "prompt"}
+    return {"defaults": defaults, "samplers": sorted(SAMPLERS)}
+
+
+def _benchmarks_context(request: Request) -> dict:
+    """Whether a scaling record is there: the page asks the API for it only then (no 404 in the console)."""
+    path = scaling_path(get_app_settings(request).bench_results_dir)
+    return {"recorded": path.is_file(), "results_file": f"bench/results/{SCALING_FILE}", "reproduce": REPRODUCE}
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    template: str
+    title: str
+    blurb: str
+    label: str
+    context: Callable[..., dict] | None = None  # extra template values, e.g. quiz answers computed by the domain code
+    context_takes_request: bool = False  # context(request) rather than context()
+
+
+PAGES = (
+    Page(
+        "/instruments/denoising",
+        "instrument_denoising.html",
+        "Denoising walk",
+        "The forward process in closed form and an oracle reverse walk from static back to the data, step by step.",
+        "EQ MM3.1 · MM3.2",
+        context=denoising.page_context,
+    ),
+    Page(
+        "/instruments/latent-vs-pixel",
+        "instrument_compression.html",
+        "Latent vs pixel",
+        "How much a VAE shrinks the tensor the denoiser works on, and what that does to the cost of every step.",
+        "MM3.1 · EQ MM3.3",
+        context=compression.page_context,
+    ),
+    Page(
+        "/instruments/guidance",
+        "instrument_guidance.html",
+        "Guidance scale",
+        "Classifier-free guidance on a toy diffusion whose score is known exactly: adherence and diversity, measured.",
+        "MM3.2 · EQ MM3.4",
+        context=guidance.page_context,
+    ),
+    Page(
+        "/instruments/coherence",
+        "instrument_coherence.html",
+        "Frame coherence",
+        "Denoise a moving object's path frame by frame or jointly, and watch flicker turn into motion.",
+        "MM3.3 · EQ MM3.6",
+        context=coherence.page_context,
+    ),
+    Page(
+        "/generate",
+        "generate.html",
+        "Generate",
+        "The trained latent diffusion model, live: watch x_t and the predicted clean image at every step.",
+        "§3.3 · EQ MM3.1 · MM3.4",
+        context=_generate_context,
+    ),
+    Page(
+        "/benchmarks",
+        "benchmarks.html",
+        "Scaling benchmarks",
+        "How sampling time grows with steps, batch and resolution: recorded measurements of the committed model.",
+        "bench/scaling.py · recorded",
+        context=_benchmarks_context,
+        context_takes_request=True,
+    ),
+)
+
+
+def _render(request: Request, template: str, **context) -> HTMLResponse:
+    templates = request.app.state.templates
+    base = request.scope.get("root_path", "").rstrip("/")
+    return templates.TemplateResponse(request, template, {"pages": PAGES, "base": base, **context})
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    return _render(request, "index.html", title="Diffusion Lab")
+
+
+def _page_handler(page: Page):
+    def handler(request: Request) -> HTMLResponse:
+        if page.context is None:
+            extra = {}
+        else:
+            extra = page.context(request) if page.context_takes_request else page.context()
+        return _render(request, page.template, title=page.title, page=page, **extra)
+
+    handler.__name__ = "page_" + page.template.removesuffix(".html")
+    return handler
+
+
+for _page in PAGES:
+    router.add_api_route(_page.path, _page_handler(_page), methods=["GET"], response_class=HTMLResponse)

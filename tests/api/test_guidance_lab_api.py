@@ -1,0 +1,258 @@
+"""The guidance lab's endpoints through the tiny random model: grid, live sweep, one step taken apart, measured
+latent-vs-pixel timing; their 422s, the 429 of a full queue and the 503 without a model."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.diffusion.samplers import timesteps_for
+from app.evaluation.image import full_prompts, pairwise_rms
+from app.main import create_app
+from app.pipelines.image import GenerationSettings
+from app.service.imaging import decode_png, from_base64
+from tests.helpers.models import model_settings
+
+GRID, SWEEP, GUIDANCE = "/api/v1/generate/grid", "/api/v1/generate/sweep", "/api/v1/generate/guidance"
+MEASURED, GENERATE = "/api/v1/instruments/compression/measured", "/api/v1/generate"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pixels(b64: str) -> np.ndarray:
+    return decode_png(from_base64(b64))
+
+
+# ---------------------------------------------------------------------------------------------- the grid
+
+
+def test_the_grid_has_a_column_per_scale_and_a_row_per_seed(model_client):
+    r = model_client.post(GRID, json={"prompt": "a red circle", "scales": [0, 1, 7.5], "seeds": [3, 11], "steps": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["seeds"] == [3, 11] and body["prompt_canonical"] == "a red circle"
+    assert [c["scale"] for c in body["columns"]] == [0, 1, 7.5]
+    for column in body["columns"]:
+        assert [im["seed"] for im in column["images"]] == [3, 11]
+        assert set(column["adherence"]) == {"shape", "colour", "clean", "all"}  # what the prompt names, and more
+        assert all(0 <= v <= 1 for v in column["adherence"].values())
+        images = np.stack([pixels(im["png_base64"]) for im in column["images"]])
+        assert images.shape == (2, 32, 32, 3)
+        assert column["diversity_rms"] == pytest.approx(pairwise_rms(images), abs=1e-9)  # the card's measure
+    t = body["timings"]
+    assert t["network_forwards"] == 4 and t["batch_jobs"] >= 1 and t["total_s"] >= t["sampling_s"]
+
+
+def test_a_grid_cell_is_the_image_post_generate_draws(model_client):
+    grid = model_client.post(GRID, json={"prompt": "a blue square", "scales": [1, 5], "seeds": [7], "steps": 4})
+    alone = model_client.post(GENERATE, json={"prompt": "a blue square", "guidance_scale": 5, "seed": 7, "steps": 4})
+    cell = pixels(grid.json()["columns"][1]["images"][0]["png_base64"]).astype(int)
+    assert np.abs(cell - pixels(alone.json()["images"][0]["png_base64"])).max() <= 2  # batched rounding only
+    other = pixels(grid.json()["columns"][0]["images"][0]["png_base64"]).astype(int)
+    assert np.abs(cell - other).mean() > 0.5  # the scale changed the picture
+
+
+def test_a_seed_count_counts_up_from_seed(model_client):
+    body = model_client.post(GRID, json={"prompt": "", "scales": [1], "seeds": 3, "seed": 40, "steps": 2}).json()
+    assert body["seeds"] == [40, 41, 42]
+    assert body["columns"][0]["adherence"] == {"clean": pytest.approx(body["columns"][0]["adherence"]["all"]),
+                                               "all": body["columns"][0]["adherence"]["all"]}
+    default = model_client.post(GRID, json={"prompt": "a square", "steps": 1}).json()
+    assert [c["scale"] for c in default["columns"]] == [0, 1, 3, 5, 7.5, 10, 15] and len(default["seeds"]) == 4
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"scales": [1] * 9}, "scales"),
+    ({"scales": []}, "scales"),
+    ({"scales": [20.5]}, "scales"),
+    ({"scales": [-1]}, "scales"),
+    ({"scales": ["x"]}, "scales"),
+    ({"seeds": [1, 2, 3, 4, 5, 6, 7, 8, 9]}, "seeds"),
+    ({"seeds": [4, 4]}, "seeds"),
+    ({"seeds": 0}, "seeds"),
+    ({"seeds": [1, 2, 3, 4, 5], "scales": [0, 1, 2, 3, 4, 5, 6]}, "seeds"),  # 35 images
+    ({"seeds": 8, "scales": [1, 2, 3, 4, 5]}, "seeds"),  # 40 images
+    ({"seeds": 4, "seed": 2**31 - 2}, "seed"),
+    ({"steps": 51}, "steps"),  # the test server's DIFFUSION_LAB_MAX_STEPS is 50
+    ({"steps": 0}, "steps"),
+    ({"sampler": "euler"}, "sampler"),
+    ({"prompt": "a red star"}, "prompt"),
+    ({"negative_prompt": "a red star"}, "negative_prompt"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_grid_fields_are_422_naming_the_field(model_client, change, field):
+    r = model_client.post(GRID, json={"prompt": "a red circle", "steps": 2, **change})
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"][0]["loc"], r.json()
+
+
+def test_non_finite_scales_are_422_not_500(model_client):
+    r = model_client.post(GRID, content=b'{"prompt": "a red circle", "scales": [NaN]}',
+                          headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "scales" in r.json()["detail"][0]["loc"]
+
+
+# ---------------------------------------------------------------------------------------------- the live sweep
+
+
+def test_the_live_sweep_uses_the_cards_prompts_and_seeds(model_client):
+    r = model_client.post(SWEEP, json={"prompts": 2, "seeds": 2, "scales": [0, 3], "steps": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["live"] is True and body["prompts"] == [p.canonical for p in full_prompts(2)]
+    assert [p["scale"] for p in body["points"]] == [0, 3] and all(p["images"] == 4 for p in body["points"])
+    for point in body["points"]:
+        assert set(point["adherence"]) == {"shape", "colour", "size", "position", "clean", "all"}
+        assert point["diversity_rms"] > 0
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"prompts": 8, "seeds": 4}, "scales"),  # 96 images with the default 3 scales
+    ({"prompts": 0}, "prompts"), ({"seeds": 1}, "seeds"), ({"scales": [1, 2, 3, 4, 5]}, "scales"),
+    ({"steps": 51}, "steps"), ({"extra": 1}, "extra"),
+])
+def test_bad_sweep_fields_are_422(model_client, change, field):
+    r = model_client.post(SWEEP, json={"steps": 2, **change})
+    assert r.status_code == 422 and field in r.json()["detail"][0]["loc"], r.text
+
+
+# ---------------------------------------------------------------------------------------------- one step, taken apart
+
+
+def test_a_step_taken_apart_and_three_variants_on_one_seed(model_client, model_app):
+    body = {"prompt": "a green triangle", "seed": 2, "steps": 6, "guidance_scale": 4, "at_step": 3,
+            "variant": "cfg", "rescale": 0.7, "interval": {"start": 0.25, "end": 0.75}}
+    r = model_client.post(GUIDANCE, json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    step = out["step"]
+    schedule = model_app.state.pipeline.schedule
+    ts = timesteps_for(schedule, 6)
+    assert (step["index"], step["total"], step["t"], step["guided"]) == (3, 6, ts[3], True)
+    assert [m["name"] for m in step["maps"]] == ["eps_uncond", "eps_cond", "difference", "guided"]
+    maps = {m["name"]: m for m in step["maps"]}
+    assert maps["difference"]["x0_png_base64"] is None and maps["guided"]["x0_png_base64"] is not None
+    assert maps["eps_uncond"]["display_scale"] == maps["guided"]["display_scale"]  # one shared scale
+    assert all(m["norm"] > 0 and m["rms"] == pytest.approx(m["norm"] / np.sqrt(4 * 4 * 4)) for m in step["maps"])
+    assert pixels(maps["guided"]["png_base64"]).shape == (130, 130, 3)  # 2 x 2 tiles of 4 cells x 16 px, 2 px gap
+    assert "s = 1 is plain conditional" in out["convention"] and "±" in out["display"]
+    variants = {v["variant"]: v for v in out["variants"]}
+    assert list(variants) == ["cfg", "cfg_rescale", "cfg_interval"]
+    lo, hi = variants["cfg_interval"]["interval_timesteps"]
+    assert (lo, hi) == (round(0.25 * 999), round(0.75 * 999))
+    assert variants["cfg"]["guided_steps"] == 6 and variants["cfg_interval"]["guided_steps"] == sum(
+        lo <= t <= hi for t in ts)
+    assert variants["cfg_rescale"]["rescale"] == 0.7 and "σ" in variants["cfg_rescale"]["formula"]
+    assert variants["cfg"]["formula"].startswith("ε̃ = ε(∅) + s·")
+    alone = model_client.post(GENERATE, json={"prompt": "a green triangle", "seed": 2, "steps": 6,
+                                              "guidance_scale": 4})
+    cfg = pixels(variants["cfg"]["png_base64"]).astype(int)
+    assert np.abs(cfg - pixels(alone.json()["images"][0]["png_base64"])).max() <= 2
+
+
+def test_outside_the_interval_the_guided_estimate_is_the_conditional_one(model_client):
+    r = model_client.post(GUIDANCE, json={"prompt": "a red circle", "steps": 4, "at_step": 0,
+                                          "variant": "cfg_interval", "guidance_scale": 6})
+    step = r.json()["step"]
+    maps = {m["name"]: m for m in step["maps"]}
+    assert step["t"] == 999 and step["guided"] is False  # the default interval ends at t = 799
+    assert maps["guided"]["norm"] == pytest.approx(maps["eps_cond"]["norm"], rel=1e-5)
+    assert maps["eps_uncond"]["norm"] > 0  # computed for the picture even though the run skipped it
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"at_step": 4}, "at_step"), ({"variant": "cfg_pp"}, "variant"), ({"rescale": 1.5}, "rescale"),
+    ({"interval": {"start": 0.9, "end": 0.1}}, "interval"), ({"interval": {"start": -0.1}}, "interval"),
+    ({"guidance_scale": 21}, "guidance_scale"), ({"steps": 51}, "steps"), ({"seed": -1}, "seed"),
+    ({"prompt": "a red star"}, "prompt"), ({"scale": 3}, "scale"),
+])
+def test_bad_guidance_fields_are_422(model_client, change, field):
+    r = model_client.post(GUIDANCE, json={"prompt": "a red circle", "steps": 4, **change})
+    assert r.status_code == 422 and field in r.json()["detail"][0]["loc"], r.text
+
+
+# ---------------------------------------------------------------------------------------------- measured compression
+
+
+def test_the_measured_forward_times_the_real_latent_against_pixels(model_client):
+    first = model_client.get(MEASURED)
+    assert first.status_code == 200, first.text
+    m = first.json()
+    assert (m["resolution"], m["f"], m["latent_channels"], m["ratio"]) == (32, 8, 4, 48.0)  # 3 f^2 / c_z
+    assert (m["latent"]["grid"], m["latent"]["tokens"], m["latent"]["weights"]) == ([4, 4, 4], 16, "trained")
+    assert [(p["patch"], p["tokens"], p["weights"]) for p in m["pixel"]] == [(2, 256, "random"), (1, 1024, "random")]
+    assert all(p["attention_pairs"] == p["tokens"] ** 2 and p["median_ms"] > 0 for p in [m["latent"], *m["pixel"]])
+    assert m["psnr_source"] != "not measured" or m["psnr_db"] is None
+    again = model_client.get(MEASURED).json()
+    assert m["cached"] is False and again["cached"] is True
+    assert again["latent"]["runs_ms"] == m["latent"]["runs_ms"]  # measured once per process
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+
+def test_without_a_model_every_endpoint_is_503_with_retry_after(client):
+    for method, path, body in (("post", GRID, {"prompt": ""}), ("post", SWEEP, {}), ("post", GUIDANCE, {"prompt": ""}),
+                               ("get", MEASURED, None)):
+        r = getattr(client, method)(path, **({"json": body} if body is not None else {}))
+        assert r.status_code == 503 and int(r.headers["retry-after"]) > 0, (path, r.text)
+
+
+def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
+    app = create_app(model_settings(tiny_model_dir, queue_size=1, worker_threads=1))
+    with TestClient(app) as c:
+        release = threading.Event()
+        original = app.state.pipeline.generate_batch
+
+        def gated(jobs, callback=None):
+            assert release.wait(10)
+            return original(jobs, callback)
+
+        monkeypatch.setattr(app.state.pipeline, "generate_batch", gated)
+        service = app.state.sampler
+        held = [service.submit(GenerationSettings(prompt="", steps=1)) for _ in range(service.capacity)]
+        try:
+            r = c.post(GRID, json={"prompt": "a red circle", "steps": 2})
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["detail"]
+        finally:
+            release.set()
+        for job in held:
+            job.future.result(10)
+        assert c.post(GRID, json={"prompt": "a red circle", "steps": 1, "scales": [1], "seeds": 1}).status_code == 200
+
+
+def test_the_client_header_picks_the_fair_queue_line(model_client, model_app, monkeypatch):
+    service, seen = model_app.state.sampler, []
+    submit_many = service.submit_many
+
+    def spy(parts, on_step=None, client=""):
+        seen.append(client)
+        return submit_many(parts, on_step, client)
+
+    monkeypatch.setattr(service, "submit_many", spy)
+    body = {"prompt": "", "scales": [1], "seeds": 1, "steps": 1}
+    model_client.post(GRID, json=body, headers={"X-Client-Id": "lab-42"})
+    model_client.post(GRID, json=body)
+    assert seen == ["id:lab-42", "ip:testclient"]
+
+
+def test_judging_and_timing_run_on_the_sampler_thread(model_client, monkeypatch):
+    import app.lab.guidance as lab
+
+    threads, measure = [], lab.measure_grid
+
+    def spy(*args):
+        threads.append(threading.current_thread().name)
+        return measure(*args)
+
+    monkeypatch.setattr(lab, "measure_grid", spy)
+    assert model_client.post(GRID, json={"prompt": "", "scales": [1], "seeds": 1, "steps": 1}).status_code == 200
+    assert len(threads) == 1 and threads[0].startswith("sampler")  # not the event loop: one OpenMP pool only

@@ -1,0 +1,82 @@
+"""Driving the pages in headless Chromium: the browser's flags, a page probe, and polling helpers."""
+
+import json
+import os
+import time
+import urllib.parse
+import urllib.request
+from urllib.parse import urlparse
+
+CHROMIUM = os.environ.get("DIFFUSION_LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+class PageProbe:
+    """A browser page that records console errors, page errors and requests to any other host."""
+
+    def __init__(self, page, base_url: str):
+        self.page = page
+        self.base_url = base_url
+        self.console_errors: list[str] = []
+        self.foreign_requests: list[str] = []
+        host = urlparse(base_url).netloc
+        page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        page.on(
+            "request",
+            lambda r: urlparse(r.url).scheme in ("http", "https")
+            and urlparse(r.url).netloc != host
+            and self.foreign_requests.append(r.url),
+        )
+
+    def goto(self, path: str):
+        self.page.goto(self.base_url + path, wait_until="networkidle")
+        return self.page
+
+    def assert_clean(self):
+        assert self.console_errors == [], self.console_errors
+        assert self.foreign_requests == [], self.foreign_requests
+
+
+def wait_for(page, expression: str, arg=None, timeout: int = 15_000) -> None:
+    """Poll `expression` (or a function of `arg`) with page.evaluate until it is truthy, or time out."""
+    # Not page.wait_for_function: Playwright evals its predicate inside the page, which the app's CSP refuses.
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if page.evaluate(expression, arg):
+                return
+            error = None
+        except PlaywrightError as err:  # the element the expression reads may not exist yet
+            error = err
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} ms for {expression!r}") from error
+        page.wait_for_timeout(50)
+
+
+def wait_text(page, selector: str, text: str) -> None:
+    """Wait until the element's trimmed text is exactly `text` (a readout the server recomputed)."""
+    wait_for(page, "([sel, want]) => document.querySelector(sel).textContent.trim() === want", arg=[selector, text])
+
+
+def answer_quiz(quiz, answer: str) -> str:
+    """Type `answer` into a check-yourself form (a Playwright locator), submit it, return the verdict's text."""
+    quiz.locator("input").fill(answer)
+    quiz.locator("button").click()
+    return quiz.locator(".verdict").text_content()
+
+
+def get_json(base_url: str, path: str, **params) -> dict:
+    """GET base_url + path with a query from params, straight from the server (what the page should show)."""
+    with urllib.request.urlopen(f"{base_url}{path}?{urllib.parse.urlencode(params)}") as response:
+        return json.load(response)

@@ -1,0 +1,221 @@
+"""The evaluation command: chance arithmetic, the prompt set, the metrics, and the card of a tiny random model."""
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.cli import main as cli_main
+from app.diffusion.schedule import NoiseSchedule
+from app.evaluation.image import (
+    CARD_KEYS,
+    SCALES,
+    EvalConfig,
+    adherence,
+    build_card,
+    chance_level,
+    expected_distinct,
+    failures,
+    full_prompts,
+    pairwise_rms,
+    render_readme,
+    sweep_summary,
+    training_stages,
+    variety,
+)
+from app.measure.judge import judge
+from app.nets import DIT_SIZES, TEXT_SIZES, VAE, VAE_SIZES, DiT, TextEncoder, save_module
+from app.pipelines.image import Pipeline
+from app.world.scenes import (
+    COLOUR_NAMES,
+    MAX_TOKENS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    VOCAB,
+    Prompt,
+    caption,
+    parse_prompt,
+    render,
+    sample_scenes,
+    to_uint8,
+)
+
+TINY = EvalConfig(prompts=2, seeds=2, steps=3, scales=(0.0, 1.0, 5.0), partial_prompts=("a red circle", "a square"),
+                  partial_seeds=3, partial_scales=(1.0, 5.0), judge_scenes=16, vae_scenes=8, timing_repeats=1,
+                  timing_batch=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and 2 threads on a shared CPU stall on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 32 px model in the three files the pipeline loads, plus a TRAINING.md."""
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model")
+    vae = VAE(VAE_SIZES["tiny"]())
+    text = TextEncoder(TEXT_SIZES["tiny"](vocab_size=len(VOCAB), max_tokens=MAX_TOKENS))
+    dit = DiT(DIT_SIZES["tiny"](latent_size=4, context_dim=text.config.width))
+    with torch.no_grad():  # adaLN-Zero makes a fresh DiT output zeros; give it something to say
+        for p in dit.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    save_module(out / "vae.safetensors", vae, vae.config, {"command": "test", "steps_done": 0})
+    save_module(out / "text_encoder.safetensors", text, text.config, {"vocab": list(VOCAB)})
+    save_module(out / "denoiser.safetensors", dit, dit.config,
+                {"schedule": NoiseSchedule.make().config(), "prediction": "v", "steps_done": 0})
+    (out / "TRAINING.md").write_text("# t\n\n| stage | steps |\n| --- | --- |\n| VAE | `3,284` |\n")
+    return out
+
+
+# --------------------------------------------------------------------------------------------- arithmetic
+
+
+def test_chance_level_is_one_over_the_choices_and_their_product():
+    chance = chance_level()
+    assert chance["shape"] == pytest.approx(1 / 3) and chance["colour"] == pytest.approx(1 / 6)
+    assert chance["size"] == pytest.approx(1 / 2) and chance["position"] == pytest.approx(1 / 9)
+    assert chance["all"] == pytest.approx(1 / 324)
+
+
+def test_expected_distinct_values_of_uniform_draws():
+    assert expected_distinct(2, 1) == pytest.approx(1.0)
+    assert expected_distinct(2, 2) == pytest.approx(1.5)  # the second draw is new half the time
+    assert expected_distinct(9, 16) == pytest.approx(9 * (1 - (8 / 9) ** 16))
+    assert 8.9 < expected_distinct(9, 100) < 9.0
+
+
+def test_pairwise_rms_is_zero_for_copies_and_one_for_black_against_white():
+    black, white = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)
+    assert pairwise_rms(np.stack([black, black, black])) == 0.0
+    assert pairwise_rms(np.stack([black, white])) == pytest.approx(1.0)
+    # three images, pairs (b, w) = 1, (b, b) = 0, (w, b) = 1 -> mean 2/3
+    assert pairwise_rms(np.stack([black, white, black])) == pytest.approx(2 / 3)
+    assert pairwise_rms(black[None]) == 0.0
+
+
+def test_full_prompts_cover_the_grammar_evenly_and_reproducibly():
+    prompts = full_prompts(54, seed=0)
+    assert prompts == full_prompts(54, seed=0) and prompts != full_prompts(54, seed=1)
+    assert all(parse_prompt(p.canonical) == p for p in prompts)  # each is a full, parseable caption
+    assert Counter((p.shape, p.colour) for p in prompts) == {(s, c): 3 for s in SHAPES for c in COLOUR_NAMES}
+    assert Counter(p.size for p in prompts) == {s: 27 for s in SIZES}
+    assert Counter(p.position for p in prompts) == {p: 6 for p in POSITIONS}
+
+
+def test_adherence_of_rendered_scenes_to_their_own_and_to_wrong_captions():
+    scenes = sample_scenes(24, np.random.default_rng(5))
+    verdicts = judge(to_uint8(render(scenes)))
+    own = [parse_prompt(c) for c in caption(scenes)]
+    assert adherence(verdicts, own) == {"shape": 1.0, "colour": 1.0, "size": 1.0, "position": 1.0,
+                                        "clean": 1.0, "all": 1.0}
+    other = [Prompt(p.shape, COLOUR_NAMES[(COLOUR_NAMES.index(p.colour) + 1) % 6], p.size, p.position) for p in own]
+    score = adherence(verdicts, other)
+    assert score["colour"] == 0.0 and score["all"] == 0.0 and score["shape"] == 1.0
+    listed = failures(verdicts, other, limit=5)
+    assert [f["seed"] for f in listed] == [0, 1, 2, 3, 4] and all(f["wrong"] == ["colour"] for f in listed)
+    assert listed[0]["judged"]["colour"] == own[0].colour and failures(verdicts, own, limit=5) == []
+    partial = adherence(verdicts, [Prompt(shape=p.shape) for p in own])
+    assert list(partial) == ["shape", "clean", "all"] and partial["all"] == 1.0
+
+
+def test_variety_counts_the_distinct_judged_values_of_open_attributes():
+    scenes = sample_scenes(40, np.random.default_rng(1))
+    verdicts = judge(to_uint8(render(scenes)))
+    found = variety(verdicts, ["colour", "position"])
+    assert found["colour"]["distinct"] == len(set(scenes.colour.tolist())) and found["colour"]["possible"] == 6
+    assert found["position"]["distinct"] == len(set(scenes.position.tolist())) and found["position"]["possible"] == 9
+    assert found["colour"]["uniform_expected"] == pytest.approx(expected_distinct(6, 40))
+
+
+def test_sweep_summary_finds_the_peak_and_the_first_attribute_to_fail_past_it():
+    def row(scale, shape, colour, clean, all_):
+        return {"scale": scale, "adherence": {"shape": shape, "colour": colour, "clean": clean, "all": all_}}
+
+    sweep = [row(0, 0.3, 0.2, 0.9, 0.0), row(3, 1, 1, 1, 1.0), row(5, 1, 1, 1, 1.0), row(7.5, 0.97, 1, 0.96, 0.96),
+             row(10, 0.9, 0.7, 0.8, 0.6)]
+    summary = sweep_summary(sweep)
+    assert summary["best_scale"] == 3 and summary["best_all"] == 1.0  # ties go to the smaller s
+    assert (summary["first_drop_scale"], summary["first_drop_attribute"]) == (10, "colour")
+    assert summary["first_drop_value"] == 0.7
+    assert sweep_summary(sweep[:3])["first_drop_scale"] is None
+
+
+def test_training_stages_reads_the_first_markdown_table():
+    text = "intro\n\n| stage | steps |\n| --- | ---: |\n| VAE | `3,284` |\n| denoiser | 9,511 |\n\nmore | text"
+    assert training_stages(text) == [{"stage": "VAE", "steps": "3,284"}, {"stage": "denoiser", "steps": "9,511"}]
+    assert training_stages("no table here") == []
+
+
+# --------------------------------------------------------------------------------------------- the card
+
+
+@pytest.fixture(scope="module")
+def tiny_card(tiny_model_dir) -> dict:
+    pipeline = Pipeline.load(tiny_model_dir, device="cpu")
+    return build_card(pipeline, tiny_model_dir, TINY, "diffusion-lab evaluate (test)", log=lambda _: None)
+
+
+def test_card_has_its_documented_keys_and_is_strict_json(tiny_card):
+    assert tuple(tiny_card) == CARD_KEYS
+    assert set(tiny_card["evaluation"]) == {"settings", "judge_on_scenes", "vae", "guidance_sweep", "chance",
+                                            "summary", "partial_prompts", "timing"}
+    json.loads(json.dumps(tiny_card, allow_nan=False))  # no NaN or tensors slipped in
+
+
+def test_card_architecture_comes_from_the_weights(tiny_card, tiny_model_dir):
+    arch = tiny_card["architecture"]
+    assert arch["resolution"] == 32 and arch["latent_shape"] == [4, 4, 4] and arch["compression_ratio"] == 48
+    assert arch["denoiser"]["config"]["width"] == 32 and arch["denoiser"]["class"] == "DiT"
+    assert arch["vae"]["bytes"] == (tiny_model_dir / "vae.safetensors").stat().st_size
+    assert arch["total_parameters"] == sum(arch[k]["parameters"] for k in ("vae", "text_encoder", "denoiser"))
+    assert tiny_card["training"]["stages"] == [{"stage": "VAE", "steps": "3,284"}]
+    assert tiny_card["defaults"]["sampler"] == "dpmpp_2m" and tiny_card["defaults"]["steps"] == 20
+
+
+def test_card_sweep_has_one_entry_per_scale_with_chance_at_zero(tiny_card):
+    sweep = tiny_card["evaluation"]["guidance_sweep"]
+    assert [r["scale"] for r in sweep] == list(TINY.scales)
+    for row in sweep:
+        assert set(row["adherence"]) == {"shape", "colour", "size", "position", "clean", "all"}
+        assert all(0.0 <= v <= 1.0 for v in row["adherence"].values())
+        assert row["images"] == TINY.prompts * TINY.seeds and row["diversity_rms"] >= 0.0
+    assert sweep[0]["chance"] == chance_level() and all("chance" not in r for r in sweep[1:])
+    partial = tiny_card["evaluation"]["partial_prompts"]
+    assert [p["prompt"] for p in partial] == ["a red circle", "a square"]
+    assert partial[1]["open"] == ["colour", "size", "position"]
+    assert [b["scale"] for b in partial[0]["by_scale"]] == [1.0, 5.0]
+    assert all(b["variety"]["size"]["distinct"] <= 2 for b in partial[0]["by_scale"])
+
+
+def test_readme_tabulates_every_scale_and_links_training(tiny_card):
+    text = render_readme(tiny_card)
+    assert "[TRAINING.md](TRAINING.md)" in text and "[model-card.json](model-card.json)" in text
+    for row in tiny_card["evaluation"]["guidance_sweep"]:
+        assert f"| {row['scale']:g} | {row['adherence']['shape']:.3f} |" in text
+    assert "| chance | 0.333 | 0.167 | 0.500 | 0.111 |" in text
+    assert f"peaks at s = {tiny_card['evaluation']['summary']['best_scale']:g}" in text
+
+
+def test_cli_writes_the_card_and_the_readme(tiny_model_dir, tmp_path):
+    card, readme = tmp_path / "out" / "card.json", tmp_path / "README.md"
+    code = cli_main(["evaluate", "--model-dir", str(tiny_model_dir), "--quick", "--prompts", "1", "--seeds", "2",
+                     "--partial-seeds", "2", "--device", "cpu", "--threads", "1",
+                     "--out-card", str(card), "--out-readme", str(readme)])
+    assert code == 0
+    written = json.loads(card.read_text())
+    assert written["command"].startswith("diffusion-lab evaluate --model-dir")
+    assert [r["scale"] for r in written["evaluation"]["guidance_sweep"]] == list(SCALES)
+    assert written["evaluation"]["settings"]["prompts"] == 1 and written["evaluation"]["settings"]["seeds"] == 2
+    assert math.isfinite(written["evaluation"]["vae"]["psnr_db_mean"])
+    assert readme.read_text().startswith("# The trained model")

@@ -1,0 +1,129 @@
+"""The training command: schedule, EMA, tiny real runs on the CPU, metadata, resume."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.cli import main as cli_main
+from app.nets import VAE, DiT, DiTConfig, TextEncoder, TextEncoderConfig, VAEConfig, load_module, read_metadata
+from app.training.image import EMA, TextToLatent, lr_at, main
+from app.world.scenes import VOCAB
+from tests.helpers.models import REPO_ROOT
+
+REPO = REPO_ROOT
+TINY = ["--size", "tiny", "--resolution", "32", "--batch", "8", "--device", "cpu", "--warmup", "3",
+        "--val-size", "32", "--no-progress", "--log-every", "5"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and 2 threads on a shared CPU stall on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_lr_warms_up_then_decays_to_a_tenth():
+    assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, 10) == pytest.approx(0.55)
+    assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
+    assert all(lr_at(s, 100, 1.0, 10) >= lr_at(s + 1, 100, 1.0, 10) for s in range(10, 100))
+
+
+def test_ema_follows_with_a_ramped_decay():
+    model = torch.nn.Linear(2, 2, bias=False)
+    ema = EMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        ema.module.weight.fill_(0.0)
+    ema.update(model, step=0)  # decay (1+0)/(10+0) = 0.1
+    assert torch.allclose(ema.module.weight, torch.full((2, 2), 0.9))
+    ema.update(model, step=10**6)  # decay capped at 0.999
+    assert torch.allclose(ema.module.weight, torch.full((2, 2), 0.9 + 0.1 * 0.001))
+
+
+def test_training_modules_import_without_the_web_stack():
+    code = ("import sys, app.training.image, app.nets, app.world.scenes, app.measure.judge, app.diffusion.schedule; "
+            "bad = [m for m in ('fastapi', 'pydantic', 'pydantic_settings', 'jinja2', 'plotly') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_vae_file(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vae") / "vae.safetensors"
+    main(["vae", *TINY, "--steps", "30", "--lr", "3e-3", "--stats-size", "64", "--out", str(out),
+          "--ckpt-dir", str(out.parent / "ckpt"), "--val-every", "0"])
+    return out
+
+
+def test_vae_run_lowers_the_loss_and_records_its_provenance(tiny_vae_file):
+    vae, extra = load_module(tiny_vae_file, VAE, VAEConfig)
+    curve = [loss for _, loss in extra["loss_curve"]]
+    assert len(curve) == 6 and curve[-1] < 0.7 * curve[0]
+    assert extra["steps_done"] == 30 and extra["device"] and extra["torch_version"] == torch.__version__
+    assert extra["command"].startswith("python3 -m app.training.image vae") and "--steps 30" in extra["command"]
+    assert extra["validation"]["psnr_db"] > 10 and 0.0 <= extra["validation"]["judge_all"] <= 1.0
+    assert extra["recipe"]["kl_weight"] == 1e-5
+    # the latent statistics travel in the weights, and match the metadata copy
+    assert torch.allclose(vae.latent_scale, torch.tensor(extra["latent_scale"]))
+    assert not torch.allclose(vae.latent_scale, torch.ones(4))
+
+
+def test_denoiser_run_writes_both_files_with_their_recipe(tiny_vae_file, tmp_path):
+    out = tmp_path / "denoiser.safetensors"
+    main(["denoiser", *TINY, "--steps", "30", "--lr", "2e-3", "--vae", str(tiny_vae_file), "--out", str(out),
+          "--ckpt-dir", str(tmp_path / "ckpt"), "--val-every", "15"])
+    dit, extra = load_module(out, DiT, DiTConfig)
+    text, text_extra = load_module(tmp_path / "text_encoder.safetensors", TextEncoder, TextEncoderConfig)
+    curve = [loss for _, loss in extra["loss_curve"]]
+    assert curve[-1] < curve[0]
+    assert extra["prediction"] == "v" and extra["schedule"]["kind"] == "scaled_linear"
+    assert extra["text_encoder"] == "text_encoder.safetensors" and extra["steps_done"] == 30
+    assert "val_loss" in extra["validation"]
+    assert dit.config.latent_size == 4 and dit.config.context_dim == text.config.width
+    assert text_extra["vocab"] == list(VOCAB) and text.config.vocab_size == len(VOCAB)
+    # the pair runs end to end, and the saved weights are the trained (not the fresh, all-zero) output
+    pair = TextToLatent(text.config, dit.config)
+    pair.text, pair.dit = text, dit
+    v = pair(torch.randn(2, 4, 4, 4), torch.tensor([10, 900]), torch.zeros(2, 12, dtype=torch.long))
+    assert v.shape == (2, 4, 4, 4) and v.abs().max() > 0
+
+
+def test_resume_continues_the_step_count_and_reproduces_the_run(tiny_vae_file, tmp_path):
+    args = ["vae", *TINY, "--steps", "12", "--stats-size", "32", "--val-every", "0"]
+    straight = tmp_path / "straight.safetensors"
+    cli_main(["train", *args, "--out", str(straight), "--ckpt-dir", str(tmp_path / "a"),
+              "--ckpt-every", "8", "--keep-checkpoints"])
+    ckpt = tmp_path / "a" / "vae-step0000008.pt"
+    assert ckpt.is_file() and torch.load(ckpt, weights_only=False)["step"] == 8
+    resumed = tmp_path / "resumed.safetensors"
+    cli_main(["train", *args, "--out", str(resumed), "--ckpt-dir", str(tmp_path / "b"), "--resume", str(ckpt)])
+    meta = read_metadata(resumed)
+    assert meta["extra"]["steps_done"] == 12
+    assert meta["extra"]["command"].startswith("diffusion-lab train vae")
+    a, _ = load_module(straight, VAE, VAEConfig)
+    b, _ = load_module(resumed, VAE, VAEConfig)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+
+
+def test_max_minutes_stops_cleanly_and_saves(tmp_path):
+    out = tmp_path / "vae.safetensors"
+    main(["vae", *TINY, "--steps", "1000", "--max-minutes", "0.0001", "--stats-size", "32", "--out", str(out),
+          "--ckpt-dir", str(tmp_path / "ckpt"), "--val-every", "0"])
+    extra = read_metadata(out)["extra"]
+    assert extra["stopped_early"] and extra["steps_done"] < 1000
+    assert (tmp_path / "ckpt" / "vae-last.pt").is_file()
+
+
+def test_lr_can_follow_a_time_budget():
+    assert lr_at(20, 1000, 1.0, 10, time_fraction=1.0) == pytest.approx(0.1)
+    assert lr_at(20, 1000, 1.0, 10, time_fraction=0.5) == pytest.approx(0.55)
+    with pytest.raises(SystemExit, match="--max-minutes"):
+        main(["vae", *TINY, "--steps", "5", "--lr-by-time", "--out", "/nonexistent/x.safetensors"])
