@@ -13,6 +13,7 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.web.logs import log_config
+from app.web.state import state_of
 
 SHUTDOWN_MARGIN_S = 2.0  # after the grace, cancelled jobs answer within a step; uvicorn's own limit backs it up
 log = logging.getLogger("diffusion_lab")
@@ -20,7 +21,7 @@ log = logging.getLogger("diffusion_lab")
 
 def begin_drain(app, grace_s: float) -> None:
     """Take no new work; running jobs get grace_s seconds before they are cancelled."""
-    state = app.state
+    state = state_of(app)
     state.draining, state.ready = True, False
     if state.sampler is not None:
         state.sampler.drain(grace_s)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from app.nets.dit import DiT
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.service.imaging import encode_png
+from app.web.state import state_of
 from bench.matmul_rate import matmul_gflops
 
 PROMPT = "a large red circle at the top left"
@@ -185,7 +186,7 @@ def overhead_http(model_dir: Path, threads: int, steps: int, repeats: int) -> di
     body = {"prompt": PROMPT, "steps": steps, "guidance_scale": SCALE, "sampler": SAMPLER, "batch_size": 1}
     runs = []
     with TestClient(app) as client:
-        pipeline = app.state.pipeline
+        pipeline = state_of(app).model.pipeline
         client.post("/api/v1/generate", json={**body, "seed": 99}).raise_for_status()  # warm-up
         with forward_timer(pipeline) as timer:
             for r in range(repeats):

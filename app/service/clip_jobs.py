@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from app.diffusion.samplers import StepInfo
+from app.diffusion.schedule import NoiseSchedule
 from app.measure.video import ClipMetrics, measure_clip
 from app.nets.io import WeightsError
 from app.pipelines.image import WEIGHT_FILES, Pipeline, Step
+from app.pipelines.protocol import StepPosition
 from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipResult, ClipSettings, VideoPipeline, sample_per_frame
 from app.service.imaging import encode_png
 from app.service.models import FINGERPRINT_CHARS
@@ -94,18 +96,16 @@ class ClipStep:
     """One denoising step of one method, as a watcher sees it; x0_hat is (F, C, h, w) on the model's device."""
 
     method: str  # "video" or "per_frame"
-    index: int  # 0-based within its method
-    total: int
-    t: int
+    position: StepPosition  # index and total within its method; t and EQ MM3.1 on that method's schedule
     x0_hat: torch.Tensor
 
 
-def clip_step(method: str, step: StepInfo | Step) -> ClipStep:
+def clip_step(method: str, schedule: NoiseSchedule, step: StepInfo | Step) -> ClipStep:
     """A step of the video sampler (StepInfo, x0_hat (1, F, C, h, w)) or of the image pipeline's baseline
     (Step, x0_hat (F, C, h, w): the frames are its batch) as a ClipStep."""
     info = step.info if isinstance(step, Step) else step
     x0_hat = info.x0_hat[0] if method == "video" else info.x0_hat
-    return ClipStep(method, info.index, info.total, int(info.t), x0_hat)
+    return ClipStep(method, StepPosition.on(schedule, info.index, info.total, info.t), x0_hat)
 
 
 def strip_png(x0_hat: torch.Tensor) -> bytes:
@@ -130,10 +130,10 @@ def clip_work(video: VideoPipeline, image: Pipeline, settings: ClipSettings,
 
     def work(step: Callable[[object], None]) -> ClipRun:
         started = time.perf_counter()
-        clip = video.generate(settings, lambda info: step(clip_step("video", info)))
+        clip = video.generate(settings, lambda info: step(clip_step("video", video.schedule, info)))
         baseline = None
         if compare:
-            baseline = sample_per_frame(image, settings, lambda s: step(clip_step("per_frame", s)))
+            baseline = sample_per_frame(image, settings, lambda s: step(clip_step("per_frame", image.schedule, s)))
         measuring = time.perf_counter()
         metrics = {r.method: measure_clip(r.frames, r.prompt) for r in (clip, baseline) if r is not None}
         done = time.perf_counter()

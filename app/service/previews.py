@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from app.pipelines.image import Pipeline, Step, to_uint8
+from app.pipelines.protocol import StepPosition
 from app.service.imaging import encode_png
 
 LATENT_RANGE = 3.0  # a standard normal latent stays inside +-3 for 99.7% of its values
@@ -52,31 +53,19 @@ def remaining_seconds(elapsed_s: float, done: int, total: int) -> float:
 
 @dataclass(frozen=True)
 class StepView:
-    """What a viewer sees of one step: where it is on the schedule, the time, and (optionally) three PNGs."""
+    """What a viewer sees of one step: where it is on the schedule and (optionally) three PNGs."""
 
-    index: int
-    total: int
-    t: int
-    abar_t: float
-    sqrt_abar_t: float
-    sqrt_one_minus_abar_t: float
-    elapsed_s: float
-    remaining_s: float
+    position: StepPosition
     x_t_png: bytes | None = None
     x0_hat_png: bytes | None = None
     eps_hat_png: bytes | None = None
 
 
-def view_step(pipeline: Pipeline, step: Step, elapsed_s: float, previews: bool = True) -> StepView:
-    """A StepView of image 0: ᾱ_t and the two weights of EQ MM3.1 at the step's t, the time left, the previews."""
+def view_step(pipeline: Pipeline, step: Step, previews: bool = True) -> StepView:
+    """A StepView of image 0: the step's position on the schedule (EQ MM3.1) and the previews."""
     info = step.info
-    t = int(info.t)
-    abar = float(pipeline.schedule.alphas_cumprod[t])
-    signal, noise = pipeline.schedule.coefficients(t)
     pngs = {}
     if previews:
         pngs = {"x_t_png": latent_png(info.x_t[0]), "x0_hat_png": decoded_png(pipeline, info.x0_hat[0]),
                 "eps_hat_png": latent_png(info.eps_hat[0])}
-    return StepView(index=info.index, total=info.total, t=t, abar_t=abar, sqrt_abar_t=float(signal),
-                    sqrt_one_minus_abar_t=float(noise), elapsed_s=elapsed_s,
-                    remaining_s=remaining_seconds(elapsed_s, info.index + 1, info.total), **pngs)
+    return StepView(StepPosition.on(pipeline.schedule, info.index, info.total, info.t), **pngs)

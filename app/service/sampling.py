@@ -53,6 +53,7 @@ from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, 
 MAX_SEED = 2**31 - 1
 CLIENT_HEADER = "x-client-id"
 MAX_CLIENT_KEY_CHARS = 64
+CANCELLED_BY_SHUTDOWN = "generation was cancelled: the server is shutting down"
 REMEMBERED_CLIENTS = 1024  # last-served times kept for fairness; older idle clients are forgotten
 StepCallback = Callable[[Step], None]
 Listener = Callable[["Job", "GenerationResult | None", float], None]
@@ -123,6 +124,7 @@ class Job:
         self.outcome: str | None = None  # "done", "cancelled" or "failed" once a worker has finished with it
         self.future: Future = Future()
         self._cancel = threading.Event()
+        self._cancel_reason = "the job was cancelled"
         self._withdraw: Callable[[Job], None] | None = None  # set by the service: take a waiting job off the queue
 
     @property
@@ -130,8 +132,13 @@ class Job:
         """Seconds spent waiting for a worker."""
         return (self.started or time.monotonic()) - self.submitted
 
-    def cancel(self) -> None:
-        """Stop at the next step; a job still waiting leaves the queue (and frees its slot) at once."""
+    def cancel(self, reason: str | None = None) -> None:
+        """Stop at the next step; a job still waiting leaves the queue (and frees its slot) at once.
+
+        The reason becomes the SamplingCancelled message its client is answered with, if it is still there.
+        """
+        if reason is not None and not self._cancel.is_set():
+            self._cancel_reason = reason
         self._cancel.set()
         if self._withdraw is not None:
             self._withdraw(self)
@@ -143,7 +150,7 @@ class Job:
     def check(self) -> None:
         """Raise SamplingCancelled when cancelled or past the deadline (called in the worker)."""
         if self._cancel.is_set():
-            raise SamplingCancelled("the job was cancelled")
+            raise SamplingCancelled(self._cancel_reason)
         if time.monotonic() > self.deadline:
             raise SamplingCancelled(f"the job ran past its {self.timeout_s:g} s limit")
 
@@ -493,9 +500,9 @@ class SamplingService:
             running = list(self._jobs)
         for job in waiting:
             if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(SamplingCancelled("the server is shutting down"))
+                job.future.set_exception(SamplingCancelled(CANCELLED_BY_SHUTDOWN))
         for job in running:
-            job.cancel()
+            job.cancel(CANCELLED_BY_SHUTDOWN)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -1,80 +1,72 @@
-"""Typed dependencies shared by the routes."""
+"""Typed dependencies of the routes: the app's state, its settings, the loaded models and the sampler."""
 
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from app.config import Settings, get_settings
-from app.pipelines.image import Pipeline
+from app.config import Settings
 from app.service.clip_jobs import LoadedVideo
 from app.service.models import LoadedModel
-from app.service.sampling import SamplingService
+from app.service.sampling import SamplingService, client_key
+from app.web.errors import DRAINING_RETRY_AFTER_S, not_loaded
+from app.web.state import AppState, state_of
 
-NOT_LOADED_RETRY_AFTER_S = 30
-DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
+
+def get_state(request: Request) -> AppState:
+    return state_of(request.app)
 
 
-def get_app_settings(request: Request) -> Settings:
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_app_settings(state: StateDep) -> Settings:
     """The settings the app was created with (tests pass their own to create_app)."""
-    return getattr(request.app.state, "settings", None) or get_settings()
+    return state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_templates(request: Request):
-    return request.app.state.templates
+def _why_not_loaded(state: AppState) -> str:
+    if state.model_error:
+        return f"the model failed to load: {state.model_error}"
+    if not state.settings.load_model:
+        return "this server runs without the model (DIFFUSION_LAB_LOAD_MODEL=false)"
+    return "the model is still loading"
 
 
-def _not_loaded(request: Request) -> HTTPException:
-    state = request.app.state
-    settings = get_app_settings(request)
-    if getattr(state, "model_error", None):
-        why = f"the model failed to load: {state.model_error}"
-    elif not settings.load_model:
-        why = "this server runs without the model (DIFFUSION_LAB_LOAD_MODEL=false)"
-    else:
-        why = "the model is still loading"
-    return HTTPException(503, detail=why, headers={"Retry-After": str(NOT_LOADED_RETRY_AFTER_S)})
-
-
-def get_model(request: Request) -> LoadedModel:
+def get_model(state: StateDep) -> LoadedModel:
     """The loaded model (pipeline and identity), or 503 with Retry-After."""
-    model = getattr(request.app.state, "model", None)
-    if model is None:
-        raise _not_loaded(request)
-    return model
+    if state.model is None:
+        raise not_loaded(_why_not_loaded(state))
+    return state.model
 
 
-def get_pipeline(request: Request) -> Pipeline:
-    """The loaded pipeline, or 503 with Retry-After."""
-    return get_model(request).pipeline
-
-
-def get_sampling_service(request: Request) -> SamplingService:
+def get_sampling_service(state: StateDep) -> SamplingService:
     """The worker pool that runs the pipeline, or 503 with Retry-After while there is no model or it drains."""
-    service = getattr(request.app.state, "sampler", None)
-    if service is None:
-        raise _not_loaded(request)
-    if service.closing:
+    if state.sampler is None:
+        raise not_loaded(_why_not_loaded(state))
+    if state.sampler.closing:
         raise HTTPException(503, detail="the server is shutting down and takes no new generation jobs",
                             headers={"Retry-After": str(DRAINING_RETRY_AFTER_S)})
-    return service
+    return state.sampler
 
 
-def get_video(request: Request) -> LoadedVideo:
+def get_video(state: StateDep) -> LoadedVideo:
     """The loaded video model, or 503: the image model's reason when that is missing too, else the video's own."""
-    state = request.app.state
-    video = getattr(state, "video", None)
-    if video is not None:
-        return video
-    if getattr(state, "model", None) is None:
-        raise _not_loaded(request)
-    why = getattr(state, "video_error", None) or "video model not loaded"
-    raise HTTPException(503, detail=why, headers={"Retry-After": str(NOT_LOADED_RETRY_AFTER_S)})
+    if state.video is not None:
+        return state.video
+    if state.model is None:
+        raise not_loaded(_why_not_loaded(state))
+    raise not_loaded(state.video_error or "video model not loaded")
+
+
+def get_client(request: Request) -> str:
+    """Whose turn a request counts against in the fair queue: its X-Client-Id header, else its address."""
+    return client_key(request.headers, request.client.host if request.client else None)
 
 
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 SamplingServiceDep = Annotated[SamplingService, Depends(get_sampling_service)]
 VideoDep = Annotated[LoadedVideo, Depends(get_video)]
+ClientDep = Annotated[str, Depends(get_client)]

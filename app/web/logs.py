@@ -54,7 +54,3 @@ def log_config(level: str = "info", fmt: str = "text") -> dict:
                     "uvicorn.access": quiet},
         "root": {"handlers": ["default"], "level": "WARNING"},
     }
-
-
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    logging.config.dictConfig(log_config(level, fmt))

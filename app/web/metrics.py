@@ -56,9 +56,9 @@ class Metrics:
 
     def render(self, state) -> bytes:
         """The text exposition, with the gauges read from the app's state now."""
-        sampler = getattr(state, "sampler", None)
+        sampler = state.sampler
         self.queue_depth.set(sampler.waiting if sampler else 0)
         self.running.set(sampler.running if sampler else 0)
         self.capacity.set(sampler.capacity if sampler else 0)
-        self.ready.set(1 if getattr(state, "ready", False) else 0)
+        self.ready.set(1 if state.ready else 0)
         return generate_latest(self.registry)

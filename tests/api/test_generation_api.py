@@ -15,6 +15,7 @@ from app.config import REPO_ROOT
 from app.main import create_app
 from app.service.imaging import decode_png, from_base64, read_parameters
 from app.service.models import fingerprint
+from app.web.state import state_of
 from app.world.scenes import COLOUR_NAMES, SHAPES
 from tests.helpers.models import model_settings, settings_for_tests
 
@@ -190,9 +191,9 @@ def test_readyz_is_503_until_the_model_is_loaded_and_warmed_up(tiny_model_dir):
     assert cold.get(MODEL).json()["live"]["loaded"] is False
     with TestClient(app) as warm:
         assert warm.get("/readyz").status_code == 200
-        assert app.state.model.warm_up_s > 0 and app.state.model.load_s > 0
+        assert state_of(app).model.warm_up_s > 0 and state_of(app).model.load_s > 0
         assert warm.post(GENERATE, json=BODY).status_code == 200
-    assert app.state.ready is False  # after shutdown
+    assert state_of(app).ready is False  # after shutdown
 
 
 def test_missing_weights_leave_the_app_up_but_not_ready(tmp_path):
@@ -257,7 +258,7 @@ class Gate:
 
     def __init__(self, app, monkeypatch):
         self.entered, self.release = threading.Event(), threading.Event()
-        pipeline, original = app.state.pipeline, app.state.pipeline.generate
+        pipeline, original = state_of(app).model.pipeline, state_of(app).model.pipeline.generate
 
         def gated(settings, callback=None):
             self.entered.set()
@@ -270,7 +271,7 @@ class Gate:
 def test_a_full_queue_answers_429_with_retry_after(tiny_model_dir, monkeypatch):
     app = create_app(model_settings(tiny_model_dir, queue_size=1, worker_threads=1))
     with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
-        gate, service = Gate(app, monkeypatch), app.state.sampler
+        gate, service = Gate(app, monkeypatch), state_of(app).sampler
         queued = threading.Event()
         submit = service.submit
 
@@ -299,7 +300,7 @@ def test_a_full_queue_answers_429_with_retry_after(tiny_model_dir, monkeypatch):
 def test_a_job_past_the_time_limit_is_503_and_stops_sampling(tiny_model_dir, monkeypatch):
     app = create_app(model_settings(tiny_model_dir, request_timeout_s=0.5))
     with TestClient(app) as c:
-        dit, forward, calls = app.state.pipeline.dit, app.state.pipeline.dit.forward, []
+        dit, forward, calls = state_of(app).model.pipeline.dit, state_of(app).model.pipeline.dit.forward, []
 
         def slow_forward(*args, **kwargs):
             calls.append(1)

@@ -13,6 +13,7 @@ from app.evaluation.image import full_prompts, pairwise_rms
 from app.main import create_app
 from app.pipelines.image import GenerationSettings
 from app.service.imaging import decode_png, from_base64
+from app.web.state import state_of
 from tests.helpers.models import model_settings
 
 GRID, SWEEP, GUIDANCE = "/api/v1/generate/grid", "/api/v1/generate/sweep", "/api/v1/generate/guidance"
@@ -134,7 +135,7 @@ def test_a_step_taken_apart_and_three_variants_on_one_seed(model_client, model_a
     assert r.status_code == 200, r.text
     out = r.json()
     step = out["step"]
-    schedule = model_app.state.pipeline.schedule
+    schedule = state_of(model_app).model.pipeline.schedule
     ts = timesteps_for(schedule, 6)
     assert (step["index"], step["total"], step["t"], step["guided"]) == (3, 6, ts[3], True)
     assert [m["name"] for m in step["maps"]] == ["eps_uncond", "eps_cond", "difference", "guided"]
@@ -210,14 +211,14 @@ def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
     app = create_app(model_settings(tiny_model_dir, queue_size=1, worker_threads=1))
     with TestClient(app) as c:
         release = threading.Event()
-        original = app.state.pipeline.generate_batch
+        original = state_of(app).model.pipeline.generate_batch
 
         def gated(jobs, callback=None):
             assert release.wait(10)
             return original(jobs, callback)
 
-        monkeypatch.setattr(app.state.pipeline, "generate_batch", gated)
-        service = app.state.sampler
+        monkeypatch.setattr(state_of(app).model.pipeline, "generate_batch", gated)
+        service = state_of(app).sampler
         held = [service.submit(GenerationSettings(prompt="", steps=1)) for _ in range(service.capacity)]
         try:
             r = c.post(GRID, json={"prompt": "a red circle", "steps": 2})
@@ -230,7 +231,7 @@ def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
 
 
 def test_the_client_header_picks_the_fair_queue_line(model_client, model_app, monkeypatch):
-    service, seen = model_app.state.sampler, []
+    service, seen = state_of(model_app).sampler, []
     submit_many = service.submit_many
 
     def spy(parts, on_step=None, client=""):

@@ -25,6 +25,7 @@ from app.main import create_app
 from app.server import begin_drain
 from app.web import middleware
 from app.web.logs import JsonFormatter, RequestIdFilter, log_config
+from app.web.state import state_of
 from tests.helpers.models import model_settings, settings_for_tests
 
 KEY = "test-key-0123456789abcdef"
@@ -405,7 +406,7 @@ def test_a_job_refused_at_shutdown_is_a_503_not_a_500(model_client, model_app, m
     def draining(job):
         raise SamplingCancelled("the server is shutting down and takes no new generation jobs")
 
-    monkeypatch.setattr(model_app.state.sampler, "_admit", draining)
+    monkeypatch.setattr(state_of(model_app).sampler, "_admit", draining)
     for response in (model_client.get("/api/v1/generate/stream", params={"prompt": "a red circle", "steps": 2}),
                      model_client.post("/api/v1/generate", json={"prompt": "a red circle", "steps": 2})):
         assert response.status_code == 503 and "shutting down" in response.json()["detail"]

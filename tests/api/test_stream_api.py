@@ -15,6 +15,7 @@ from app.main import create_app
 from app.pipelines.image import GenerationSettings
 from app.service.imaging import decode_png, from_base64, read_parameters
 from app.service.previews import latent_to_rgb
+from app.web.state import state_of
 from tests.helpers.models import model_settings
 
 STREAM, VALIDATE, GENERATE = "/api/v1/generate/stream", "/api/v1/generate/validate", "/api/v1/generate"
@@ -70,7 +71,7 @@ def test_events_come_in_order_with_one_id_and_the_schedule_readouts(model_client
     assert [s["index"] for s in steps] == [0, 1, 2, 3, 4] and {s["total"] for s in steps} == {5}
     ts = [s["t"] for s in steps]
     assert ts == sorted(ts, reverse=True) and len(set(ts)) == 5 and ts[0] == 999
-    abar = model_app.state.pipeline.schedule.alphas_cumprod
+    abar = state_of(model_app).model.pipeline.schedule.alphas_cumprod
     for s in steps:
         assert s["abar_t"] == pytest.approx(float(abar[s["t"]]), rel=1e-12)
         assert s["sqrt_abar_t"] ** 2 == pytest.approx(s["abar_t"])
@@ -89,7 +90,7 @@ def test_previews_decode_as_png_and_step_0_shows_the_starting_noise(model_client
         assert png_array(s["previews"]["x_t"]).shape == (4, 4, 3)
         assert png_array(s["previews"]["eps_hat"]).shape == (4, 4, 3)
         assert png_array(s["previews"]["x0_hat"]).shape == (32, 32, 3)
-    x_T = model_app.state.pipeline.initial_noise([torch.Generator().manual_seed(7)])
+    x_T = state_of(model_app).model.pipeline.initial_noise([torch.Generator().manual_seed(7)])
     assert np.array_equal(png_array(steps[0]["previews"]["x_t"]), latent_to_rgb(x_T[0]))
     assert not np.array_equal(png_array(steps[0]["previews"]["x0_hat"]), png_array(steps[-1]["previews"]["x0_hat"]))
 
@@ -175,7 +176,7 @@ def test_without_a_model_the_stream_is_503_with_retry_after(client):
 def test_a_full_queue_is_429_before_the_stream(tiny_model_dir):
     app = create_app(model_settings(tiny_model_dir, worker_threads=1, queue_size=1, max_steps=1000))
     with TestClient(app) as c:
-        service = app.state.sampler
+        service = state_of(app).sampler
         held = [service.submit(GenerationSettings(prompt="", steps=1000)) for _ in range(service.capacity)]
         try:
             response = c.get(STREAM, params=QUERY)
@@ -201,7 +202,7 @@ def test_a_job_past_the_time_limit_ends_the_stream_with_a_503_error_event(tiny_m
 
 
 def test_closing_the_stream_cancels_the_job_within_a_step(model_live_app, model_live_server, monkeypatch):
-    service = model_live_app.state.sampler
+    service = state_of(model_live_app).sampler
     jobs = []
     submit = service.submit
     monkeypatch.setattr(service, "submit", lambda *a, **k: jobs.append(submit(*a, **k)) or jobs[-1])

@@ -20,7 +20,9 @@ from app.pipelines.image import WEIGHT_FILES, GenerationSettings
 from app.pipelines.video import VIDEO_WEIGHT_FILES
 from app.service.imaging import animation_frame_ms, decode_animation, decode_png, encode_animation, from_base64
 from app.service.sampling import QueueFull, SamplingService
+from app.web.state import state_of
 from tests.api.test_stream_api import parse_sse
+from tests.api.test_stream_api import stream as image_stream
 from tests.helpers.models import model_settings
 
 VIDEO, STREAM = "/api/v1/generate/video", "/api/v1/generate/video/stream"
@@ -68,7 +70,7 @@ def test_a_clip_has_its_frames_animation_metrics_and_parameters(model_client, mo
     assert body["parameters"] == {**BODY, "negative_prompt": "", "guidance_scale": 5.0, "guidance_rescale": 0.0,
                                   "sampler": "dpmpp_2m", "eta": 0.0, "frames": 8, "compare": False, "format": "apng",
                                   "include_frames": True}
-    assert body["model_id"] == model_app.state.video.model_id and body["baseline"] is None
+    assert body["model_id"] == state_of(model_app).video.model_id and body["baseline"] is None
     clip = body["video"]
     assert clip["method"] == "video" and clip["caption"] == "a red circle moving right"
     frames = frames_of(clip)
@@ -98,7 +100,7 @@ def test_compare_adds_the_per_frame_baseline_from_the_image_model(model_client, 
     assert frames_of(video).shape == frames_of(baseline).shape == (4, 32, 32, 3)
     assert set(baseline["metrics"]) == METRIC_KEYS
     # frame k of the baseline is the image model's picture from seed 7 + k
-    image = model_app.state.pipeline.generate(GenerationSettings(prompt="a red circle at the left", seed=9, steps=3))
+    image = state_of(model_app).model.pipeline.generate(GenerationSettings(prompt="a red circle at the left", seed=9, steps=3))
     difference = np.abs(frames_of(baseline)[2].astype(int) - image.images[0])  # a batch of 4 vs 1: rounding only
     assert difference.max() <= 2
 
@@ -197,7 +199,7 @@ def test_a_corrupt_video_file_is_reported_and_images_keep_working(image_only_dir
 def test_a_full_queue_is_429_for_video_too(tiny_model_dir):
     app = create_app(model_settings(tiny_model_dir, worker_threads=1, queue_size=1, max_steps=1000))
     with TestClient(app) as c:
-        service = app.state.sampler
+        service = state_of(app).sampler
         held = [service.submit(GenerationSettings(prompt="", steps=1000)) for _ in range(service.capacity)]
         try:
             for r in (c.post(VIDEO, json=BODY), c.get(STREAM, params=BODY)):
@@ -222,7 +224,7 @@ def test_a_clip_past_the_time_limit_is_503(tiny_model_dir):
 
 
 def test_clip_jobs_share_the_queue_but_never_a_batch(model_app):
-    service = SamplingService(model_app.state.pipeline, workers=1, queue_size=3)
+    service = SamplingService(state_of(model_app).model.pipeline, workers=1, queue_size=3)
     release, entered = threading.Event(), threading.Event()
 
     def blocking(step):
@@ -252,7 +254,7 @@ def test_clip_jobs_share_the_queue_but_never_a_batch(model_app):
 
 
 def test_a_cancelled_clip_job_stops_at_its_next_step(model_app):
-    service = SamplingService(model_app.state.pipeline, workers=1, queue_size=1)
+    service = SamplingService(state_of(model_app).model.pipeline, workers=1, queue_size=1)
     steps = []
 
     def endless(step):
@@ -275,23 +277,35 @@ def test_a_cancelled_clip_job_stops_at_its_next_step(model_app):
 # ---------------------------------------------------------------------------------------------- the stream
 
 
+def test_the_image_and_the_video_stream_send_the_same_step_keys(model_client):
+    """One event vocabulary: a page reads id, index, total, t and EQ MM3.1's weights the same way on both."""
+    clip_step = next(d for name, d in stream(model_client, **{**BODY, "frames": 2}) if name == "step")
+    image_events = image_stream(model_client, prompt="a red circle", steps=2, previews="false")
+    image_step = next(d for name, d in image_events if name == "step")
+    shared = {"id", "index", "total", "t", "abar_t", "sqrt_abar_t", "sqrt_one_minus_abar_t", "elapsed_s",
+              "remaining_s"}
+    assert set(image_step) == shared | {"previews"} and set(clip_step) == shared | {"method", "preview"}
+    # read on the schedule of the model that took the step (the video model has its own)
+    assert clip_step["sqrt_abar_t"] ** 2 == pytest.approx(clip_step["abar_t"])
+
+
 def test_stream_events_come_in_order_and_end_with_the_post_payload(model_client):
     query = {**BODY, "compare": "true", "frames": 4}
     events = stream(model_client, **query)
     assert [name for name, _ in events] == ["start"] + ["step"] * 6 + ["result"]
-    ids = {data["request_id"] for _, data in events}
+    ids = {data["id"] for _, data in events}
     assert len(ids) == 1
     start, steps, result = events[0][1], [d for _, d in events[1:-1]], events[-1][1]
-    assert start["frames"] == 4 and start["steps"] == 3 and start["methods"] == ["video", "per_frame"]
-    assert [(s["method"], s["step"]) for s in steps] == [("video", 0), ("video", 1), ("video", 2),
-                                                         ("per_frame", 0), ("per_frame", 1), ("per_frame", 2)]
+    assert start["frames"] == 4 and start["total_steps"] == 6 and start["methods"] == ["video", "per_frame"]
+    assert [(s["method"], s["index"]) for s in steps] == [("video", 0), ("video", 1), ("video", 2),
+                                                          ("per_frame", 0), ("per_frame", 1), ("per_frame", 2)]
     for s in steps:
-        assert s["steps"] == 3 and s["seconds_left"] >= 0
+        assert s["total"] == 3 and s["remaining_s"] >= 0 and s["elapsed_s"] >= 0
         assert decode_png(from_base64(s["preview"])).shape == (4, 4 * 4, 3)  # 4 frames of a 4x4 latent, in a row
     assert [s["t"] for s in steps[:3]] == [s["t"] for s in steps[3:]] and steps[0]["t"] == 999
-    assert steps[-1]["seconds_left"] == 0
+    assert steps[-1]["remaining_s"] == 0
     posted = model_client.post(VIDEO, json={**BODY, "compare": True, "frames": 4}).json()
-    assert set(result) == set(posted) | {"request_id"}
+    assert set(result) == set(posted) | {"id"}
     assert result["parameters"] == posted["parameters"]
     assert result["video"]["frames"] == posted["video"]["frames"]
     assert result["baseline"]["frames"] == posted["baseline"]["frames"]
@@ -312,7 +326,7 @@ def test_bad_stream_parameters_are_a_plain_422(model_client, params, field):
 
 
 def test_closing_the_stream_cancels_the_clip_within_a_step(model_live_app, model_live_server, monkeypatch):
-    service = model_live_app.state.sampler
+    service = state_of(model_live_app).sampler
     jobs = []
     submit_call = service.submit_call
     monkeypatch.setattr(service, "submit_call", lambda *a, **k: jobs.append(submit_call(*a, **k)) or jobs[-1])

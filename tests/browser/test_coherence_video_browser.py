@@ -20,6 +20,7 @@ from app.service.imaging import (
     to_base64,
 )
 from app.web import schemas
+from app.web.state import state_of
 from app.world.clips import (
     DIRECTION_NAMES,
     ClipBatch,
@@ -151,7 +152,7 @@ def test_cancel_stops_the_run_on_the_page_and_on_the_server(model_probe, model_l
     assert page.text_content("#video-run-status").startswith("Cancelled")
     assert page.is_enabled("#video-generate") and page.is_disabled("#video-cancel")
     assert page.is_hidden("#anim-video") and page.text_content("#video-error") == ""
-    service = model_live_app.state.sampler
+    service = state_of(model_live_app).sampler
     deadline = time.monotonic() + 10
     while service.running and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from app.service.imaging import read_parameters
+from app.web.state import state_of
 from tests.helpers.browser import wait_for
 
 pytestmark = pytest.mark.browser
@@ -69,7 +70,7 @@ def test_cancel_a_long_run_returns_to_idle_and_stops_the_server(model_probe, mod
     assert page.is_enabled("#generate") and page.is_disabled("#cancel")
     assert page.text_content("#run-status").startswith("Cancelled after")
     assert page.is_enabled("#scrub")  # the steps that arrived can still be scrubbed
-    service = model_live_app.state.sampler
+    service = state_of(model_live_app).sampler
     deadline = time.monotonic() + 5
     while service.running and time.monotonic() < deadline:
         time.sleep(0.05)

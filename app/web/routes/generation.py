@@ -2,29 +2,18 @@
 
 import time
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter
 
-from app.diffusion.samplers import SamplingCancelled
 from app.pipelines.image import GenerationResult, GenerationSettings
 from app.service.imaging import encode_png, to_base64
 from app.service.models import MODEL_NAME, LoadedModel
-from app.service.sampling import Job, JobTimeout, QueueFull, client_key, random_seed
+from app.service.sampling import Job, random_seed
 from app.web import schemas
-from app.web.deps import ModelDep, SamplingServiceDep, SettingsDep
+from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
+from app.web.errors import ERROR_RESPONSES, located_errors
 from app.world.scenes import parse_prompt
 
 router = APIRouter(tags=["generation"])
-
-ERROR_RESPONSES = {
-    422: {"description": "A bad parameter, named in `detail[].loc`; an unknown prompt word lists the vocabulary"},
-    429: {"description": "The sampler's queue is full; retry after `Retry-After` seconds"},
-    503: {"description": "No model loaded, or the job ran past the time limit; see `Retry-After`"},
-}
-
-
-def _body_errors(errors: list[dict]) -> RequestValidationError:
-    return RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
 
 
 def _png_parameters(p: schemas.GenerateParameters, seed: int, width: int, height: int, model_id: str) -> dict:
@@ -66,21 +55,18 @@ def build_result(result: GenerationResult, job: Job, params: schemas.GeneratePar
 @router.post("/generate", responses=ERROR_RESPONSES,
              summary="Text to image with the trained latent diffusion model (guided by EQ MM3.4)")
 async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: ModelDep,
-                   service: SamplingServiceDep, request: Request) -> schemas.GenerateResult:
+                   service: SamplingServiceDep, client: ClientDep) -> schemas.GenerateResult:
     """Sample batch_size images in a worker thread; the same parameters and seed give the same PNG bytes."""
     if errors := req.limit_errors(settings.max_steps, settings.max_batch):
-        raise _body_errors(errors)
+        raise located_errors(errors, "body")
     admitted = time.perf_counter()
-    seed = req.seed if req.seed is not None else random_seed(req.batch_size)
-    params = schemas.GenerateParameters(**req.model_dump(exclude={"seed"}), seed=seed)
-    try:
-        client = client_key(request.headers, request.client.host if request.client else None)  # fair turns
-        result, job = await service.run(GenerationSettings(**params.model_dump()), client=client)
-    except QueueFull as err:
-        raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
-    except JobTimeout as err:
-        raise HTTPException(503, str(err), headers={"Retry-After": str(service.retry_after_s())}) from err
-    except SamplingCancelled as err:  # only close() cancels a job that has time left: the server is stopping
-        raise HTTPException(503, "generation was cancelled: the server is shutting down",
-                            headers={"Retry-After": "30"}) from err
+    params = parameters(req)
+    result, job = await service.run(GenerationSettings(**params.model_dump()), client=client)
     return build_result(result, job, params, model, admitted)
+
+
+def parameters(req: schemas.GenerateRequest) -> schemas.GenerateParameters:
+    """The request with its seed drawn when none was given (every image seed of the batch stays in range)."""
+    seed = req.seed if req.seed is not None else random_seed(req.batch_size)
+    return schemas.GenerateParameters(**req.model_dump(include=set(schemas.GenerateRequest.model_fields) - {"seed"}),
+                                      seed=seed)

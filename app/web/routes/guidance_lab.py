@@ -5,19 +5,17 @@ the other torch work (the judge, the timing) runs on the sampler's thread too (a
 
 import time
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter
 
-from app.diffusion.samplers import SamplingCancelled
 from app.lab import forward_timing
 from app.lab import guidance as lab
 from app.pipelines.image import GenerationResult, GenerationSettings
 from app.service.imaging import encode_png, to_base64
 from app.service.models import read_card
-from app.service.sampling import Job, JobTimeout, QueueFull, SamplingService, StepCallback, client_key, random_seed
+from app.service.sampling import Job, SamplingService, StepCallback, random_seed
 from app.web import schemas
-from app.web.deps import ModelDep, SamplingServiceDep, SettingsDep
-from app.web.routes.generation import ERROR_RESPONSES
+from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
+from app.web.errors import ERROR_RESPONSES, located_errors
 from app.world.scenes import parse_prompt
 
 router = APIRouter(tags=["guidance lab"])
@@ -27,27 +25,15 @@ def _png(image) -> str:
     return to_base64(encode_png(image))
 
 
-def _client(request: Request) -> str:
-    return client_key(request.headers, request.client.host if request.client else None)
-
-
 def _check_steps(steps: int, max_steps: int) -> None:
     if errors := schemas.steps_limit_error(steps, max_steps):
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+        raise located_errors(errors, "body")
 
 
 async def _sample(service: SamplingService, parts: list[GenerationSettings], client: str,
                   on_step: StepCallback | None = None) -> tuple[list[GenerationResult], Job]:
-    """Run the parts as one job of the fair queue; the service's refusals as 429 / 503 with Retry-After."""
-    try:
-        return await service.run_many(parts, on_step, client)
-    except QueueFull as err:
-        raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
-    except JobTimeout as err:
-        raise HTTPException(503, str(err), headers={"Retry-After": str(service.retry_after_s())}) from err
-    except SamplingCancelled as err:  # only close() cancels a job that has time left: the server is stopping
-        raise HTTPException(503, "generation was cancelled: the server is shutting down",
-                            headers={"Retry-After": "30"}) from err
+    """Run the parts as one job of the fair queue (its refusals are answered by app/web/errors.py)."""
+    return await service.run_many(parts, on_step, client)
 
 
 def _timings(results: list[GenerationResult], job: Job, admitted: float) -> schemas.LabTimings:
@@ -59,14 +45,14 @@ def _timings(results: list[GenerationResult], job: Job, admitted: float) -> sche
 
 @router.post("/generate/grid", responses=ERROR_RESPONSES,
              summary="A grid of guidance scales x seeds, with adherence and diversity measured per scale (EQ MM3.4)")
-async def grid(req: schemas.GridRequest, request: Request, settings: SettingsDep, model: ModelDep,
+async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                service: SamplingServiceDep) -> schemas.GridResult:
     """Every column is one scale s, every row one seed: the same starting noise along a row, so only s differs."""
     _check_steps(req.steps, settings.max_steps)
     admitted = time.perf_counter()
     seeds = req.seed_list(req.seed if req.seed is not None else random_seed(lab.MAX_GRID_SEEDS))
     parts = lab.grid_settings(req.prompt, req.negative_prompt, req.scales, seeds, req.steps, req.sampler)
-    results, job = await _sample(service, parts, _client(request))
+    results, job = await _sample(service, parts, client)
     columns = await service.run_in_worker(lab.measure_grid, req.prompt, req.scales, seeds, results)  # judge: torch
     return schemas.GridResult(
         prompt_canonical=parse_prompt(req.prompt).canonical,
@@ -83,13 +69,13 @@ async def grid(req: schemas.GridRequest, request: Request, settings: SettingsDep
 
 @router.post("/generate/sweep", responses=ERROR_RESPONSES,
              summary="Adherence and diversity against s, measured live on the model card's first prompts (EQ MM3.4)")
-async def sweep(req: schemas.SweepRequest, request: Request, settings: SettingsDep, model: ModelDep,
+async def sweep(req: schemas.SweepRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                 service: SamplingServiceDep) -> schemas.SweepResult:
     """A few of the card's prompts and seeds at a few scales, judged as the card's guidance_sweep judges them."""
     _check_steps(req.steps, settings.max_steps)
     admitted = time.perf_counter()
     parts, prompts = lab.sweep_settings(req.prompts, req.seeds, req.scales, req.steps, req.sampler)
-    results, job = await _sample(service, parts, _client(request))
+    results, job = await _sample(service, parts, client)
     points = await service.run_in_worker(lab.measure_sweep, prompts, req.scales, results)
     return schemas.SweepResult(
         prompts=[p.canonical for p in prompts], seeds=req.seeds, steps=req.steps, sampler=req.sampler,
@@ -101,7 +87,7 @@ async def sweep(req: schemas.SweepRequest, request: Request, settings: SettingsD
 
 @router.post("/generate/guidance", responses=ERROR_RESPONSES,
              summary="EQ MM3.4 made visible: eps(∅), eps(c), their difference and the guided result at one step")
-async def guidance(req: schemas.GuidanceAnatomyRequest, request: Request, settings: SettingsDep, model: ModelDep,
+async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                    service: SamplingServiceDep) -> schemas.GuidanceAnatomyResult:
     """The chosen variant's run is taken apart at at_step; the three variants' final images share the seed."""
     _check_steps(req.steps, settings.max_steps)
@@ -112,7 +98,7 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, request: Request, settin
     interval = lab.interval_timesteps(req.interval.start, req.interval.end, pipeline.schedule.T)
     variants = lab.variant_settings(base, req.rescale, interval)
     capture = lab.StepCapture(pipeline, variants[req.variant], list(variants).index(req.variant), req.step_index())
-    results, job = await _sample(service, list(variants.values()), _client(request), capture)
+    results, job = await _sample(service, list(variants.values()), client, capture)
     anatomy = capture.anatomy
     images = await service.run_in_worker(lab.variant_images, pipeline, variants, results)
     return schemas.GuidanceAnatomyResult(

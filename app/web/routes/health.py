@@ -4,6 +4,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.web.state import state_of
+
 router = APIRouter(tags=["operations"])
 
 
@@ -14,14 +16,13 @@ def healthz() -> dict:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
-    ready = bool(getattr(state, "ready", False))
-    body = {"ready": ready, "model_loaded": getattr(state, "model", None) is not None}
-    if not ready:
-        if getattr(state, "draining", False):
+    state = state_of(request.app)
+    body = {"ready": state.ready, "model_loaded": state.model is not None}
+    if not state.ready:
+        if state.draining:
             body["reason"] = "shutting down: finishing the jobs that run, taking no new ones"
         else:
-            body["reason"] = getattr(state, "model_error", None) or "starting: the model is still loading"
+            body["reason"] = state.model_error or "starting: the model is still loading"
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
     return JSONResponse(body)
 
@@ -30,4 +31,5 @@ def readyz(request: Request) -> JSONResponse:
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 def metrics(request: Request) -> Response:
     """Requests and latency per route template, the sampler's queue, sampling seconds, images generated."""
-    return Response(request.app.state.metrics.render(request.app.state), media_type=CONTENT_TYPE_LATEST)
+    state = state_of(request.app)
+    return Response(state.metrics.render(state), media_type=CONTENT_TYPE_LATEST)

@@ -1,22 +1,21 @@
 """GET /model: the model card file, what the server knows about the loaded model right now, and the video model."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from app.diffusion.samplers import SAMPLERS
 from app.service.clip_jobs import video_section
 from app.service.models import parameter_counts, read_card
 from app.web import schemas
-from app.web.deps import SettingsDep
+from app.web.deps import SettingsDep, StateDep
 from app.world.scenes import MAX_PROMPT_CHARS, PROMPT_VOCABULARY
 
 router = APIRouter(tags=["generation"])
 
 
 @router.get("/model", summary="The model card: architecture, training, vocabulary, measured quality; live facts")
-def model_card(request: Request, settings: SettingsDep) -> schemas.ModelCardResult:
+def model_card(state: StateDep, settings: SettingsDep) -> schemas.ModelCardResult:
     """Always 200: a missing card or an unloaded model is reported in the body, not as an error."""
-    state = request.app.state
-    model, service = getattr(state, "model", None), getattr(state, "sampler", None)
+    model, service = state.model, state.sampler
     card, card_error = read_card(settings.model_dir)
     limits = schemas.GenerationLimits(
         max_steps=settings.max_steps, max_batch=settings.max_batch, max_prompt_chars=MAX_PROMPT_CHARS,
@@ -27,7 +26,7 @@ def model_card(request: Request, settings: SettingsDep) -> schemas.ModelCardResu
              if service is not None else None)
     live = schemas.ModelLive(
         loaded=model is not None,
-        load_error=getattr(state, "model_error", None),
+        load_error=state.model_error,
         device=str(model.pipeline.device) if model else None,
         model_id=model.model_id if model else None,
         resolution=model.pipeline.resolution if model else None,
@@ -37,6 +36,6 @@ def model_card(request: Request, settings: SettingsDep) -> schemas.ModelCardResu
         limits=limits,
         queue=queue,
     )
-    video = video_section(settings.model_dir, getattr(state, "video", None), getattr(state, "video_error", None))
+    video = video_section(settings.model_dir, state.video, state.video_error)
     return schemas.ModelCardResult(card_found=card is not None, card_error=card_error, card=card, live=live,
                                    video=schemas.VideoModelSection(**video) if video is not None else None)

@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse
 from app.diffusion.samplers import SAMPLERS
 from app.instruments import coherence, compression, denoising, guidance
 from app.web.benchmarks import REPRODUCE, SCALING_FILE, scaling_path
-from app.web.deps import get_app_settings
 from app.web.schemas import GenerateRequest
+from app.web.state import state_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,7 +23,7 @@ def _generate_context() -> dict:
 
 def _benchmarks_context(request: Request) -> dict:
     """Whether a scaling record is there: the page asks the API for it only then (no 404 in the console)."""
-    path = scaling_path(get_app_settings(request).bench_results_dir)
+    path = scaling_path(state_of(request.app).settings.bench_results_dir)
     return {"recorded": path.is_file(), "results_file": f"bench/results/{SCALING_FILE}", "reproduce": REPRODUCE}
 
 
@@ -92,7 +92,7 @@ PAGES = (
 
 
 def _render(request: Request, template: str, **context) -> HTMLResponse:
-    templates = request.app.state.templates
+    templates = state_of(request.app).templates
     base = request.scope.get("root_path", "").rstrip("/")
     return templates.TemplateResponse(request, template, {"pages": PAGES, "base": base, **context})
 

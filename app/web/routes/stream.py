@@ -1,30 +1,22 @@
-"""Live sampling: GET /generate/stream answers Server-Sent Events, one per denoising step, then the result.
+"""Live sampling: GET /generate/stream answers Server-Sent Events, one per denoising step, then the result
+(app/web/streaming.py runs the stream; this module says what an image run's events hold)."""
 
-Everything a client can get wrong (parameters, caps, no model, a full queue) is answered before the stream
-starts, as a plain 422/429/503; once it has started, a failure arrives as an `error` event. Closing the
-stream cancels the job, so the sampler stops at its next step.
-"""
-
-import asyncio
-import threading
-import time
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.pipelines.image import GenerationSettings, Step
 from app.service.imaging import to_base64
 from app.service.models import LoadedModel
-from app.service.previews import LATENT_PREVIEW, StepView, view_step
-from app.service.sampling import QueueFull, SamplingService, client_key, random_seed
+from app.service.previews import LATENT_PREVIEW, view_step
 from app.web import schemas
-from app.web.deps import ModelDep, SamplingServiceDep, SettingsDep
-from app.web.routes.generation import ERROR_RESPONSES, build_result
-from app.web.routes.job_events import job_events
+from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
+from app.web.errors import ERROR_RESPONSES, located_errors
+from app.web.routes.generation import build_result, parameters
+from app.web.streaming import LiveRun
 from app.world.scenes import parse_prompt
 
 router = APIRouter(tags=["generation"])
@@ -36,103 +28,61 @@ STREAM_RESPONSES = {
 }
 
 
-def _query_errors(errors: list[dict]) -> RequestValidationError:
-    return RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in errors])
-
-
 def _check(q: schemas.GenerateStreamQuery, max_steps: int, max_batch: int) -> schemas.GenerateCheck:
     """The server's caps on top of the query model's own validation; 422 naming the field."""
     if errors := q.limit_errors(max_steps, max_batch):
-        raise _query_errors(errors)
+        raise located_errors(errors, "query")
     return schemas.GenerateCheck(prompt_canonical=parse_prompt(q.prompt).canonical,
                                  negative_prompt_canonical=parse_prompt(q.negative_prompt).canonical)
 
 
-class LiveJob:
-    """One streamed generation: its id, its job in the sampling service, and the queue its steps arrive on."""
-
-    def __init__(self, q: schemas.GenerateStreamQuery, check: schemas.GenerateCheck, model: LoadedModel,
-                 service: SamplingService, client: str = ""):
-        self.id = str(uuid.uuid4())
-        self.admitted = time.perf_counter()
-        self.check, self.model, self.previews = check, model, q.previews
-        seed = q.seed if q.seed is not None else random_seed(q.batch_size)
-        self.params = schemas.GenerateParameters(**q.model_dump(exclude={"seed", "previews"}), seed=seed)
-        self._loop = asyncio.get_running_loop()
-        self._steps: asyncio.Queue[StepView | None] = asyncio.Queue()
-        self._submitted = threading.Event()
-        settings = GenerationSettings(**self.params.model_dump())
-        self.job = service.submit(settings, self._on_step, client)  # or QueueFull
-        self._submitted.set()
-
-    def _on_step(self, step: Step) -> None:
-        """In the worker thread: render the step, then hand it to the event loop."""
-        self._submitted.wait()  # self.job is assigned once submit() returns
-        elapsed = time.monotonic() - (self.job.started or time.monotonic())
-        view = view_step(self.model.pipeline, step, elapsed, self.previews)
-        self._loop.call_soon_threadsafe(self._steps.put_nowait, view)
-
-    def _start(self) -> schemas.StreamStart:
-        pipeline = self.model.pipeline
-        c, s = pipeline.dit.config.latent_channels, pipeline.dit.config.latent_size
-        return schemas.StreamStart(
-            id=self.id, parameters=self.params, total_steps=self.params.steps,
-            prompt_canonical=self.check.prompt_canonical,
-            negative_prompt_canonical=self.check.negative_prompt_canonical, previews=self.previews,
-            preview_seed=self.params.seed, latent_shape=[c, s, s], resolution=pipeline.resolution,
-            latent_preview=LATENT_PREVIEW,
-        )
-
-    def _step(self, view: StepView) -> schemas.StreamStep:
-        previews = None
+def _step_event(model: LoadedModel, previews: bool):
+    def event(run_id: str, step: Step, elapsed_s: float, remaining_s: float) -> schemas.StreamStep:
+        view = view_step(model.pipeline, step, previews)
+        images = None
         if view.x_t_png is not None:
-            previews = schemas.StepPreviews(x_t=to_base64(view.x_t_png), x0_hat=to_base64(view.x0_hat_png),
-                                            eps_hat=to_base64(view.eps_hat_png))
-        return schemas.StreamStep(
-            id=self.id, index=view.index, total=view.total, t=view.t, abar_t=view.abar_t,
-            sqrt_abar_t=view.sqrt_abar_t, sqrt_one_minus_abar_t=view.sqrt_one_minus_abar_t,
-            elapsed_s=view.elapsed_s, remaining_s=view.remaining_s, previews=previews,
-        )
+            images = schemas.StepPreviews(x_t=to_base64(view.x_t_png), x0_hat=to_base64(view.x0_hat_png),
+                                          eps_hat=to_base64(view.eps_hat_png))
+        return schemas.StreamStep(id=run_id, **view.position.as_dict(), elapsed_s=elapsed_s,
+                                  remaining_s=remaining_s, previews=images)
 
-    def _error(self, status: int, detail: str) -> ServerSentEvent:
-        return ServerSentEvent(event="error", data=schemas.StreamError(id=self.id, status=status, detail=detail))
-
-    async def events(self) -> AsyncIterator[ServerSentEvent]:
-        """start, step x N, then result or error; leaving early (the client went away) cancels the job."""
-        yield ServerSentEvent(event="start", data=self._start())
-        events = job_events(
-            self.job, self._steps, self._step,
-            lambda result: schemas.StreamResult(
-                id=self.id, **dict(build_result(result, self.job, self.params, self.model, self.admitted))),
-            self._error, f"generation {self.id}")
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # at once, not when the generator is collected: it cancels the job
+    return event
 
 
-async def admit(q: Annotated[schemas.GenerateStreamQuery, Query()], request: Request, settings: SettingsDep,
-                model: ModelDep, service: SamplingServiceDep) -> AsyncIterator[LiveJob]:
+def _start(run: LiveRun, q: schemas.GenerateStreamQuery, params: schemas.GenerateParameters,
+           check: schemas.GenerateCheck, model: LoadedModel) -> schemas.StreamStart:
+    pipeline = model.pipeline
+    c, s = pipeline.dit.config.latent_channels, pipeline.dit.config.latent_size
+    return schemas.StreamStart(
+        id=run.id, parameters=params, total_steps=params.steps, prompt_canonical=check.prompt_canonical,
+        negative_prompt_canonical=check.negative_prompt_canonical, previews=q.previews, preview_seed=params.seed,
+        latent_shape=[c, s, s], resolution=pipeline.resolution, latent_preview=LATENT_PREVIEW,
+    )
+
+
+async def admit(q: Annotated[schemas.GenerateStreamQuery, Query()], settings: SettingsDep, model: ModelDep,
+                service: SamplingServiceDep, client: ClientDep) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
     """Validate and queue the job before any byte of the stream is sent; cancel it when the response ends."""
     check = _check(q, settings.max_steps, settings.max_batch)
+    params = parameters(q)
+    run = LiveRun(lambda on_step: service.submit(GenerationSettings(**params.model_dump()), on_step, client),
+                  _step_event(model, q.previews), service)
     try:
-        client = client_key(request.headers, request.client.host if request.client else None)
-        live = LiveJob(q, check, model, service, client)
-    except QueueFull as err:
-        raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
-    try:
-        yield live
+        yield run.events(_start(run, q, params, check, model),
+                         lambda result: schemas.StreamResult(
+                             id=run.id, **dict(build_result(result, run.job, params, model, run.admitted))))
     finally:  # the stream ended, or the client closed it, or it never started
-        live.job.cancel()
+        run.job.cancel()
 
 
 @router.get("/generate/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES,
             summary="Text to image, live: Server-Sent Events with previews of x_t and x̂0 at every step")
-async def generate_stream(live: Annotated[LiveJob, Depends(admit)]) -> AsyncIterable[ServerSentEvent]:
+async def generate_stream(events: Annotated[AsyncIterator[ServerSentEvent], Depends(admit)]
+                          ) -> AsyncIterable[ServerSentEvent]:
     """The query of POST /generate's body (plus `previews`); events carry the request's id."""
-    async for event in live.events():
-        yield event
+    async with aclosing(events):  # closed at once when the client leaves, not when collected: it cancels the job
+        async for event in events:
+            yield event
 
 
 @router.get("/generate/validate", responses={422: ERROR_RESPONSES[422]},

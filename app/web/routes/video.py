@@ -2,34 +2,28 @@
 
 A clip is one job of the sampling service (the same bounded, fair queue and time limit as images; never batched
 with them): the space-time model samples it and, with compare, the image model samples the per-frame baseline;
-both are measured. As in app/web/routes/stream.py, everything a client can get wrong is answered before the stream
-starts; afterwards a failure is an `error` event, and closing the stream cancels the job at its next step.
+both are measured. The stream is run by app/web/streaming.py, like the image stream, with the same event keys.
 """
 
-import asyncio
-import threading
 import time
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.diffusion.samplers import SamplingCancelled
 from app.lab import attention_timing
 from app.measure.video import ClipMetrics
 from app.pipelines.video import ClipResult, ClipSettings
 from app.service.clip_jobs import METHODS, ClipRun, ClipStep, LoadedVideo, clip_work, strip_png
 from app.service.imaging import ANIMATION_MIME, animation_frame_ms, encode_animation, encode_png, to_base64
 from app.service.models import LoadedModel
-from app.service.previews import remaining_seconds
-from app.service.sampling import CallJob, JobTimeout, QueueFull, SamplingService, client_key, random_seed
+from app.service.sampling import CallJob, SamplingService, random_seed
 from app.web import schemas
-from app.web.deps import ModelDep, SamplingServiceDep, SettingsDep, VideoDep
-from app.web.routes.generation import ERROR_RESPONSES
-from app.web.routes.job_events import job_events
+from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep, VideoDep
+from app.web.errors import ERROR_RESPONSES, located_errors
+from app.web.streaming import LiveRun
 from app.world.clips import parse_video_prompt
 
 router = APIRouter(tags=["video"])
@@ -42,19 +36,15 @@ VIDEO_RESPONSES = {
 STREAM_RESPONSES = {
     200: {"description": "text/event-stream: `start` (VideoStreamStart), one `step` (VideoStreamStep) per denoising "
                          "step of each method, then `result` (VideoStreamResult, the POST /generate/video payload) "
-                         "or `error` (VideoStreamError)"},
+                         "or `error` (StreamError)"},
     **VIDEO_RESPONSES,
 }
-
-
-def _client(request: Request) -> str:
-    return client_key(request.headers, request.client.host if request.client else None)
 
 
 def _check(req: schemas.VideoRequest, where: str, max_steps: int, video: LoadedVideo) -> None:
     """The server's step cap and the model's frame count on top of the schema's own validation; 422 naming the field."""
     if errors := req.limit_errors(max_steps, video.max_frames):
-        raise RequestValidationError([{**e, "loc": (where, *e["loc"])} for e in errors])
+        raise located_errors(errors, where)
 
 
 def _parameters(req: schemas.VideoRequest) -> schemas.VideoParameters:
@@ -64,13 +54,10 @@ def _parameters(req: schemas.VideoRequest) -> schemas.VideoParameters:
 
 def _submit(params: schemas.VideoParameters, video: LoadedVideo, model: LoadedModel, service: SamplingService,
             client: str, on_step=None) -> CallJob:
-    """Queue the clip job (QueueFull as 429); its steps: `steps` per method sampled."""
+    """Queue the clip job (or QueueFull); its steps: `steps` per method sampled."""
     settings = ClipSettings(**params.model_dump(exclude={"compare", "format", "include_frames"}))
     work = clip_work(video.pipeline, model.pipeline, settings, params.compare)
-    try:
-        return service.submit_call(work, params.steps * len(_methods(params)), on_step, client)
-    except QueueFull as err:
-        raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)}) from err
+    return service.submit_call(work, params.steps * len(_methods(params)), on_step, client)
 
 
 def _methods(params: schemas.VideoParameters) -> list[str]:
@@ -101,97 +88,54 @@ def build_video_result(run: ClipRun, job: CallJob, params: schemas.VideoParamete
                                baseline=baseline, timings=timings)
 
 
-async def _result(job: CallJob, service: SamplingService) -> ClipRun:
-    """Wait for the job; the service's refusals as 503 with Retry-After."""
-    try:
-        return await job.result()
-    except JobTimeout as err:
-        raise HTTPException(503, str(err), headers={"Retry-After": str(service.retry_after_s())}) from err
-    except SamplingCancelled as err:  # only close() cancels a job that has time left: the server is stopping
-        raise HTTPException(503, "generation was cancelled: the server is shutting down",
-                            headers={"Retry-After": "30"}) from err
-
-
 @router.post("/generate/video", responses=VIDEO_RESPONSES,
              summary="Text to video with the space-time DiT (EQ MM3.6), optionally beside the per-frame baseline")
-async def generate_video(req: schemas.VideoRequest, request: Request, settings: SettingsDep, model: ModelDep,
+async def generate_video(req: schemas.VideoRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                          video: VideoDep, service: SamplingServiceDep) -> schemas.VideoResult:
     """Sample one clip in a worker thread; the same parameters and seed give the same frames."""
     _check(req, "body", settings.max_steps, video)
     admitted = time.perf_counter()
     params = _parameters(req)
-    job = _submit(params, video, model, service, _client(request))
-    run = await _result(job, service)
+    job = _submit(params, video, model, service, client)
+    run = await job.result()
     return build_video_result(run, job, params, video, admitted)
 
 
 # ------------------------------------------------------------------------------------------ the live stream
 
 
-class LiveClip:
-    """One streamed clip job: its id, its job in the sampling service, and the queue its steps arrive on."""
-
-    def __init__(self, params: schemas.VideoParameters, video: LoadedVideo, model: LoadedModel,
-                 service: SamplingService, client: str):
-        self.id = str(uuid.uuid4())
-        self.admitted = time.perf_counter()
-        self.params, self.video = params, video
-        self._loop = asyncio.get_running_loop()
-        self._steps: asyncio.Queue[schemas.VideoStreamStep | None] = asyncio.Queue()
-        self._submitted = threading.Event()
-        self.job = _submit(params, video, model, service, client, self._on_step)  # or 429
-        self._submitted.set()
-
-    def _on_step(self, step: ClipStep) -> None:
-        """In the worker thread: render the step's x̂0 strip, then hand the event to the event loop."""
-        self._submitted.wait()  # self.job is assigned once submit returns
-        elapsed = time.monotonic() - (self.job.started or time.monotonic())
-        event = schemas.VideoStreamStep(
-            request_id=self.id, method=step.method, step=step.index, steps=step.total, t=step.t,
-            preview=to_base64(strip_png(step.x0_hat)),
-            seconds_left=remaining_seconds(elapsed, self.job.steps_done, self.job.total_steps))
-        self._loop.call_soon_threadsafe(self._steps.put_nowait, event)
-
-    def _error(self, status: int, detail: str) -> ServerSentEvent:
-        return ServerSentEvent(event="error",
-                               data=schemas.VideoStreamError(request_id=self.id, status=status, detail=detail))
-
-    async def events(self) -> AsyncIterator[ServerSentEvent]:
-        """start, step x (steps x methods), then result or error; leaving early cancels the job."""
-        start = schemas.VideoStreamStart(request_id=self.id, frames=self.params.frames, steps=self.params.steps,
-                                         methods=_methods(self.params),
-                                         prompt=parse_video_prompt(self.params.prompt).canonical,
-                                         parameters=self.params)
-        yield ServerSentEvent(event="start", data=start)
-        events = job_events(
-            self.job, self._steps, lambda step: step,
-            lambda run: schemas.VideoStreamResult(
-                request_id=self.id, **dict(build_video_result(run, self.job, self.params, self.video, self.admitted))),
-            self._error, f"clip {self.id}")
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # at once, not when the generator is collected: it cancels the job
+def _step_event(run_id: str, step: ClipStep, elapsed_s: float, remaining_s: float) -> schemas.VideoStreamStep:
+    """In the worker thread: the step's position and every frame's x̂0 latent as one strip (no decode)."""
+    return schemas.VideoStreamStep(id=run_id, **step.position.as_dict(), method=step.method,
+                                   preview=to_base64(strip_png(step.x0_hat)), elapsed_s=elapsed_s,
+                                   remaining_s=remaining_s)
 
 
-async def admit(q: Annotated[schemas.VideoStreamQuery, Query()], request: Request, settings: SettingsDep,
-                model: ModelDep, video: VideoDep, service: SamplingServiceDep) -> AsyncIterator[LiveClip]:
+async def admit(q: Annotated[schemas.VideoStreamQuery, Query()], client: ClientDep, settings: SettingsDep,
+                model: ModelDep, video: VideoDep,
+                service: SamplingServiceDep) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
     """Validate and queue the job before any byte of the stream is sent; cancel it when the response ends."""
     _check(q, "query", settings.max_steps, video)
-    live = LiveClip(_parameters(q), video, model, service, _client(request))
+    params = _parameters(q)
+    run = LiveRun(lambda on_step: _submit(params, video, model, service, client, on_step), _step_event, service)
+    start = schemas.VideoStreamStart(id=run.id, total_steps=run.job.total_steps, frames=params.frames,
+                                     methods=_methods(params), prompt=parse_video_prompt(params.prompt).canonical,
+                                     parameters=params)
     try:
-        yield live
+        yield run.events(start, lambda result: schemas.VideoStreamResult(
+            id=run.id, **dict(build_video_result(result, run.job, params, video, run.admitted))))
     finally:  # the stream ended, or the client closed it, or it never started
-        live.job.cancel()
+        run.job.cancel()
 
 
 @router.get("/generate/video/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES,
             summary="Text to video, live: Server-Sent Events with every frame's x̂0 at every step")
-async def generate_video_stream(live: Annotated[LiveClip, Depends(admit)]) -> AsyncIterable[ServerSentEvent]:
+async def generate_video_stream(events: Annotated[AsyncIterator[ServerSentEvent], Depends(admit)]
+                                ) -> AsyncIterable[ServerSentEvent]:
     """The fields of POST /generate/video's body as query parameters; events carry the request's id."""
-    async for event in live.events():
-        yield event
+    async with aclosing(events):  # closed at once when the client leaves: it cancels the job
+        async for event in events:
+            yield event
 
 
 # ------------------------------------------------------------------------------------------ EQ MM3.6, timed
@@ -204,6 +148,6 @@ async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], vid
                               service: SamplingServiceDep) -> schemas.AttentionTimingResult:
     """Measured once per server process, frames and repeats (on a sampler thread) and cached; `cached` says which."""
     if errors := schemas.frames_limit_error(q.frames, video.max_frames):
-        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in errors])
+        raise located_errors(errors, "query")
     timing = await service.run_in_worker(attention_timing.measured_once, video, q.frames, q.repeats)
     return schemas.AttentionTimingResult(**vars(timing), model_id=video.model_id)

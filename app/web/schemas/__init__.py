@@ -530,18 +530,24 @@ class StepPreviews(BaseModel):
     eps_hat: str = Field(description="The guided noise estimate ε̂ (latent-size PNG, mapped like x_t)")
 
 
-class StreamStep(BaseModel):
-    """Event `step`: one denoising step done."""
+class StepEvent(BaseModel):
+    """Event `step` of every stream, image or video: one denoising step done, where it is, and the time."""
 
-    id: str
-    index: int = Field(description="0-based step number")
-    total: int
+    id: str = Field(description="The stream's id")
+    index: int = Field(description="0-based step number (within its method, on the video stream)")
+    total: int = Field(description="Steps of this run (of this method, on the video stream)")
     t: int = Field(description="Timestep of this step's input x_t")
     abar_t: float = Field(description="ᾱ_t of EQ MM3.1")
     sqrt_abar_t: float = Field(description="√ᾱ_t, the weight of the clean sample in x_t (EQ MM3.1)")
     sqrt_one_minus_abar_t: float = Field(description="√(1-ᾱ_t), the weight of the noise in x_t (EQ MM3.1)")
     elapsed_s: float = Field(description="Seconds since a worker picked the job up")
-    remaining_s: float = Field(description="Estimated seconds of sampling left: mean time per step x steps left")
+    remaining_s: float = Field(description="Estimated seconds of sampling left: mean time per step x steps left "
+                                           "(every method of the run included)")
+
+
+class StreamStep(StepEvent):
+    """Event `step` of the image stream: the step, with previews of image 0."""
+
     previews: StepPreviews | None = Field(description="None when previews=false")
 
 
@@ -555,7 +561,7 @@ class StreamError(BaseModel):
     """Event `error`: the job failed after the stream started."""
 
     id: str
-    status: int = Field(description="The HTTP status POST /generate would have answered: 503 (time limit, "
+    status: int = Field(description="The HTTP status the REST endpoint would have answered: 503 (time limit, "
                                     "shutting down) or 500")
     detail: str
 
@@ -1060,40 +1066,27 @@ class VideoResult(BaseModel):
 class VideoStreamStart(BaseModel):
     """Event `start`: the job was admitted."""
 
-    request_id: str = Field(description="This request's id (uuid4), repeated in every event of the stream")
+    id: str = Field(description="This request's id (uuid4), repeated in every event of the stream")
+    total_steps: int = Field(description="Denoising steps of the whole run: steps x methods")
     frames: int
-    steps: int = Field(description="Denoising steps per method")
     methods: list[ClipMethod] = Field(description="['video'], or ['video', 'per_frame'] with compare, in the "
                                                   "order they are sampled")
     prompt: str = Field(description="The canonical caption of the prompt")
     parameters: VideoParameters = Field(description="The request with defaults filled in and the seed used")
 
 
-class VideoStreamStep(BaseModel):
-    """Event `step`: one denoising step of one method done."""
+class VideoStreamStep(StepEvent):
+    """Event `step` of the video stream: one denoising step of one method, with every frame's x̂0."""
 
-    request_id: str
     method: ClipMethod
-    step: int = Field(description="0-based step number within the method")
-    steps: int
-    t: int = Field(description="Timestep of this step's input x_t")
     preview: str = Field(description="PNG (base64) of every frame's x̂0 latent side by side, left to right: latent "
                                      "channels 0-2 as RGB over -3..3 (not decoded)")
-    seconds_left: float = Field(description="Estimated seconds of sampling left, both methods included")
 
 
 class VideoStreamResult(VideoResult):
     """Event `result`: the same payload as POST /generate/video, with the stream's id."""
 
-    request_id: str
-
-
-class VideoStreamError(BaseModel):
-    """Event `error`: the job failed after the stream started."""
-
-    request_id: str
-    status: int = Field(description="The HTTP status POST /generate/video would have answered: 503 or 500")
-    detail: str
+    id: str
 
 
 class AttentionQuery(Strict):

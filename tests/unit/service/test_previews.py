@@ -46,15 +46,15 @@ def test_remaining_seconds_is_the_mean_step_time_times_the_steps_left(elapsed, d
 def test_step_views_follow_the_schedule_and_carry_the_three_previews(pipeline):
     steps = []
     pipeline.generate(GenerationSettings(prompt="a red circle", steps=4, seed=3, batch_size=2), callback=steps.append)
-    views = [view_step(pipeline, step, elapsed_s=0.1 * (i + 1)) for i, step in enumerate(steps)]
+    views = [view_step(pipeline, step) for step in steps]
     abar = pipeline.schedule.alphas_cumprod
-    assert [v.index for v in views] == [0, 1, 2, 3] and all(v.total == 4 for v in views)
-    assert [v.t for v in views] == sorted((v.t for v in views), reverse=True)
-    for v in views:
+    positions = [v.position for v in views]
+    assert [p.index for p in positions] == [0, 1, 2, 3] and all(p.total == 4 for p in positions)
+    assert [p.t for p in positions] == sorted((p.t for p in positions), reverse=True)
+    for v in positions:
         assert v.abar_t == pytest.approx(float(abar[v.t]), rel=1e-12)
         assert v.sqrt_abar_t == pytest.approx(math.sqrt(v.abar_t)) and v.sqrt_one_minus_abar_t ** 2 + v.abar_t == \
             pytest.approx(1.0)
-    assert [v.remaining_s for v in views] == pytest.approx([0.3, 0.2, 0.1, 0.0])
     side, res = pipeline.dit.config.latent_size, pipeline.resolution
     first = views[0]
     assert decode_png(first.x_t_png).shape == (side, side, 3)
@@ -68,6 +68,6 @@ def test_step_views_follow_the_schedule_and_carry_the_three_previews(pipeline):
 def test_without_previews_a_step_view_has_only_numbers(pipeline):
     steps = []
     pipeline.generate(GenerationSettings(prompt="", steps=2, seed=0), callback=steps.append)
-    view = view_step(pipeline, steps[-1], elapsed_s=0.5, previews=False)
+    view = view_step(pipeline, steps[-1], previews=False)
     assert view.x_t_png is None and view.x0_hat_png is None and view.eps_hat_png is None
-    assert view.remaining_s == 0.0 and 0 < view.abar_t < 1
+    assert 0 < view.position.abar_t < 1

@@ -1,0 +1,76 @@
+"""The service's refusals as HTTP, written once: status, detail and Retry-After for each exception.
+
+A full queue is 429; a job past its time limit, or refused or cancelled because the server is shutting down, is
+503. REST routes get them through the exception handlers installed here; streams, whose status line is already
+sent, put the same status and detail into their `error` event (see refusal()).
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.diffusion.samplers import SamplingCancelled
+from app.service.sampling import JobTimeout, QueueFull, SamplingService
+
+NOT_LOADED_RETRY_AFTER_S = 30
+DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
+
+ERROR_RESPONSES = {
+    422: {"description": "A bad parameter, named in `detail[].loc`; an unknown prompt word lists the vocabulary"},
+    429: {"description": "The sampler's queue is full; retry after `Retry-After` seconds"},
+    503: {"description": "No model loaded, the job ran past the time limit, or the server is shutting down; "
+                         "see `Retry-After`"},
+}
+
+
+def refusal(err: Exception, sampler: SamplingService | None) -> HTTPException | None:
+    """The HTTP answer to one of the service's exceptions; None for anything else (a bug: a 500)."""
+    if isinstance(err, QueueFull):
+        return HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after_s)})
+    if isinstance(err, JobTimeout):
+        retry = sampler.retry_after_s() if sampler is not None else NOT_LOADED_RETRY_AFTER_S
+        return HTTPException(503, str(err), headers={"Retry-After": str(retry)})
+    if isinstance(err, SamplingCancelled):  # only shutdown cancels a job whose client is still there
+        return HTTPException(503, str(err), headers={"Retry-After": str(DRAINING_RETRY_AFTER_S)})
+    return None
+
+
+def not_loaded(why: str) -> HTTPException:
+    return HTTPException(503, detail=why, headers={"Retry-After": str(NOT_LOADED_RETRY_AFTER_S)})
+
+
+def located_errors(errors: list[dict], where: str) -> RequestValidationError:
+    """Errors found after the schema's own validation (the server's caps), located in the body or the query."""
+    return RequestValidationError([{**e, "loc": (where, *e["loc"])} for e in errors])
+
+
+def _json_safe(value):
+    """NaN and infinities (which a JSON body may carry) as strings, so a 422 can echo them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, except that a non-finite number in the input does not turn it into a 500."""
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
+
+async def _service_refusal(request: Request, exc: Exception) -> JSONResponse:
+    answer = refusal(exc, request.app.state.current.sampler)
+    return JSONResponse(status_code=answer.status_code, content={"detail": answer.detail}, headers=answer.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for service_error in (QueueFull, JobTimeout, SamplingCancelled):
+        app.add_exception_handler(service_error, _service_refusal)

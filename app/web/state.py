@@ -1,0 +1,35 @@
+"""What the running app holds: its settings and, once loaded, the models, the sampler and their errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.templating import Jinja2Templates
+
+from app.config import Settings
+from app.service.clip_jobs import LoadedVideo
+from app.service.models import LoadedModel
+from app.service.sampling import SamplingService
+from app.web.metrics import Metrics
+
+
+@dataclass
+class AppState:
+    """One per app, created with it; the lifespan fills in the models and the sampler."""
+
+    settings: Settings
+    templates: Jinja2Templates
+    metrics: Metrics
+    model: LoadedModel | None = None
+    model_error: str | None = None  # why the image model is not loaded (None: loaded, loading, or not asked for)
+    video: LoadedVideo | None = None
+    video_error: str | None = None
+    sampler: SamplingService | None = None
+    ready: bool = False
+    draining: bool = False  # set on SIGTERM: no new jobs, /readyz answers 503
+
+
+def state_of(app: FastAPI) -> AppState:
+    """The app's typed state (create_app stores it on Starlette's untyped app.state)."""
+    return app.state.current
