@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import torch
 
 from app.instruments.coherence import factorised_cost, joint_cost, spacetime_tokens
+from app.lab.once import MeasuredOnce
 from app.nets.video_dit import VideoDiT
-from app.service.clip_jobs import LoadedVideo
+from app.pipelines.video import VideoPipeline
 
 GUIDANCE_BATCH = 2
 CONTEXT_TOKENS = 12
@@ -58,11 +59,11 @@ def _runs(forward, repeats: int) -> list[float]:
 
 
 @torch.inference_mode()
-def measure(video: LoadedVideo, frames: int, repeats: int) -> AttentionTiming:
+def measure(video: VideoPipeline, frames: int, repeats: int) -> AttentionTiming:
     """Time one forward of the served factorised DiT and of a joint one from the same image weights."""
     started = time.perf_counter()
-    served = video.pipeline.dit
-    cfg, device = served.config, video.pipeline.device
+    served = video.dit
+    cfg, device = served.config, video.device
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(GUIDANCE_BATCH, frames, cfg.latent_channels, cfg.latent_size, cfg.latent_size,
                     generator=generator).to(device)
@@ -86,12 +87,9 @@ def measure(video: LoadedVideo, frames: int, repeats: int) -> AttentionTiming:
     )
 
 
-def measured_once(video: LoadedVideo, frames: int, repeats: int) -> AttentionTiming:
+_measured = MeasuredOnce()
+
+
+def measured_once(video: VideoPipeline, model_id: str, frames: int, repeats: int) -> AttentionTiming:
     """measure() the first time per model, frames and repeats; afterwards the cached result (cached=True)."""
-    key = (frames, repeats)
-    with video.attention_lock:
-        if key in video.attention_timings:
-            return replace(video.attention_timings[key], cached=True)
-        result = measure(video, frames, repeats)
-        video.attention_timings[key] = result
-        return result
+    return _measured.get((model_id, frames, repeats), lambda: measure(video, frames, repeats))

@@ -10,7 +10,6 @@ blocks are identical), and the figure is marked as estimated. The result is cach
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from datetime import datetime, timezone
 import torch
 
 from app.instruments.compression import compression_ratio
+from app.lab.once import MeasuredOnce
 from app.nets.dit import DiT, DiTBlock
 from app.pipelines.image import Pipeline
 
@@ -149,15 +149,9 @@ def measure(pipeline: Pipeline, card: dict | None = None, budget_s: float = BUDG
     )
 
 
-_cache: dict[str, MeasuredCompression] = {}
-_lock = threading.Lock()
+_measured = MeasuredOnce()
 
 
 def measured_once(pipeline: Pipeline, model_id: str, card: dict | None = None) -> MeasuredCompression:
     """measure() the first time per process and model; afterwards the cached result (cached=True)."""
-    with _lock:  # two first requests at once measure once, and never compete for the cores with each other
-        if model_id in _cache:
-            return replace(_cache[model_id], cached=True)
-        result = measure(pipeline, card)
-        _cache[model_id] = result
-        return result
+    return _measured.get(model_id, lambda: measure(pipeline, card))

@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +41,6 @@ class LoadedVideo:
     model_id: str  # short hash of the VAE and the two video weights files
     load_s: float
     warm_up_s: float
-    attention_timings: dict = field(default_factory=dict)  # (frames, repeats) -> app.lab.attention_timing result
-    attention_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def max_frames(self) -> int:

@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.diffusion.samplers import SamplingCancelled
-from app.service.sampling import JobTimeout, QueueFull, SamplingService
+from app.service.jobs import JobTimeout, QueueFull
+from app.service.sampling import SamplingService
 
 NOT_LOADED_RETRY_AFTER_S = 30
 DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart

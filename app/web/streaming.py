@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator, Callable
 from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel
 
+from app.service.jobs import Job
 from app.service.previews import remaining_seconds
-from app.service.sampling import Job, SamplingService
+from app.service.sampling import SamplingService
 from app.web.errors import refusal
 from app.web.schemas import StreamError
 

@@ -19,7 +19,8 @@ from app.measure.video import ClipMetrics
 from app.pipelines.image import WEIGHT_FILES, GenerationSettings
 from app.pipelines.video import VIDEO_WEIGHT_FILES
 from app.service.imaging import animation_frame_ms, decode_animation, decode_png, encode_animation, from_base64
-from app.service.sampling import QueueFull, SamplingService
+from app.service.jobs import QueueFull
+from app.service.sampling import SamplingService
 from app.web.state import state_of
 from tests.api.test_stream_api import parse_sse
 from tests.api.test_stream_api import stream as image_stream

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from app.pipelines.image import GenerationResult, GenerationSettings
 from app.service.imaging import encode_png, to_base64
+from app.service.jobs import Job, random_seed
 from app.service.models import MODEL_NAME, LoadedModel
-from app.service.sampling import Job, random_seed
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import ERROR_RESPONSES, located_errors

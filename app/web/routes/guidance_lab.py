@@ -11,8 +11,9 @@ from app.lab import forward_timing
 from app.lab import guidance as lab
 from app.pipelines.image import GenerationResult, GenerationSettings
 from app.service.imaging import encode_png, to_base64
+from app.service.jobs import Job, StepCallback, random_seed
 from app.service.models import read_card
-from app.service.sampling import Job, SamplingService, StepCallback, random_seed
+from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import ERROR_RESPONSES, located_errors

@@ -18,8 +18,9 @@ from app.measure.video import ClipMetrics
 from app.pipelines.video import ClipResult, ClipSettings
 from app.service.clip_jobs import METHODS, ClipRun, ClipStep, LoadedVideo, clip_work, strip_png
 from app.service.imaging import ANIMATION_MIME, animation_frame_ms, encode_animation, encode_png, to_base64
+from app.service.jobs import CallJob, random_seed
 from app.service.models import LoadedModel
-from app.service.sampling import CallJob, SamplingService, random_seed
+from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep, VideoDep
 from app.web.errors import ERROR_RESPONSES, located_errors
@@ -149,5 +150,6 @@ async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], vid
     """Measured once per server process, frames and repeats (on a sampler thread) and cached; `cached` says which."""
     if errors := schemas.frames_limit_error(q.frames, video.max_frames):
         raise located_errors(errors, "query")
-    timing = await service.run_in_worker(attention_timing.measured_once, video, q.frames, q.repeats)
+    timing = await service.run_in_worker(attention_timing.measured_once, video.pipeline, video.model_id,
+                                         q.frames, q.repeats)
     return schemas.AttentionTimingResult(**vars(timing), model_id=video.model_id)

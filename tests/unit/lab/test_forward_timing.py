@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from app.lab import forward_timing
+from app.lab import forward_timing, once
+from app.lab.once import MeasuredOnce
 from app.pipelines.image import Pipeline
 
 
@@ -46,8 +47,8 @@ def test_without_a_card_the_psnr_comes_from_the_weights_or_is_absent(pipeline):
 def test_measured_once_per_model(pipeline, monkeypatch):
     calls = []
     monkeypatch.setattr(forward_timing, "measure", lambda p, card=None: calls.append(1) or "result")
-    monkeypatch.setattr(forward_timing, "_cache", {})
-    monkeypatch.setattr(forward_timing, "replace", lambda r, cached: (r, cached))
+    monkeypatch.setattr(forward_timing, "_measured", MeasuredOnce())
+    monkeypatch.setattr(once, "replace", lambda r, cached: (r, cached))
     assert forward_timing.measured_once(pipeline, "abc") == "result"
     assert forward_timing.measured_once(pipeline, "abc") == ("result", True)
     assert forward_timing.measured_once(pipeline, "other") == "result" and len(calls) == 2

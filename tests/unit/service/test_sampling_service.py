@@ -12,15 +12,8 @@ import torch
 
 from app.diffusion.samplers import SamplingCancelled
 from app.pipelines.image import GenerationSettings, Pipeline
-from app.service.sampling import (
-    MAX_SEED,
-    JobTimeout,
-    QueueFull,
-    SamplingService,
-    client_key,
-    in_passing_thread,
-    random_seed,
-)
+from app.service.jobs import MAX_SEED, JobTimeout, QueueFull, client_key, random_seed
+from app.service.sampling import SamplingService, in_passing_thread
 
 SETTINGS = GenerationSettings(prompt="a red circle", seed=3, steps=4)
 
