@@ -17,8 +17,8 @@ import torch
 from app.diffusion.samplers import timesteps_for
 from app.evaluation.image import adherence, full_prompts, pairwise_rms
 from app.measure.judge import judge, matches
-from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step, to_uint8
-from app.world.scenes import Prompt, parse_prompt
+from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
+from app.world.scenes import Prompt, parse_prompt, to_uint8
 
 GRID_SCALES = (0.0, 1.0, 3.0, 5.0, 7.5, 10.0, 15.0)  # the card's sweep (app/evaluation/image.py SCALES)
 MAX_GRID_SCALES = 8

@@ -22,7 +22,7 @@ from app.nets.dit import DiT, DiTConfig
 from app.nets.io import load_module, read_metadata
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
-from app.world.scenes import parse_prompt, tokenize
+from app.world.scenes import parse_prompt, to_uint8, tokenize
 
 WEIGHT_FILES = {"vae": "vae.safetensors", "text": "text_encoder.safetensors", "dit": "denoiser.safetensors"}
 
@@ -86,12 +86,6 @@ class GenerationResult:
     settings: GenerationSettings
     prompt_canonical: str
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Pipeline:
