@@ -32,9 +32,9 @@ import torch
 
 from app.evaluation.image import write_card
 from app.measure.video import ClipMetrics, measure_clip, summarise
+from app.nets.device import device_name
 from app.pipelines.image import Pipeline
 from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipSettings, VideoPipeline, sample_per_frame
-from app.training.image import device_name
 from app.world.clips import (
     DIRECTION_NAMES,
     VideoPrompt,
