@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluation.v
     model_dir = Path(args.model_dir)
     if not VideoPipeline.available(model_dir):
         print(f"{prog}: no video weights in {model_dir} ({', '.join(VIDEO_WEIGHT_FILES.values())}); "
-              "train them with `python3 -m app.training.image video`", file=sys.stderr)
+              "train them with `python3 -m app.training video`", file=sys.stderr)
         return 2
     cfg = VideoEvalConfig(seeds=args.seeds, steps=args.steps, scale=args.scale, limit=args.limit)
 
