@@ -20,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from app.training.image import main as train_main  # lazily: `serve` never imports training code
+    from app.training.cli import main as train_main  # lazily: `serve` never imports training code
 
     return train_main([args.what, *args.rest], prog="diffusion-lab train")
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the VAE, the denoiser or the video model (see `train vae --help`)")
     train.add_argument("what", choices=("vae", "denoiser", "video"))
-    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.training.image vae|denoiser|video`")
+    train.add_argument("rest", nargs=argparse.REMAINDER, help="options of `python3 -m app.training vae|denoiser|video`")
     train.set_defaults(func=_train)
 
     # prefix_chars="+": every "--option" (and -h) passes through untouched to app.evaluation.image's own parser.

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.evaluation.image import full_prompts  # noqa: E402
+from app.measure.image import full_prompts  # noqa: E402
 from app.pipelines.image import GenerationSettings, Pipeline  # noqa: E402
 from app.service.sampling import SamplingService, in_passing_thread  # noqa: E402
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
@@ -34,7 +33,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
-from itertools import combinations, product
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +40,20 @@ import torch
 
 from app.diffusion.samplers import SAMPLERS
 from app.evaluation.readme import render_readme
+from app.measure.image import (
+    ATTRIBUTE_VALUES,
+    CARD_GUIDANCE_SCALES,
+    adherence,
+    chance_level,
+    full_prompts,
+    pairwise_rms,
+    psnr,
+    variety,
+)
 from app.measure.judge import Verdict, agreement, judge, matches
+from app.nets.device import device_name
 from app.pipelines.image import WEIGHT_FILES, GenerationSettings, Pipeline
-from app.training.image import device_name, held_out_scenes, psnr
+from app.world.held_out import held_out_scenes
 from app.world.scenes import (
     COLOURS,
     POSITIONS,
@@ -63,15 +72,13 @@ from app.world.scenes import (
 CARD_KEYS = ("name", "description", "architecture", "training", "vocabulary", "defaults", "evaluation",
              "machine", "generated_at", "command", "duration_s")
 NET_NAMES = {"vae": "vae", "text": "text_encoder", "dit": "denoiser"}  # WEIGHT_FILES key -> card key
-ATTRIBUTE_VALUES = {"shape": SHAPES, "colour": tuple(COLOURS), "size": SIZES, "position": POSITIONS}
-SCALES = (0.0, 1.0, 3.0, 5.0, 7.5, 10.0, 15.0)
 PARTIAL_SCALES = (1.0, 3.0, 5.0, 7.5)
 PARTIAL_PROMPTS = (
     "a red circle", "a small triangle", "a blue square in the center", "a large circle",
     "a square", "a green triangle at the top left", "a purple square at the bottom", "a small yellow circle",
 )
 MAX_FAILURES = 12  # failed images listed per scale in the card
-JUDGE_SEED = 2_000_003  # the judge-sanity scenes (the VAE uses app.training.image's held-out seed)
+JUDGE_SEED = 2_000_003  # the judge-sanity scenes (the VAE uses app.world.held_out's VAL_SEED)
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class EvalConfig:
     seeds: int = 4  # images per full prompt (prompt i uses seeds i*seeds ... i*seeds+seeds-1)
     steps: int = 20
     sampler: str = "dpmpp_2m"
-    scales: tuple[float, ...] = SCALES
+    scales: tuple[float, ...] = CARD_GUIDANCE_SCALES
     partial_prompts: tuple[str, ...] = PARTIAL_PROMPTS
     partial_seeds: int = 16
     partial_scales: tuple[float, ...] = PARTIAL_SCALES
@@ -100,48 +107,6 @@ QUICK = EvalConfig(prompts=6, seeds=2, partial_prompts=PARTIAL_PROMPTS[:4], part
 # --------------------------------------------------------------------------------------------- arithmetic
 
 
-def chance_level() -> dict[str, float]:
-    """What an image that ignores the prompt matches by luck, per attribute and all four (uniform prompts)."""
-    chance = {k: 1.0 / len(v) for k, v in ATTRIBUTE_VALUES.items()}
-    chance["all"] = math.prod(chance.values())  # 1/324; "all" also asks for a clean image, so luck is at most this
-    return chance
-
-
-def expected_distinct(m: int, k: int) -> float:
-    """Expected number of distinct values among k uniform draws from m: m (1 - (1 - 1/m)^k)."""
-    return m * (1.0 - (1.0 - 1.0 / m) ** k)
-
-
-def pairwise_rms(images: np.ndarray) -> float:
-    """Mean over pairs of the RMS per-pixel distance between uint8 images (K, H, W, 3), pixels in [0, 1]."""
-    x = images.astype(np.float64) / 255.0
-    pairs = list(combinations(range(len(x)), 2))
-    if not pairs:
-        return 0.0
-    return float(np.mean([np.sqrt(np.mean((x[i] - x[j]) ** 2)) for i, j in pairs]))
-
-
-def full_prompts(n: int, seed: int = 0) -> list[Prompt]:
-    """n full prompts cycling over every shape x colour; sizes and positions balanced, shuffled by seed."""
-    rng = np.random.default_rng(seed)
-    pairs = list(product(SHAPES, ATTRIBUTE_VALUES["colour"]))
-    sizes = rng.permutation(np.resize(np.arange(len(SIZES)), n))
-    positions = rng.permutation(np.resize(np.arange(len(POSITIONS)), n))
-    return [Prompt(shape=pairs[i % len(pairs)][0], colour=pairs[i % len(pairs)][1], size=SIZES[sizes[i]],
-                   position=POSITIONS[positions[i]]) for i in range(n)]
-
-
-def adherence(verdicts: list[Verdict], prompts: list[Prompt]) -> dict[str, float]:
-    """Share of images showing each attribute its prompt names, "clean", and "all" (every one + clean)."""
-    hits: dict[str, list[bool]] = {}
-    for verdict, prompt in zip(verdicts, prompts, strict=True):
-        for key, ok in matches(verdict, prompt).items():
-            hits.setdefault(key, []).append(ok)
-        hits.setdefault("clean", []).append(verdict.clean)
-    order = [k for k in (*ATTRIBUTE_VALUES, "clean", "all") if k in hits]
-    return {k: float(np.mean(hits[k])) for k in order}
-
-
 def sweep_summary(sweep: list[dict], threshold: float = 0.95) -> dict:
     """Where all-attribute adherence peaks, and past the peak the first s where an attribute drops below threshold."""
     best = max(sweep, key=lambda r: (r["adherence"]["all"], -r["scale"]))
@@ -153,17 +118,6 @@ def sweep_summary(sweep: list[dict], threshold: float = 0.95) -> dict:
             out.update(first_drop_scale=row["scale"], first_drop_attribute=worst,
                        first_drop_value=row["adherence"][worst])
             break
-    return out
-
-
-def variety(verdicts: list[Verdict], open_attributes: list[str]) -> dict[str, dict]:
-    """Per attribute a prompt leaves open: distinct values the judge reads, out of how many, vs uniform draws."""
-    out = {}
-    for attr in open_attributes:
-        seen = {getattr(v, attr) for v in verdicts} - {None}
-        m = len(ATTRIBUTE_VALUES[attr])
-        out[attr] = {"distinct": len(seen), "possible": m, "uniform_expected": expected_distinct(m, len(verdicts)),
-                     "values": sorted(seen)}
     return out
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from app.evaluation.markdown import table
+
 ATTRIBUTES = ("shape", "colour", "size", "position")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _summary_sentence(summary: dict) -> str:
@@ -49,7 +46,7 @@ def render_readme(card: dict) -> str:
         "",
         "## Files",
         "",
-        _table(["file", "what", "parameters", "size"], files),
+        table(["file", "what", "parameters", "size"], files),
         "",
         "## Prompt adherence and diversity against the guidance scale s (EQ MM3.4)",
         "",
@@ -60,7 +57,7 @@ def render_readme(card: dict) -> str:
         "pairwise RMS distance between a prompt's images across seeds (pixels in [0, 1]). The chance row is "
         "what an image that ignores the prompt (s = 0) matches by luck.",
         "",
-        _table(["s", *keys, "diversity"], sweep),
+        table(["s", *keys, "diversity"], sweep),
         "",
         _summary_sentence(ev["summary"]),
         "",
@@ -69,7 +66,7 @@ def render_readme(card: dict) -> str:
         f"Distinct values the judge finds among {st['partial_seeds']} seeds for the attributes a prompt leaves "
         "open (out of how many exist), and the share of images right on everything the prompt names.",
         "",
-        _table(["prompt", "open", *(f"s = {s}" for s in scales)], partial),
+        table(["prompt", "open", *(f"s = {s}" for s in scales)], partial),
         "",
         "## VAE and judge",
         "",

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 from app.evaluation.image import write_card
+from app.evaluation.markdown import table
 from app.measure.video import ClipMetrics, measure_clip, summarise
+from app.nets.device import device_name
 from app.pipelines.image import Pipeline
 from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipSettings, VideoPipeline, sample_per_frame
-from app.training.image import device_name
 from app.world.clips import (
     DIRECTION_NAMES,
     VideoPrompt,
@@ -263,11 +264,6 @@ def build_card(image: Pipeline, video: VideoPipeline, model_dir: str | Path, cfg
     }
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def _f(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -300,7 +296,7 @@ def _open_prompts_section(methods: dict, names: dict) -> list[str]:
     if not rows:
         return []
     return ["The prompts that name only the shape and the direction (colour and size left to the model):", "",
-            _table(["method", "consistency", "smoothness", "jump px"], rows), ""]
+            table(["method", "consistency", "smoothness", "jump px"], rows), ""]
 
 
 def render_video_readme(card: dict) -> str:
@@ -340,7 +336,7 @@ def render_video_readme(card: dict) -> str:
         "pixels; *direction* the share of clips whose fitted motion lies in the asked 45-degree sector; *all* every "
         "named attribute right in a fully consistent clip.",
         "",
-        _table(["method", "flicker", "consistency", "smoothness", "jump px", "direction", "shape", "colour", "size",
+        table(["method", "flicker", "consistency", "smoothness", "jump px", "direction", "shape", "colour", "size",
                 "all"], main),
         "",
         f"Targets: {verdict} (smoothness and consistency at least {MARGIN_TARGET:g} above the baseline, direction "
@@ -349,7 +345,7 @@ def render_video_readme(card: dict) -> str:
         *_open_prompts_section(methods, names),
         "Direction right, per asked direction:",
         "",
-        _table(["direction", *(names[k] for k in methods)], per_dir),
+        table(["direction", *(names[k] for k in methods)], per_dir),
         "",
         "## Timing",
         "",
@@ -408,7 +404,7 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluation.v
     model_dir = Path(args.model_dir)
     if not VideoPipeline.available(model_dir):
         print(f"{prog}: no video weights in {model_dir} ({', '.join(VIDEO_WEIGHT_FILES.values())}); "
-              "train them with `python3 -m app.training.image video`", file=sys.stderr)
+              "train them with `python3 -m app.training video`", file=sys.stderr)
         return 2
     cfg = VideoEvalConfig(seeds=args.seeds, steps=args.steps, scale=args.scale, limit=args.limit)
 

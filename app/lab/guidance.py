@@ -1,7 +1,7 @@
 """Guidance on the real model (EQ MM3.4): a grid of scales x seeds, a small live sweep, and one step taken apart.
 
 Every number is measured on images the model draws here: adherence by the program judge (app/measure/judge.py) and
-diversity as the mean pairwise RMS distance across seeds, both exactly as app/evaluation/image.py defines them for the
+diversity as the mean pairwise RMS distance across seeds, both exactly as app/measure/image.py defines them for the
 model card, so the live numbers and the card's are the same measurement on fewer images.
 """
 
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from app.diffusion.samplers import timesteps_for
-from app.evaluation.image import adherence, full_prompts, pairwise_rms
+from app.measure.image import CARD_GUIDANCE_SCALES, adherence, full_prompts, pairwise_rms
 from app.measure.judge import judge, matches
-from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step, to_uint8
-from app.world.scenes import Prompt, parse_prompt
+from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
+from app.world.scenes import Prompt, parse_prompt, to_uint8
 
-GRID_SCALES = (0.0, 1.0, 3.0, 5.0, 7.5, 10.0, 15.0)  # the card's sweep (app/evaluation/image.py SCALES)
+GRID_SCALES = CARD_GUIDANCE_SCALES  # the grid starts as the card's sweep
 MAX_GRID_SCALES = 8
 MAX_GRID_SEEDS = 8
 MAX_GRID_IMAGES = 32
@@ -92,7 +92,7 @@ class SweepPoint:
 
 def sweep_settings(prompts: int, seeds: int, scales: Sequence[float], steps: int,
                    sampler: str) -> tuple[list[GenerationSettings], list[Prompt]]:
-    """The card's first `prompts` full prompts (app.evaluation.image.full_prompts), prompt i from seeds i*seeds...; per scale.
+    """The card's first `prompts` full prompts (app.measure.image.full_prompts), prompt i from seeds i*seeds...; per scale.
 
     Parts are scale-major, one per (scale, prompt) with batch_size = seeds: the same noise as the card's sweep.
     """

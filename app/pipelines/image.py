@@ -17,11 +17,12 @@ import torch
 from app.diffusion.guidance import make_guided_denoiser
 from app.diffusion.samplers import SAMPLERS, StepInfo
 from app.diffusion.schedule import NoiseSchedule, as_eps_model
+from app.nets.device import pick_device
 from app.nets.dit import DiT, DiTConfig
 from app.nets.io import load_module, read_metadata
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
-from app.world.scenes import parse_prompt, tokenize
+from app.world.scenes import parse_prompt, to_uint8, tokenize
 
 WEIGHT_FILES = {"vae": "vae.safetensors", "text": "text_encoder.safetensors", "dit": "denoiser.safetensors"}
 
@@ -85,20 +86,6 @@ class GenerationResult:
     settings: GenerationSettings
     prompt_canonical: str
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Pipeline:

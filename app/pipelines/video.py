@@ -24,9 +24,9 @@ from app.nets.io import load_module, read_metadata
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
-from app.pipelines.image import GenerationSettings, Pipeline, to_uint8
+from app.pipelines.image import GenerationSettings, Pipeline
 from app.world.clips import VideoPrompt, parse_video_prompt
-from app.world.scenes import tokenize
+from app.world.scenes import to_uint8, tokenize
 
 VIDEO_WEIGHT_FILES = {"text": "video_text_encoder.safetensors", "dit": "video_denoiser.safetensors"}
 

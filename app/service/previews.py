@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from app.pipelines.image import Pipeline, Step, to_uint8
+from app.pipelines.image import Pipeline, Step
 from app.pipelines.protocol import StepPosition
 from app.service.imaging import encode_png
+from app.world.scenes import to_uint8
 
 LATENT_RANGE = 3.0  # a standard normal latent stays inside +-3 for 99.7% of its values
 LATENT_PREVIEW = (f"latent channels 0, 1, 2 as red, green, blue; values -{LATENT_RANGE:g}..{LATENT_RANGE:g} "

@@ -1,9 +1,10 @@
-"""Train the space-time denoiser: `python3 -m app.training.image video` (the sub-command lives in app.training.image).
+"""Train the space-time denoiser: the `video` sub-command (`python3 -m app.training video`).
 
-The video DiT starts from the trained image DiT and caption encoder (VideoDiT.from_image_dit), so
-training spends its steps on what a clip adds: how the frames relate and what `moving left` means. Clips come from a seeded bank encoded once by the frozen VAE (app.training.clip_bank); each step
-draws clips from it, plays half of them backwards (a clip reversed is another valid clip, with the
-opposite direction and a new start), and draws fresh captions, timesteps and noise.
+The video DiT starts from the trained image DiT and caption encoder (VideoDiT.from_image_dit), so training
+spends its steps on what a clip adds: how the frames relate and what `moving left` means. Clips come from a
+seeded bank encoded once by the frozen VAE (app.training.clip_bank); each step draws clips from it, plays half
+of them backwards (a clip reversed is another valid clip, with the opposite direction and a new start), and
+draws fresh captions, timesteps and noise.
 
 Files written: --out (default models/video_denoiser.safetensors) and --text-out (default
 video_text_encoder.safetensors beside it), both EMA weights, with the same provenance as the image model.
@@ -27,8 +28,9 @@ from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.training.clip_bank import encode_clips, load_or_build_bank
-from app.training.image import VAL_SEED, Run, fit, pick_device, provenance, read_checkpoint, setup_backend
+from app.training.loop import Run, fit, provenance, read_checkpoint, setup_backend
 from app.world.clips import random_clip_captions, reverse_clips, sample_clips, select
+from app.world.held_out import VAL_SEED
 
 BANK_SEED = 20_261_126
 
@@ -58,11 +60,10 @@ def initial_model(args: argparse.Namespace, device: torch.device) -> TextToClip:
     return model.to(device)
 
 
-def train_video(args: argparse.Namespace) -> tuple[Path, Path]:
+def train_video(args: argparse.Namespace, device: torch.device) -> tuple[Path, Path]:
     from app.diffusion.schedule import sample_timesteps, training_loss
     from app.world.scenes import VOCAB, tokenize
 
-    device = pick_device(args.device)
     setup_backend(device)
     torch.manual_seed(args.seed)
     vae, vae_extra = load_module(args.vae, VAE, VAEConfig, device)
@@ -206,7 +207,7 @@ def _merge(a, b, take_b: np.ndarray):
 
 
 def add_parser(sub, common) -> None:
-    """The `video` sub-command of app.training.image."""
+    """The `video` sub-command of app.training.cli; `common` adds the options every trainer has."""
     vid = sub.add_parser("video", help="train the space-time denoiser from the image model (EQ MM3.6)")
     common(vid, "video", lr=2e-4, batch=8)
     vid.set_defaults(out="models/video_denoiser.safetensors", ckpt_dir="runs/video", ema_decay=0.998)

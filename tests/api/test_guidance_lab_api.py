@@ -9,8 +9,8 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.diffusion.samplers import timesteps_for
-from app.evaluation.image import full_prompts, pairwise_rms
 from app.main import create_app
+from app.measure.image import full_prompts, pairwise_rms
 from app.pipelines.image import GenerationSettings
 from app.service.imaging import decode_png, from_base64
 from app.web.state import state_of

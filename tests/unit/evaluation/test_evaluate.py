@@ -1,8 +1,7 @@
-"""The evaluation command: chance arithmetic, the prompt set, the metrics, and the card of a tiny random model."""
+"""The evaluation command: the sweep summary, failures, the stages table, and the card of a tiny random model."""
 
 import json
 import math
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,29 +12,20 @@ from app.cli import main as cli_main
 from app.diffusion.schedule import NoiseSchedule
 from app.evaluation.image import (
     CARD_KEYS,
-    SCALES,
     EvalConfig,
-    adherence,
     build_card,
-    chance_level,
-    expected_distinct,
     failures,
-    full_prompts,
-    pairwise_rms,
     render_readme,
     sweep_summary,
     training_stages,
-    variety,
 )
+from app.measure.image import CARD_GUIDANCE_SCALES, adherence, chance_level
 from app.measure.judge import judge
 from app.nets import DIT_SIZES, TEXT_SIZES, VAE, VAE_SIZES, DiT, TextEncoder, save_module
 from app.pipelines.image import Pipeline
 from app.world.scenes import (
     COLOUR_NAMES,
     MAX_TOKENS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
     VOCAB,
     Prompt,
     caption,
@@ -81,38 +71,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------------------------- arithmetic
 
 
-def test_chance_level_is_one_over_the_choices_and_their_product():
-    chance = chance_level()
-    assert chance["shape"] == pytest.approx(1 / 3) and chance["colour"] == pytest.approx(1 / 6)
-    assert chance["size"] == pytest.approx(1 / 2) and chance["position"] == pytest.approx(1 / 9)
-    assert chance["all"] == pytest.approx(1 / 324)
-
-
-def test_expected_distinct_values_of_uniform_draws():
-    assert expected_distinct(2, 1) == pytest.approx(1.0)
-    assert expected_distinct(2, 2) == pytest.approx(1.5)  # the second draw is new half the time
-    assert expected_distinct(9, 16) == pytest.approx(9 * (1 - (8 / 9) ** 16))
-    assert 8.9 < expected_distinct(9, 100) < 9.0
-
-
-def test_pairwise_rms_is_zero_for_copies_and_one_for_black_against_white():
-    black, white = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)
-    assert pairwise_rms(np.stack([black, black, black])) == 0.0
-    assert pairwise_rms(np.stack([black, white])) == pytest.approx(1.0)
-    # three images, pairs (b, w) = 1, (b, b) = 0, (w, b) = 1 -> mean 2/3
-    assert pairwise_rms(np.stack([black, white, black])) == pytest.approx(2 / 3)
-    assert pairwise_rms(black[None]) == 0.0
-
-
-def test_full_prompts_cover_the_grammar_evenly_and_reproducibly():
-    prompts = full_prompts(54, seed=0)
-    assert prompts == full_prompts(54, seed=0) and prompts != full_prompts(54, seed=1)
-    assert all(parse_prompt(p.canonical) == p for p in prompts)  # each is a full, parseable caption
-    assert Counter((p.shape, p.colour) for p in prompts) == {(s, c): 3 for s in SHAPES for c in COLOUR_NAMES}
-    assert Counter(p.size for p in prompts) == {s: 27 for s in SIZES}
-    assert Counter(p.position for p in prompts) == {p: 6 for p in POSITIONS}
-
-
 def test_adherence_of_rendered_scenes_to_their_own_and_to_wrong_captions():
     scenes = sample_scenes(24, np.random.default_rng(5))
     verdicts = judge(to_uint8(render(scenes)))
@@ -127,15 +85,6 @@ def test_adherence_of_rendered_scenes_to_their_own_and_to_wrong_captions():
     assert listed[0]["judged"]["colour"] == own[0].colour and failures(verdicts, own, limit=5) == []
     partial = adherence(verdicts, [Prompt(shape=p.shape) for p in own])
     assert list(partial) == ["shape", "clean", "all"] and partial["all"] == 1.0
-
-
-def test_variety_counts_the_distinct_judged_values_of_open_attributes():
-    scenes = sample_scenes(40, np.random.default_rng(1))
-    verdicts = judge(to_uint8(render(scenes)))
-    found = variety(verdicts, ["colour", "position"])
-    assert found["colour"]["distinct"] == len(set(scenes.colour.tolist())) and found["colour"]["possible"] == 6
-    assert found["position"]["distinct"] == len(set(scenes.position.tolist())) and found["position"]["possible"] == 9
-    assert found["colour"]["uniform_expected"] == pytest.approx(expected_distinct(6, 40))
 
 
 def test_sweep_summary_finds_the_peak_and_the_first_attribute_to_fail_past_it():
@@ -215,7 +164,7 @@ def test_cli_writes_the_card_and_the_readme(tiny_model_dir, tmp_path):
     assert code == 0
     written = json.loads(card.read_text())
     assert written["command"].startswith("diffusion-lab evaluate --model-dir")
-    assert [r["scale"] for r in written["evaluation"]["guidance_sweep"]] == list(SCALES)
+    assert [r["scale"] for r in written["evaluation"]["guidance_sweep"]] == list(CARD_GUIDANCE_SCALES)
     assert written["evaluation"]["settings"]["prompts"] == 1 and written["evaluation"]["settings"]["seeds"] == 2
     assert math.isfinite(written["evaluation"]["vae"]["psnr_db_mean"])
     assert readme.read_text().startswith("# The trained model")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.evaluation.image import full_prompts, pairwise_rms
 from app.lab import guidance as lab
+from app.measure.image import full_prompts, pairwise_rms
 from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline
 from app.world.scenes import render, sample_scenes, scene_attributes
 
@@ -45,7 +45,7 @@ def test_sweep_parts_draw_the_cards_prompts_from_the_cards_seeds():
     parts, prompts = lab.sweep_settings(3, 2, [1, 7.5], steps=20, sampler="dpmpp_2m")
     assert [p.canonical for p in prompts] == [p.canonical for p in full_prompts(3)]
     assert [(p.guidance_scale, p.prompt, p.seed, p.batch_size) for p in parts[:3]] == [
-        (1, prompts[i].canonical, 2 * i, 2) for i in range(3)]  # app.evaluation.image: prompt i from seed i * seeds
+        (1, prompts[i].canonical, 2 * i, 2) for i in range(3)]  # as the card: prompt i from seed i * seeds
     assert [p.guidance_scale for p in parts[3:]] == [7.5] * 3
     with pytest.raises(ValueError):
         lab.sweep_settings(8, 4, [1, 2], 20, "dpmpp_2m")

@@ -189,17 +189,17 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
 
 
 def test_the_training_sentence_says_when_the_command_was_only_the_last_stage():
-    one = {"command": "python3 -m app.training.image video", "steps_done": 500, "device": "cpu"}
-    assert _training_sentence(one, 0.5) == "Trained by `python3 -m app.training.image video`: 500 steps in 0.50 h on cpu."
+    one = {"command": "python3 -m app.training video", "steps_done": 500, "device": "cpu"}
+    assert _training_sentence(one, 0.5) == "Trained by `python3 -m app.training video`: 500 steps in 0.50 h on cpu."
     staged = one | {"warm_start": {"checkpoint": "models/video_denoiser.safetensors", "steps": 3488}}
     text = _training_sentence(staged, 4.25)
-    assert text.startswith("The last training stage ran `python3 -m app.training.image video`: 500 steps, warm-started")
+    assert text.startswith("The last training stage ran `python3 -m app.training video`: 500 steps, warm-started")
     assert "TRAINING.md" in text and "4.25 h of training in all on cpu" in text
 
 
 def test_evaluate_video_without_video_weights_says_how_to_train(tmp_path, capsys):
     assert cli_main(["evaluate-video", "--model-dir", str(tmp_path)]) == 2
-    assert "python3 -m app.training.image video" in capsys.readouterr().err
+    assert "python3 -m app.training video" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------- committed weights

@@ -9,7 +9,9 @@ import torch
 
 from app.cli import main as cli_main
 from app.nets import VAE, DiT, DiTConfig, TextEncoder, TextEncoderConfig, VAEConfig, load_module, read_metadata
-from app.training.image import EMA, TextToLatent, lr_at, main
+from app.training.cli import main
+from app.training.image import TextToLatent
+from app.training.loop import lr_at
 from app.world.scenes import VOCAB
 from tests.helpers.models import REPO_ROOT
 
@@ -27,28 +29,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_lr_warms_up_then_decays_to_a_tenth():
-    assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
-    assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
-    assert lr_at(55, 100, 1.0, 10) == pytest.approx(0.55)
-    assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
-    assert all(lr_at(s, 100, 1.0, 10) >= lr_at(s + 1, 100, 1.0, 10) for s in range(10, 100))
-
-
-def test_ema_follows_with_a_ramped_decay():
-    model = torch.nn.Linear(2, 2, bias=False)
-    ema = EMA(model, decay=0.999)
-    with torch.no_grad():
-        model.weight.fill_(1.0)
-        ema.module.weight.fill_(0.0)
-    ema.update(model, step=0)  # decay (1+0)/(10+0) = 0.1
-    assert torch.allclose(ema.module.weight, torch.full((2, 2), 0.9))
-    ema.update(model, step=10**6)  # decay capped at 0.999
-    assert torch.allclose(ema.module.weight, torch.full((2, 2), 0.9 + 0.1 * 0.001))
-
-
 def test_training_modules_import_without_the_web_stack():
-    code = ("import sys, app.training.image, app.nets, app.world.scenes, app.measure.judge, app.diffusion.schedule; "
+    code = ("import sys, app.training.cli, app.nets, app.world.scenes, app.measure.judge, app.diffusion.schedule; "
             "bad = [m for m in ('fastapi', 'pydantic', 'pydantic_settings', 'jinja2', 'plotly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
@@ -67,7 +49,7 @@ def test_vae_run_lowers_the_loss_and_records_its_provenance(tiny_vae_file):
     curve = [loss for _, loss in extra["loss_curve"]]
     assert len(curve) == 6 and curve[-1] < 0.7 * curve[0]
     assert extra["steps_done"] == 30 and extra["device"] and extra["torch_version"] == torch.__version__
-    assert extra["command"].startswith("python3 -m app.training.image vae") and "--steps 30" in extra["command"]
+    assert extra["command"].startswith("python3 -m app.training vae") and "--steps 30" in extra["command"]
     assert extra["validation"]["psnr_db"] > 10 and 0.0 <= extra["validation"]["judge_all"] <= 1.0
     assert extra["recipe"]["kl_weight"] == 1e-5
     # the latent statistics travel in the weights, and match the metadata copy
@@ -127,3 +109,15 @@ def test_lr_can_follow_a_time_budget():
     assert lr_at(20, 1000, 1.0, 10, time_fraction=0.5) == pytest.approx(0.55)
     with pytest.raises(SystemExit, match="--max-minutes"):
         main(["vae", *TINY, "--steps", "5", "--lr-by-time", "--out", "/nonexistent/x.safetensors"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clean_command_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="no CUDA GPU is available"):
+        main(["vae", "--device", "cuda", "--out", str(tmp_path / "vae.safetensors")])
+
+
+def test_the_package_runs_as_the_training_command():
+    out = subprocess.run([sys.executable, "-m", "app.training", "video", "--help"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("usage: python3 -m app.training video") and "--init-dit" in out

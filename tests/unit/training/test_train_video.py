@@ -1,4 +1,4 @@
-"""`python3 -m app.training.image video`: a 3-step CPU run from the tiny image model, its files, provenance and resume."""
+"""`python3 -m app.training video`: a 3-step CPU run from the tiny image model, its files, provenance and resume."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from app.diffusion.schedule import NoiseSchedule
 from app.nets import VAE, TextEncoder, TextEncoderConfig, VAEConfig, load_module, read_metadata
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.pipelines.video import ClipSettings, VideoPipeline
+from app.training.cli import main
 from app.training.clip_bank import encode_clips, load_or_build_bank, select
-from app.training.image import main
 from app.training.video import _merge, checkpoint_schedule
 from app.world.clips import reverse_clips, sample_clips
 from app.world.scenes import VOCAB
@@ -43,7 +43,7 @@ def test_a_short_run_writes_both_files_with_their_provenance(trained, tiny_model
     dit, extra = load_module(trained / "video_denoiser.safetensors", VideoDiT, VideoDiTConfig)
     text, text_extra = load_module(trained / "video_text_encoder.safetensors", TextEncoder, TextEncoderConfig)
     assert extra["steps_done"] == 3 and extra["steps_planned"] == 3 and not extra["stopped_early"]
-    assert extra["command"].startswith("python3 -m app.training.image video") and "--steps 3" in extra["command"]
+    assert extra["command"].startswith("python3 -m app.training video") and "--steps 3" in extra["command"]
     assert extra["prediction"] == "v" and extra["schedule"]["kind"] == "scaled_linear"
     assert extra["text_encoder"] == "video_text_encoder.safetensors"
     assert extra["initialised_from"] == [str(tiny_model_dir / "denoiser.safetensors"),
