@@ -1,0 +1,94 @@
+"""Text-to-image generation: POST /generate's request and its images."""
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from app.web.schemas.common import MAX_SEED, GenerationSampler, Strict, prompt_error_detail
+from app.world.scenes import MAX_PROMPT_CHARS, PromptError, parse_prompt
+
+# ---------------------------------------------------------------- text-to-image generation (§3.3, EQ MM3.4)
+
+
+class GenerateRequest(Strict):
+    """One text-to-image request; the settings-dependent caps (steps, batch) are checked by limit_errors()."""
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a large red circle at the top left"],
+                        description="What to draw, in the scene grammar's words; empty = unconditional")
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS,
+                                 description="The caption guidance steers away from (EQ MM3.4); empty = null caption")
+    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
+    guidance_scale: float = Field(5.0, ge=0, le=20, allow_inf_nan=False,
+                                  description="Guidance scale s of EQ MM3.4: 0 unconditional, 1 conditional only")
+    guidance_rescale: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                                    description="Pull the guided estimate's std back to the conditional one's; 0 = off")
+    sampler: GenerationSampler = Field("dpmpp_2m", description="dpmpp_2m (default), ddim or ddpm")
+    eta: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                       description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")
+    batch_size: int = Field(1, ge=1, le=64, description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="Seed of image 0 (image i starts from the noise of seed + i); absent = random")
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _known_words(cls, text: str) -> str:
+        try:
+            parse_prompt(text)
+        except PromptError as err:
+            raise prompt_error_detail(err) from None
+        return text
+
+    @field_validator("seed")
+    @classmethod
+    def _batch_seeds_fit(cls, seed: int | None, info: ValidationInfo) -> int | None:
+        batch = info.data.get("batch_size")
+        if seed is not None and batch is not None and seed + batch - 1 > MAX_SEED:
+            raise ValueError(f"seed + batch_size - 1 must be at most {MAX_SEED} (image i uses seed + i)")
+        return seed
+
+    def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:
+        """Errors shaped like pydantic's for the caps the server's settings put on steps and batch_size."""
+        errors = []
+        for field, cap, env in (("steps", max_steps, "MAX_STEPS"), ("batch_size", max_batch, "MAX_BATCH")):
+            value = getattr(self, field)
+            if value > cap:
+                errors.append({"type": "less_than_equal", "loc": (field,), "input": value, "ctx": {"le": cap},
+                               "msg": f"Input should be less than or equal to {cap} (this server's "
+                                      f"DIFFUSION_LAB_{env})"})
+        return errors
+
+
+class GenerateParameters(GenerateRequest):
+    """The request as it was run: every default filled in, and the seed that was used."""
+
+    seed: int = Field(ge=0, le=MAX_SEED, description="Seed of image 0 (image i starts from the noise of seed + i)")
+
+
+class GeneratedImage(BaseModel):
+    """One image of the batch."""
+
+    png_base64: str = Field(description="The PNG file, base64; its 'parameters' text chunk holds the settings")
+    seed: int = Field(description="The seed of this image's starting noise")
+    width: int = Field(description="Pixels")
+    height: int = Field(description="Pixels")
+
+
+class GenerateTimings(BaseModel):
+    """Where the time went, in seconds (server side)."""
+
+    queue_s: float = Field(description="Waiting for a free sampler thread")
+    sampling_s: float = Field(description="The denoising loop")
+    decode_s: float = Field(description="VAE decoding of the latents")
+    encode_s: float = Field(description="PNG encoding")
+    total_s: float = Field(description="From admission to the response, all of the above included")
+    network_forwards: int = Field(description="Denoiser calls (conditional and unconditional batched as one)")
+
+
+class GenerateResult(BaseModel):
+    """The images with everything needed to reproduce them."""
+
+    images: list[GeneratedImage]
+    prompt_canonical: str = Field(description="The caption the model was conditioned on ('' = unconditional)")
+    negative_prompt_canonical: str = Field(description="The caption of the unconditional branch")
+    parameters: GenerateParameters
+    timings: GenerateTimings
+    model_id: str = Field(description="Short SHA-256 of the weights files")
+    device: str = Field(description="Where the model runs, e.g. cpu or cuda:0")

@@ -1,0 +1,236 @@
+"""Text-to-video: POST /generate/video, its stream, and the served video model's attention timed."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from app.web.schemas.common import MAX_SEED, GenerationSampler, Strict, prompt_error_detail, steps_limit_error
+from app.world.clips import parse_video_prompt
+from app.world.scenes import MAX_PROMPT_CHARS, PromptError
+
+# ---------------------------------------------------------------- text-to-video (§3.4, EQ MM3.6)
+
+MAX_VIDEO_FRAMES = 16  # the schema's bound; the loaded model's own limit (8 for the served one) is checked per request
+AnimationFormat = Literal["apng", "gif"]
+ClipMethod = Literal["video", "per_frame"]
+
+
+def _known_clip_prompt(text: str) -> str:
+    try:
+        parse_video_prompt(text)
+    except PromptError as err:  # a VideoPromptError: the clip grammar's message and vocabulary
+        raise prompt_error_detail(err) from None
+    return text
+
+
+def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
+    """A pydantic-shaped error when frames exceeds what the loaded video model knows, else none."""
+    if frames <= max_frames:
+        return []
+    return [{"type": "less_than_equal", "loc": ("frames",), "input": frames, "ctx": {"le": max_frames},
+             "msg": f"Input should be less than or equal to {max_frames} (the frames the loaded video model "
+                    "was trained on)"}]
+
+
+class VideoRequest(Strict):
+    """One text-to-clip request; the server's caps (steps, the model's frames) are checked by limit_errors()."""
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a small red circle moving right from the left"],
+                        description="The clip, in the clip grammar's words: '{size} {colour} {shape} moving "
+                                    "{direction} from the {start}'; empty = unconditional")
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS,
+                                 description="The caption guidance steers away from (EQ MM3.4); empty = null caption")
+    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
+    guidance_scale: float = Field(5.0, ge=0, le=20, allow_inf_nan=False, description="Guidance scale s of EQ MM3.4")
+    guidance_rescale: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                                    description="Pull the guided estimate's std back to the conditional one's; 0 = off")
+    sampler: GenerationSampler = Field("dpmpp_2m", description="dpmpp_2m (default), ddim or ddpm")
+    eta: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
+                       description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")
+    frames: int = Field(8, ge=2, le=MAX_VIDEO_FRAMES,
+                        description="Frames of the clip; at most the loaded video model's (8 for the served one)")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="Seed of the clip's noise (the baseline's frame k uses seed + k); "
+                                         "absent = random")
+    compare: bool = Field(False, description="Also sample the per-frame baseline: the image model draws every "
+                                             "frame from its own noise")
+    format: AnimationFormat = Field("apng", description="The animation's file format: apng (lossless) or gif")
+    include_frames: bool = Field(True, description="Also return every frame as a PNG")
+
+    _words = field_validator("prompt", "negative_prompt")(_known_clip_prompt)
+
+    @field_validator("seed")
+    @classmethod
+    def _baseline_seeds_fit(cls, seed: int | None, info: ValidationInfo) -> int | None:
+        frames = info.data.get("frames")
+        if seed is not None and frames is not None and seed + frames - 1 > MAX_SEED:
+            raise ValueError(f"seed + frames - 1 must be at most {MAX_SEED} (the baseline's frame k uses seed + k)")
+        return seed
+
+    def limit_errors(self, max_steps: int, max_frames: int) -> list[dict]:
+        """Errors shaped like pydantic's for the server's step cap and the loaded model's frame count."""
+        return steps_limit_error(self.steps, max_steps) + frames_limit_error(self.frames, max_frames)
+
+
+class VideoParameters(VideoRequest):
+    """The request as it was run: every default filled in, and the seed that was used."""
+
+    seed: int = Field(ge=0, le=MAX_SEED, description="Seed of the clip's noise")
+
+
+class VideoStreamQuery(VideoRequest):
+    """GET /generate/video/stream's query: the fields of POST /generate/video's body."""
+
+
+class ParsedClipPrompt(BaseModel):
+    """The prompt as the clip grammar reads it (None: left open)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    shape: str | None
+    colour: str | None
+    size: str | None
+    direction: str | None
+    start: str | None = Field(description="Where the shape starts, e.g. 'top left'")
+
+
+class Animation(BaseModel):
+    """The clip as one looping animation file."""
+
+    mime: Literal["image/apng", "image/gif"]
+    base64: str = Field(description="The file, base64 (identical consecutive frames are merged, durations summed)")
+    frame_ms: int = Field(description="How long each frame shows (GIF counts in hundredths of a second)")
+
+
+class ClipMetricsResult(BaseModel):
+    """VBench-style measures of one clip, read by the app's program judge (app/measure/video.py)."""
+
+    frames: int
+    tracked_frames: int = Field(description="Frames in which the judge found a shape")
+    temporal_flickering: float = Field(description="1 - mean |frame k+1 - frame k| / 255 (1 = no change)")
+    mean_abs_frame_diff: float = Field(description="The same difference, 0..1")
+    subject_consistency: float = Field(description="Share of frames whose judged shape, colour and size are the "
+                                                   "clip's most common ones")
+    motion_smoothness: float = Field(description="exp(-rms / 4 px) of the centroid around the best straight line")
+    path_rms_px: float | None
+    mean_jump_px: float | None = Field(description="Mean frame-to-frame centroid displacement, pixels")
+    mean_jump_frame_widths: float | None
+    velocity_px: tuple[float, float] | None = Field(description="Fitted (dx, dy) per frame, y down")
+    direction: str | None = Field(description="One of the 8 directions, 'still', or null when untracked")
+    shape: str | None
+    colour: str | None
+    size: str | None
+    start: str | None = Field(description="Judged position of the first frame")
+    centroids: list[tuple[float, float] | None]
+    adherence: dict[str, bool] = Field(description="Per attribute the prompt names, and 'all', whether the clip "
+                                                   "shows it")
+
+
+class VideoClip(BaseModel):
+    """One clip: by the space-time model (`video`) or by the image model frame by frame (`per_frame`)."""
+
+    method: ClipMethod
+    caption: str = Field(description="The caption the network was conditioned on")
+    animation: Animation
+    frames: list[str] = Field(description="Every frame as a PNG, base64 (empty when include_frames is false)")
+    metrics: ClipMetricsResult
+    timings: dict[str, float] = Field(description="sampling_s, decode_s, total_s, network_forwards of this clip")
+
+
+class VideoTimings(BaseModel):
+    """Where the time went, in seconds (server side)."""
+
+    queue_s: float = Field(description="Waiting for a free sampler thread")
+    run_s: float = Field(description="The job on the sampler thread: both clips sampled, decoded and measured")
+    metrics_s: float = Field(description="Measuring the clips (part of run_s)")
+    encode_s: float = Field(description="PNG and animation encoding")
+    total_s: float = Field(description="From admission to the response, all of the above included")
+
+
+class VideoResult(BaseModel):
+    """A clip (and, with compare, the per-frame baseline) with everything needed to reproduce it."""
+
+    prompt: str = Field(description="The canonical caption of the prompt")
+    parsed: ParsedClipPrompt
+    seed: int
+    parameters: VideoParameters
+    model_id: str = Field(description="Short SHA-256 of the VAE and the video weights files")
+    video: VideoClip
+    baseline: VideoClip | None = Field(description="The per-frame baseline (compare=true), else null")
+    timings: VideoTimings
+
+
+class VideoStreamStart(BaseModel):
+    """Event `start`: the job was admitted."""
+
+    request_id: str = Field(description="This request's id (uuid4), repeated in every event of the stream")
+    frames: int
+    steps: int = Field(description="Denoising steps per method")
+    methods: list[ClipMethod] = Field(description="['video'], or ['video', 'per_frame'] with compare, in the "
+                                                  "order they are sampled")
+    prompt: str = Field(description="The canonical caption of the prompt")
+    parameters: VideoParameters = Field(description="The request with defaults filled in and the seed used")
+
+
+class VideoStreamStep(BaseModel):
+    """Event `step`: one denoising step of one method done."""
+
+    request_id: str
+    method: ClipMethod
+    step: int = Field(description="0-based step number within the method")
+    steps: int
+    t: int = Field(description="Timestep of this step's input x_t")
+    preview: str = Field(description="PNG (base64) of every frame's x̂0 latent side by side, left to right: latent "
+                                     "channels 0-2 as RGB over -3..3 (not decoded)")
+    seconds_left: float = Field(description="Estimated seconds of sampling left, both methods included")
+
+
+class VideoStreamResult(VideoResult):
+    """Event `result`: the same payload as POST /generate/video, with the stream's id."""
+
+    request_id: str
+
+
+class VideoStreamError(BaseModel):
+    """Event `error`: the job failed after the stream started."""
+
+    request_id: str
+    status: int = Field(description="The HTTP status POST /generate/video would have answered: 503 or 500")
+    detail: str
+
+
+class AttentionQuery(Strict):
+    """The clip length whose attention is timed, and how many timed runs per variant."""
+
+    frames: int = Field(8, ge=2, le=MAX_VIDEO_FRAMES, description="Frames T_f; at most the loaded video model's")
+    repeats: int = Field(3, ge=1, le=5, description="Timed forwards per variant (after one warm-up); the median "
+                                                     "is reported")
+
+
+class AttentionTimingResult(BaseModel):
+    """EQ MM3.6 on the served video model: its tokens, the attention pairs, joint vs factorised timed here."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    frames: int
+    repeats: int
+    batch: int = Field(description="Clips per forward: 2, the two rows of classifier-free guidance")
+    latent_size: int
+    patch: int
+    tokens_per_frame: int = Field(description="(latent_size / patch)², EQ MM3.6 with p_t = 1")
+    tokens: int = Field(description="N = frames × tokens_per_frame")
+    joint_pairs: int = Field(description="N²: every token attends to every token of the clip")
+    factorised_pairs: int = Field(description="T_f (HW)² + HW T_f²: within each frame, then across frames")
+    pair_ratio: float = Field(description="joint_pairs / factorised_pairs")
+    factorised_ms: float = Field(description="Median ms of one forward of the served (factorised) video DiT")
+    joint_ms: float = Field(description="Median ms of one forward of a joint-attention DiT with the same image "
+                                        "weights")
+    time_ratio: float = Field(description="joint_ms / factorised_ms")
+    factorised_runs_ms: list[float]
+    joint_runs_ms: list[float]
+    model_id: str
+    device: str
+    torch_threads: int
+    measured_s: float
+    measured_at: str = Field(description="UTC, ISO 8601")
+    cached: bool = Field(description="True: measured earlier by this server process and reused")
