@@ -1,11 +1,12 @@
-"""What every request model shares: the strict base, the seed bound, the sampler names, the server-cap error."""
+"""What the request models share: the strict base, the fields several requests carry, their checks and errors."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from app.world.scenes import PromptError
+from app.service.sampling import MAX_SEED
+from app.world.scenes import MAX_PROMPT_CHARS, PromptError
 
 
 class Strict(BaseModel):
@@ -14,8 +15,26 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-MAX_SEED = 2**31 - 1
+# ---------------------------------------------------------------- fields several requests share
+
 GenerationSampler = Literal["dpmpp_2m", "ddim", "ddpm"]
+Sampler = Annotated[GenerationSampler, Field(description="dpmpp_2m (default), ddim or ddpm")]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Steps = Annotated[int, Field(ge=1, le=1000,
+                             description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")]
+GuidanceScale = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+GuidanceRescale = Annotated[Fraction, Field(description="Pull the guided estimate's std back to the conditional "
+                                                        "one's; 0 = off")]
+Eta = Annotated[Fraction, Field(description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")]
+Caption = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+ScenePrompt = Annotated[Caption, Field(examples=["a large red circle at the top left"],
+                                       description="What to draw, in the scene grammar's words")]
+NegativePrompt = Annotated[Caption, Field(description="The caption guidance steers away from (EQ MM3.4); "
+                                                      "empty = null caption")]
+
+
+# ---------------------------------------------------------------- errors
 
 
 def prompt_error_detail(err: PromptError) -> PydanticCustomError:

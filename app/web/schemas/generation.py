@@ -2,8 +2,20 @@
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.web.schemas.common import MAX_SEED, GenerationSampler, Strict, prompt_error_detail
-from app.world.scenes import MAX_PROMPT_CHARS, PromptError, parse_prompt
+from app.service.sampling import MAX_SEED
+from app.web.schemas.common import (
+    Eta,
+    GuidanceRescale,
+    GuidanceScale,
+    NegativePrompt,
+    Sampler,
+    ScenePrompt,
+    Seed,
+    Steps,
+    Strict,
+    prompt_error_detail,
+)
+from app.world.scenes import PromptError, parse_prompt
 
 # ---------------------------------------------------------------- text-to-image generation (§3.3, EQ MM3.4)
 
@@ -11,21 +23,17 @@ from app.world.scenes import MAX_PROMPT_CHARS, PromptError, parse_prompt
 class GenerateRequest(Strict):
     """One text-to-image request; the settings-dependent caps (steps, batch) are checked by limit_errors()."""
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a large red circle at the top left"],
-                        description="What to draw, in the scene grammar's words; empty = unconditional")
-    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS,
-                                 description="The caption guidance steers away from (EQ MM3.4); empty = null caption")
-    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
-    guidance_scale: float = Field(5.0, ge=0, le=20, allow_inf_nan=False,
-                                  description="Guidance scale s of EQ MM3.4: 0 unconditional, 1 conditional only")
-    guidance_rescale: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
-                                    description="Pull the guided estimate's std back to the conditional one's; 0 = off")
-    sampler: GenerationSampler = Field("dpmpp_2m", description="dpmpp_2m (default), ddim or ddpm")
-    eta: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
-                       description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")
+    prompt: ScenePrompt = Field(description="What to draw, in the scene grammar's words; empty = unconditional")
+    negative_prompt: NegativePrompt = ""
+    steps: Steps = 20
+    guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4: 0 unconditional, "
+                                                           "1 conditional only")
+    guidance_rescale: GuidanceRescale = 0.0
+    sampler: Sampler = "dpmpp_2m"
+    eta: Eta = 0.0
     batch_size: int = Field(1, ge=1, le=64, description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED,
-                             description="Seed of image 0 (image i starts from the noise of seed + i); absent = random")
+    seed: Seed | None = Field(None, description="Seed of image 0 (image i starts from the noise of seed + i); "
+                                                "absent = random")
 
     @field_validator("prompt", "negative_prompt")
     @classmethod
@@ -59,7 +67,7 @@ class GenerateRequest(Strict):
 class GenerateParameters(GenerateRequest):
     """The request as it was run: every default filled in, and the seed that was used."""
 
-    seed: int = Field(ge=0, le=MAX_SEED, description="Seed of image 0 (image i starts from the noise of seed + i)")
+    seed: Seed = Field(description="Seed of image 0 (image i starts from the noise of seed + i)")
 
 
 class GeneratedImage(BaseModel):

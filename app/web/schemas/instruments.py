@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.web.schemas.common import Strict
+from app.web.schemas.common import Seed, Strict
 
 # ---------------------------------------------------------------- latent vs pixel (MM3.1, EQ MM3.3)
 
@@ -108,7 +108,7 @@ class GuidanceQuery(Strict):
     scale: float = Field(
         7.5, ge=0, le=20, description="Guidance scale s of EQ MM3.4 (0: no prompt, 1: plain conditional)"
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the starting noise x_T (the same for every scale)")
+    seed: Seed = Field(0, description="Seed of the starting noise x_T (the same for every scale)")
     samples: int = Field(256, ge=16, le=512, description="Number of samples drawn per scale")
     prompt_class: ColourClass = Field("red", description="The prompt: which colour blob of the toy data to ask for")
     eps_uncond: float = Field(0.20, ge=-10, le=10, description="Worked example: the unconditional noise estimate")
@@ -219,7 +219,7 @@ class DenoisingQuery(Strict):
     steps: int = Field(40, ge=2, le=1000, description="Number of steps T of the schedule and of the walk")
     beta_start: float = Field(1e-3, ge=1e-5, le=0.5, description="beta at t = 0 (linear schedule, EQ MM3.1)")
     beta_end: float = Field(0.08, ge=1e-5, le=0.5, validate_default=True, description="beta at t = T-1; must exceed beta_start")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of numpy's default_rng, as in the snippet")
+    seed: Seed = Field(0, description="Seed of numpy's default_rng, as in the snippet")
     eps_error: float = Field(
         0.0, ge=0, le=1, description="Std of an error added to the oracle's noise estimate (0: the oracle)"
     )
@@ -290,7 +290,7 @@ class CoherenceQuery(Strict):
     """The frame-coherence instrument's inputs: how jointly frames are denoised, the clip, its spacetime patches."""
 
     coherence: float = Field(0.5, ge=0, le=1, description="0: every frame denoised on its own; 1: the clip denoised jointly")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the starting noise (the same noise at every coherence)")
+    seed: Seed = Field(0, description="Seed of the starting noise (the same noise at every coherence)")
     frames: int = Field(8, ge=2, le=64, description="Frames T_f in the clip (latent frames)")
     latent_height: int = Field(32, ge=1, le=256, description="Latent height H in cells")
     latent_width: int = Field(32, ge=1, le=256, description="Latent width W in cells")

@@ -6,13 +6,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from app.lab import guidance as _lab
-from app.web.schemas.common import MAX_SEED, GenerationSampler, Strict, prompt_error_detail
-from app.world.scenes import MAX_PROMPT_CHARS, PromptError, parse_prompt
+from app.service.sampling import MAX_SEED
+from app.web.schemas.common import (
+    Caption,
+    Fraction,
+    GenerationSampler,
+    GuidanceScale,
+    Sampler,
+    ScenePrompt,
+    Seed,
+    Steps,
+    Strict,
+    prompt_error_detail,
+)
+from app.world.scenes import PromptError, parse_prompt
 
 # ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
 
-GridScale = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
-GridSeed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+LabNegativePrompt = Annotated[Caption, Field(description="The unconditional branch's caption")]
 
 
 def _known_prompt(text: str) -> str:
@@ -26,19 +37,18 @@ def _known_prompt(text: str) -> str:
 class GridRequest(Strict):
     """A grid of guidance scales (columns) x seeds (rows): the same starting noise along each row."""
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a large red circle at the top left"],
-                        description="What to draw, in the scene grammar's words")
-    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS, description="The unconditional branch's caption")
-    scales: list[GridScale] = Field(default_factory=lambda: list(_lab.GRID_SCALES), min_length=1,
-                                    max_length=_lab.MAX_GRID_SCALES,
-                                    description=f"Guidance scales s of EQ MM3.4, 0..20, at most "
-                                                f"{_lab.MAX_GRID_SCALES}")
-    seeds: list[GridSeed] | Annotated[int, Field(ge=1, le=_lab.MAX_GRID_SEEDS)] = Field(
-        4, validate_default=True, description=f"The seeds of the rows (a list of at most {_lab.MAX_GRID_SEEDS}, no repeats), or how many "
-                       "rows, seeded `seed`, `seed` + 1, ...")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="First seed when `seeds` is a count; absent = random")
-    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
-    sampler: GenerationSampler = Field("dpmpp_2m", description="dpmpp_2m (default), ddim or ddpm")
+    prompt: ScenePrompt
+    negative_prompt: LabNegativePrompt = ""
+    scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.GRID_SCALES), min_length=1,
+                                        max_length=_lab.MAX_GRID_SCALES,
+                                        description=f"Guidance scales s of EQ MM3.4, 0..20, at most "
+                                                    f"{_lab.MAX_GRID_SCALES}")
+    seeds: list[Seed] | Annotated[int, Field(ge=1, le=_lab.MAX_GRID_SEEDS)] = Field(
+        4, validate_default=True, description=f"The seeds of the rows (a list of at most {_lab.MAX_GRID_SEEDS}, "
+                                              "no repeats), or how many rows, seeded `seed`, `seed` + 1, ...")
+    seed: Seed | None = Field(None, description="First seed when `seeds` is a count; absent = random")
+    steps: Steps = 20
+    sampler: Sampler = "dpmpp_2m"
 
     _words = field_validator("prompt", "negative_prompt")(_known_prompt)
 
@@ -125,9 +135,9 @@ class SweepRequest(Strict):
 
     prompts: int = Field(4, ge=1, le=8, description="How many of the card's full prompts (app.evaluation.image.full_prompts)")
     seeds: int = Field(2, ge=2, le=4, description="Seeds per prompt (prompt i uses seeds i*seeds, ...), as the card")
-    scales: list[GridScale] = Field(default_factory=lambda: list(_lab.SWEEP_SCALES), min_length=1, max_length=4,
-                                    validate_default=True, description="Guidance scales s, at most 4")
-    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
+    scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.SWEEP_SCALES), min_length=1, max_length=4,
+                                        validate_default=True, description="Guidance scales s, at most 4")
+    steps: Steps = 20
     sampler: GenerationSampler = "dpmpp_2m"
 
     @field_validator("scales")
@@ -163,8 +173,8 @@ class SweepResult(BaseModel):
 class GuidanceInterval(Strict):
     """Where guidance applies, as fractions of the way from pure noise (0) to clean (1)."""
 
-    start: float = Field(0.2, ge=0, le=1, allow_inf_nan=False, description="Guidance starts here")
-    end: float = Field(0.8, ge=0, le=1, allow_inf_nan=False, description="and stops here (inclusive)")
+    start: Fraction = Field(0.2, description="Guidance starts here")
+    end: Fraction = Field(0.8, description="and stops here (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -176,17 +186,16 @@ class GuidanceInterval(Strict):
 class GuidanceAnatomyRequest(Strict):
     """One run taken apart at one step, and the same seed drawn with three ways of guiding."""
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a large red circle at the top left"],
-                        description="What to draw, in the scene grammar's words")
-    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS, description="The unconditional branch's caption")
-    seed: int = Field(0, ge=0, le=MAX_SEED, description="The seed of the starting noise (the same for every variant)")
-    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
+    prompt: ScenePrompt
+    negative_prompt: LabNegativePrompt = ""
+    seed: Seed = Field(0, description="The seed of the starting noise (the same for every variant)")
+    steps: Steps = 20
     sampler: GenerationSampler = "dpmpp_2m"
-    guidance_scale: float = Field(5.0, ge=0, le=20, allow_inf_nan=False, description="s of EQ MM3.4")
+    guidance_scale: GuidanceScale = Field(5.0, description="s of EQ MM3.4")
     at_step: int | None = Field(None, ge=0, le=999, description="The step to take apart (0 = the noisiest); "
                                                                  "absent = the middle one; below `steps`")
     variant: Literal["cfg", "cfg_rescale", "cfg_interval"] = Field("cfg", description="Whose step is taken apart")
-    rescale: float = Field(0.7, ge=0, le=1, allow_inf_nan=False, description="φ of the cfg_rescale variant")
+    rescale: Fraction = Field(0.7, description="φ of the cfg_rescale variant")
     interval: GuidanceInterval = Field(default_factory=GuidanceInterval,
                                        description="Where the cfg_interval variant guides")
 

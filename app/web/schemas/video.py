@@ -1,18 +1,32 @@
 """Text-to-video: POST /generate/video, its stream, and the served video model's attention timed."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.web.schemas.common import MAX_SEED, GenerationSampler, Strict, prompt_error_detail, steps_limit_error
+from app.service.sampling import MAX_SEED
+from app.web.schemas.common import (
+    Caption,
+    Eta,
+    GuidanceRescale,
+    GuidanceScale,
+    NegativePrompt,
+    Sampler,
+    Seed,
+    Steps,
+    Strict,
+    prompt_error_detail,
+    steps_limit_error,
+)
 from app.world.clips import parse_video_prompt
-from app.world.scenes import MAX_PROMPT_CHARS, PromptError
+from app.world.scenes import PromptError
 
 # ---------------------------------------------------------------- text-to-video (§3.4, EQ MM3.6)
 
 MAX_VIDEO_FRAMES = 16  # the schema's bound; the loaded model's own limit (8 for the served one) is checked per request
 AnimationFormat = Literal["apng", "gif"]
 ClipMethod = Literal["video", "per_frame"]
+Frames = Annotated[int, Field(ge=2, le=MAX_VIDEO_FRAMES)]
 
 
 def _known_clip_prompt(text: str) -> str:
@@ -35,23 +49,18 @@ def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
 class VideoRequest(Strict):
     """One text-to-clip request; the server's caps (steps, the model's frames) are checked by limit_errors()."""
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, examples=["a small red circle moving right from the left"],
-                        description="The clip, in the clip grammar's words: '{size} {colour} {shape} moving "
-                                    "{direction} from the {start}'; empty = unconditional")
-    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS,
-                                 description="The caption guidance steers away from (EQ MM3.4); empty = null caption")
-    steps: int = Field(20, ge=1, le=1000, description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")
-    guidance_scale: float = Field(5.0, ge=0, le=20, allow_inf_nan=False, description="Guidance scale s of EQ MM3.4")
-    guidance_rescale: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
-                                    description="Pull the guided estimate's std back to the conditional one's; 0 = off")
-    sampler: GenerationSampler = Field("dpmpp_2m", description="dpmpp_2m (default), ddim or ddpm")
-    eta: float = Field(0.0, ge=0, le=1, allow_inf_nan=False,
-                       description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")
-    frames: int = Field(8, ge=2, le=MAX_VIDEO_FRAMES,
-                        description="Frames of the clip; at most the loaded video model's (8 for the served one)")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED,
-                             description="Seed of the clip's noise (the baseline's frame k uses seed + k); "
-                                         "absent = random")
+    prompt: Caption = Field(examples=["a small red circle moving right from the left"],
+                            description="The clip, in the clip grammar's words: '{size} {colour} {shape} moving "
+                                        "{direction} from the {start}'; empty = unconditional")
+    negative_prompt: NegativePrompt = ""
+    steps: Steps = 20
+    guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4")
+    guidance_rescale: GuidanceRescale = 0.0
+    sampler: Sampler = "dpmpp_2m"
+    eta: Eta = 0.0
+    frames: Frames = Field(8, description="Frames of the clip; at most the loaded video model's (8 for the served one)")
+    seed: Seed | None = Field(None, description="Seed of the clip's noise (the baseline's frame k uses seed + k); "
+                                                "absent = random")
     compare: bool = Field(False, description="Also sample the per-frame baseline: the image model draws every "
                                              "frame from its own noise")
     format: AnimationFormat = Field("apng", description="The animation's file format: apng (lossless) or gif")
@@ -75,7 +84,7 @@ class VideoRequest(Strict):
 class VideoParameters(VideoRequest):
     """The request as it was run: every default filled in, and the seed that was used."""
 
-    seed: int = Field(ge=0, le=MAX_SEED, description="Seed of the clip's noise")
+    seed: Seed = Field(description="Seed of the clip's noise")
 
 
 class VideoStreamQuery(VideoRequest):
@@ -202,7 +211,7 @@ class VideoStreamError(BaseModel):
 class AttentionQuery(Strict):
     """The clip length whose attention is timed, and how many timed runs per variant."""
 
-    frames: int = Field(8, ge=2, le=MAX_VIDEO_FRAMES, description="Frames T_f; at most the loaded video model's")
+    frames: Frames = Field(8, description="Frames T_f; at most the loaded video model's")
     repeats: int = Field(3, ge=1, le=5, description="Timed forwards per variant (after one warm-up); the median "
                                                      "is reported")
 
