@@ -1,5 +1,6 @@
 """What the request models share: the strict base, the fields several requests carry, their checks and errors."""
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +44,19 @@ def prompt_error_detail(err: PromptError) -> PydanticCustomError:
     # "message" goes last: pydantic fills "{name}" from ctx in order, and the user's words may contain braces.
     ctx = {"unknown_words": err.unknown_words, "vocabulary": err.vocabulary, "message": str(err)}
     return PydanticCustomError(kind, "{message}", ctx)
+
+
+def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A field validator that passes the text when `parse` reads it, else raises its PromptError as a pydantic error."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except PromptError as err:  # the clip grammar's VideoPromptError too: its own message and vocabulary
+            raise prompt_error_detail(err) from None
+        return text
+
+    return check
 
 
 def steps_limit_error(steps: int, max_steps: int) -> list[dict]:

@@ -13,9 +13,9 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
-    prompt_error_detail,
+    known_words,
 )
-from app.world.scenes import PromptError, parse_prompt
+from app.world.scenes import parse_prompt
 
 # ---------------------------------------------------------------- text-to-image generation (§3.3, EQ MM3.4)
 
@@ -35,14 +35,7 @@ class GenerateRequest(Strict):
     seed: Seed | None = Field(None, description="Seed of image 0 (image i starts from the noise of seed + i); "
                                                 "absent = random")
 
-    @field_validator("prompt", "negative_prompt")
-    @classmethod
-    def _known_words(cls, text: str) -> str:
-        try:
-            parse_prompt(text)
-        except PromptError as err:
-            raise prompt_error_detail(err) from None
-        return text
+    _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
 
     @field_validator("seed")
     @classmethod

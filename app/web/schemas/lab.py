@@ -17,21 +17,13 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
-    prompt_error_detail,
+    known_words,
 )
-from app.world.scenes import PromptError, parse_prompt
+from app.world.scenes import parse_prompt
 
 # ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
 
 LabNegativePrompt = Annotated[Caption, Field(description="The unconditional branch's caption")]
-
-
-def _known_prompt(text: str) -> str:
-    try:
-        parse_prompt(text)
-    except PromptError as err:
-        raise prompt_error_detail(err) from None
-    return text
 
 
 class GridRequest(Strict):
@@ -50,7 +42,7 @@ class GridRequest(Strict):
     steps: Steps = 20
     sampler: Sampler = "dpmpp_2m"
 
-    _words = field_validator("prompt", "negative_prompt")(_known_prompt)
+    _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
 
     @field_validator("seeds")
     @classmethod
@@ -199,7 +191,7 @@ class GuidanceAnatomyRequest(Strict):
     interval: GuidanceInterval = Field(default_factory=GuidanceInterval,
                                        description="Where the cfg_interval variant guides")
 
-    _words = field_validator("prompt", "negative_prompt")(_known_prompt)
+    _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
 
     @field_validator("at_step")
     @classmethod

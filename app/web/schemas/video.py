@@ -15,11 +15,10 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
-    prompt_error_detail,
+    known_words,
     steps_limit_error,
 )
 from app.world.clips import parse_video_prompt
-from app.world.scenes import PromptError
 
 # ---------------------------------------------------------------- text-to-video (§3.4, EQ MM3.6)
 
@@ -27,14 +26,6 @@ MAX_VIDEO_FRAMES = 16  # the schema's bound; the loaded model's own limit (8 for
 AnimationFormat = Literal["apng", "gif"]
 ClipMethod = Literal["video", "per_frame"]
 Frames = Annotated[int, Field(ge=2, le=MAX_VIDEO_FRAMES)]
-
-
-def _known_clip_prompt(text: str) -> str:
-    try:
-        parse_video_prompt(text)
-    except PromptError as err:  # a VideoPromptError: the clip grammar's message and vocabulary
-        raise prompt_error_detail(err) from None
-    return text
 
 
 def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
@@ -66,7 +57,7 @@ class VideoRequest(Strict):
     format: AnimationFormat = Field("apng", description="The animation's file format: apng (lossless) or gif")
     include_frames: bool = Field(True, description="Also return every frame as a PNG")
 
-    _words = field_validator("prompt", "negative_prompt")(_known_clip_prompt)
+    _words = field_validator("prompt", "negative_prompt")(known_words(parse_video_prompt))
 
     @field_validator("seed")
     @classmethod
