@@ -59,9 +59,14 @@ def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
     return check
 
 
+def limit_error(field: str, value: int, cap: int, whose: str) -> list[dict]:
+    """A pydantic-shaped error when value exceeds a cap that the server, not the schema, sets; else none."""
+    if value <= cap:
+        return []
+    return [{"type": "less_than_equal", "loc": (field,), "input": value, "ctx": {"le": cap},
+             "msg": f"Input should be less than or equal to {cap} ({whose})"}]
+
+
 def steps_limit_error(steps: int, max_steps: int) -> list[dict]:
     """A pydantic-shaped error when steps exceeds the server's DIFFUSION_LAB_MAX_STEPS, else none."""
-    if steps <= max_steps:
-        return []
-    return [{"type": "less_than_equal", "loc": ("steps",), "input": steps, "ctx": {"le": max_steps},
-             "msg": f"Input should be less than or equal to {max_steps} (this server's DIFFUSION_LAB_MAX_STEPS)"}]
+    return limit_error("steps", steps, max_steps, "this server's DIFFUSION_LAB_MAX_STEPS")

@@ -14,6 +14,8 @@ from app.web.schemas.common import (
     Steps,
     Strict,
     known_words,
+    limit_error,
+    steps_limit_error,
 )
 from app.world.scenes import parse_prompt
 
@@ -47,14 +49,8 @@ class GenerateRequest(Strict):
 
     def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:
         """Errors shaped like pydantic's for the caps the server's settings put on steps and batch_size."""
-        errors = []
-        for field, cap, env in (("steps", max_steps, "MAX_STEPS"), ("batch_size", max_batch, "MAX_BATCH")):
-            value = getattr(self, field)
-            if value > cap:
-                errors.append({"type": "less_than_equal", "loc": (field,), "input": value, "ctx": {"le": cap},
-                               "msg": f"Input should be less than or equal to {cap} (this server's "
-                                      f"DIFFUSION_LAB_{env})"})
-        return errors
+        return steps_limit_error(self.steps, max_steps) + limit_error(
+            "batch_size", self.batch_size, max_batch, "this server's DIFFUSION_LAB_MAX_BATCH")
 
 
 class GenerateParameters(GenerateRequest):

@@ -16,6 +16,7 @@ from app.web.schemas.common import (
     Steps,
     Strict,
     known_words,
+    limit_error,
     steps_limit_error,
 )
 from app.world.clips import parse_video_prompt
@@ -30,11 +31,7 @@ Frames = Annotated[int, Field(ge=2, le=MAX_VIDEO_FRAMES)]
 
 def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
     """A pydantic-shaped error when frames exceeds what the loaded video model knows, else none."""
-    if frames <= max_frames:
-        return []
-    return [{"type": "less_than_equal", "loc": ("frames",), "input": frames, "ctx": {"le": max_frames},
-             "msg": f"Input should be less than or equal to {max_frames} (the frames the loaded video model "
-                    "was trained on)"}]
+    return limit_error("frames", frames, max_frames, "the frames the loaded video model was trained on")
 
 
 class VideoRequest(Strict):
