@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from app.service.sampling import MAX_SEED
@@ -55,6 +55,18 @@ def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
         except PromptError as err:  # the clip grammar's VideoPromptError too: its own message and vocabulary
             raise prompt_error_detail(err) from None
         return text
+
+    return check
+
+
+def seeds_fit(count_field: str, uses: str) -> Callable[[int | None, ValidationInfo], int | None]:
+    """A `seed` validator: the request uses seeds seed .. seed + count - 1, count the int in `count_field`."""
+
+    def check(seed: int | None, info: ValidationInfo) -> int | None:
+        count = info.data.get(count_field)
+        if seed is not None and isinstance(count, int) and seed + count - 1 > MAX_SEED:
+            raise ValueError(f"seed + {count_field} - 1 must be at most {MAX_SEED} ({uses})")
+        return seed
 
     return check
 

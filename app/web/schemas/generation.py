@@ -1,8 +1,7 @@
 """Text-to-image generation: POST /generate's request and its images."""
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from app.service.sampling import MAX_SEED
 from app.web.schemas.common import (
     Eta,
     GuidanceRescale,
@@ -15,6 +14,7 @@ from app.web.schemas.common import (
     Strict,
     known_words,
     limit_error,
+    seeds_fit,
     steps_limit_error,
 )
 from app.world.scenes import parse_prompt
@@ -39,13 +39,7 @@ class GenerateRequest(Strict):
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
 
-    @field_validator("seed")
-    @classmethod
-    def _batch_seeds_fit(cls, seed: int | None, info: ValidationInfo) -> int | None:
-        batch = info.data.get("batch_size")
-        if seed is not None and batch is not None and seed + batch - 1 > MAX_SEED:
-            raise ValueError(f"seed + batch_size - 1 must be at most {MAX_SEED} (image i uses seed + i)")
-        return seed
+    _seeds = field_validator("seed")(seeds_fit("batch_size", "image i uses seed + i"))
 
     def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:
         """Errors shaped like pydantic's for the caps the server's settings put on steps and batch_size."""

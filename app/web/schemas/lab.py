@@ -6,7 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from app.lab import guidance as _lab
-from app.service.sampling import MAX_SEED
 from app.web.schemas.common import (
     Caption,
     Fraction,
@@ -18,6 +17,7 @@ from app.web.schemas.common import (
     Steps,
     Strict,
     known_words,
+    seeds_fit,
 )
 from app.world.scenes import parse_prompt
 
@@ -59,13 +59,7 @@ class GridRequest(Strict):
                                                          "cap": _lab.MAX_GRID_IMAGES})
         return seeds
 
-    @field_validator("seed")
-    @classmethod
-    def _rows_fit(cls, seed: int | None, info: ValidationInfo) -> int | None:
-        count = info.data.get("seeds")
-        if seed is not None and isinstance(count, int) and seed + count - 1 > MAX_SEED:
-            raise ValueError(f"seed + seeds - 1 must be at most {MAX_SEED} (row i uses seed + i)")
-        return seed
+    _rows = field_validator("seed")(seeds_fit("seeds", "row i uses seed + i"))
 
     def seed_list(self, first: int) -> list[int]:
         """The rows' seeds: the list as given, or `seeds` consecutive ones from `first`."""

@@ -2,9 +2,8 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.service.sampling import MAX_SEED
 from app.web.schemas.common import (
     Caption,
     Eta,
@@ -17,6 +16,7 @@ from app.web.schemas.common import (
     Strict,
     known_words,
     limit_error,
+    seeds_fit,
     steps_limit_error,
 )
 from app.world.clips import parse_video_prompt
@@ -56,13 +56,7 @@ class VideoRequest(Strict):
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_video_prompt))
 
-    @field_validator("seed")
-    @classmethod
-    def _baseline_seeds_fit(cls, seed: int | None, info: ValidationInfo) -> int | None:
-        frames = info.data.get("frames")
-        if seed is not None and frames is not None and seed + frames - 1 > MAX_SEED:
-            raise ValueError(f"seed + frames - 1 must be at most {MAX_SEED} (the baseline's frame k uses seed + k)")
-        return seed
+    _seeds = field_validator("seed")(seeds_fit("frames", "the baseline's frame k uses seed + k"))
 
     def limit_errors(self, max_steps: int, max_frames: int) -> list[dict]:
         """Errors shaped like pydantic's for the server's step cap and the loaded model's frame count."""
