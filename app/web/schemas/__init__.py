@@ -4,6 +4,7 @@ Every numeric input is bounded here (an unbounded count is a denial of service w
 The routes read every model as `schemas.Name`: this package re-exports them all.
 """
 
+from app.service.sampling import MAX_SEED
 from app.web.schemas.benchmarks import (
     LinearFit,
     PowerFit,
@@ -20,7 +21,7 @@ from app.web.schemas.benchmarks import (
     ScalingSteps,
     ScalingStepsRow,
 )
-from app.web.schemas.common import MAX_SEED, Strict, prompt_error_detail, steps_limit_error
+from app.web.schemas.common import Strict, prompt_error_detail, steps_limit_error
 from app.web.schemas.generation import (
     GeneratedImage,
     GenerateParameters,
@@ -106,20 +107,20 @@ from app.web.schemas.video import (
 )
 
 __all__ = [
-    "MAX_SEED", "Strict", "prompt_error_detail", "steps_limit_error", "CfgNormCurve", "CfgRow", "CfgSnippet",
-    "CoherenceCostPoint", "CoherenceJumpPoint", "CoherenceQuery", "CoherenceRegime", "CoherenceResult",
+    "LinearFit", "PowerFit", "Recorded", "ScalingBatch", "ScalingBatchRow", "ScalingLoad", "ScalingMachine",
+    "ScalingModel", "ScalingResolution", "ScalingResolutionRow", "ScalingResult", "ScalingSampling", "ScalingSteps",
+    "ScalingStepsRow", "MAX_SEED", "Strict", "prompt_error_detail", "steps_limit_error", "GeneratedImage",
+    "GenerateParameters", "GenerateRequest", "GenerateResult", "GenerateTimings", "CfgNormCurve", "CfgRow",
+    "CfgSnippet", "CoherenceCostPoint", "CoherenceJumpPoint", "CoherenceQuery", "CoherenceRegime", "CoherenceResult",
     "CoherenceTokens", "CompressionCurvePoint", "CompressionPreset", "CompressionQuery", "CompressionResult",
     "CompressionTensor", "DenoisingForward", "DenoisingPath", "DenoisingQuery", "DenoisingResult", "DenoisingSchedule",
     "GuidanceArrow", "GuidanceClass", "GuidanceCurve", "GuidanceQuery", "GuidanceResult", "GuidanceSampler",
-    "GuidanceWorked", "GenerateParameters", "GenerateRequest", "GenerateResult", "GenerateTimings", "GeneratedImage",
-    "GenerateCheck", "GenerateStreamQuery", "StepPreviews", "StreamError", "StreamResult", "StreamStart", "StreamStep",
-    "GenerationLimits", "ModelCardResult", "ModelLive", "QueueState", "VideoModelSection", "EstimateMap",
-    "ForwardTiming", "GridColumn", "GridImage", "GridRequest", "GridResult", "GuidanceAnatomyRequest",
-    "GuidanceAnatomyResult", "GuidanceInterval", "JudgedAttributes", "LabTimings", "MeasuredCompressionResult",
-    "StepAnatomy", "SweepPoint", "SweepRequest", "SweepResult", "VariantImage", "MAX_VIDEO_FRAMES", "Animation",
-    "AttentionQuery", "AttentionTimingResult", "ClipMetricsResult", "ParsedClipPrompt", "VideoClip", "VideoParameters",
-    "VideoRequest", "VideoResult", "VideoStreamError", "VideoStreamQuery", "VideoStreamResult", "VideoStreamStart",
-    "VideoStreamStep", "VideoTimings", "frames_limit_error", "LinearFit", "PowerFit", "Recorded", "ScalingBatch",
-    "ScalingBatchRow", "ScalingLoad", "ScalingMachine", "ScalingModel", "ScalingResolution", "ScalingResolutionRow",
-    "ScalingResult", "ScalingSampling", "ScalingSteps", "ScalingStepsRow",
+    "GuidanceWorked", "EstimateMap", "ForwardTiming", "GridColumn", "GridImage", "GridRequest", "GridResult",
+    "GuidanceAnatomyRequest", "GuidanceAnatomyResult", "GuidanceInterval", "JudgedAttributes", "LabTimings",
+    "MeasuredCompressionResult", "StepAnatomy", "SweepPoint", "SweepRequest", "SweepResult", "VariantImage",
+    "GenerationLimits", "ModelCardResult", "ModelLive", "QueueState", "VideoModelSection", "GenerateCheck",
+    "GenerateStreamQuery", "StepPreviews", "StreamError", "StreamResult", "StreamStart", "StreamStep",
+    "MAX_VIDEO_FRAMES", "Animation", "AttentionQuery", "AttentionTimingResult", "ClipMetricsResult", "ParsedClipPrompt",
+    "VideoClip", "VideoParameters", "VideoRequest", "VideoResult", "VideoStreamError", "VideoStreamQuery",
+    "VideoStreamResult", "VideoStreamStart", "VideoStreamStep", "VideoTimings", "frames_limit_error",
 ]
