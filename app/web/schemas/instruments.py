@@ -14,9 +14,11 @@ class CompressionQuery(Strict):
 
     height: int = Field(512, ge=8, le=4096, description="Image height H in pixels")
     width: int = Field(512, ge=8, le=4096, description="Image width W in pixels")
-    f: int = Field(8, ge=1, le=64, validate_default=True, description="The VAE's downsampling factor f; must divide H and W")
+    f: int = Field(8, ge=1, le=64, validate_default=True,
+                   description="The VAE's downsampling factor f; must divide H and W")
     channels: int = Field(4, ge=1, le=64, description="Latent channels c_z")
-    patch: int = Field(2, ge=1, le=16, validate_default=True, description="DiT patch side p, in latent cells; must divide H/f and W/f")
+    patch: int = Field(2, ge=1, le=16, validate_default=True,
+                       description="DiT patch side p, in latent cells; must divide H/f and W/f")
 
     @field_validator("f")
     @classmethod
@@ -218,7 +220,8 @@ class DenoisingQuery(Strict):
     target_y: float = Field(-0.8, ge=-3, le=3, description="Second component of the target latent x0")
     steps: int = Field(40, ge=2, le=1000, description="Number of steps T of the schedule and of the walk")
     beta_start: float = Field(1e-3, ge=1e-5, le=0.5, description="beta at t = 0 (linear schedule, EQ MM3.1)")
-    beta_end: float = Field(0.08, ge=1e-5, le=0.5, validate_default=True, description="beta at t = T-1; must exceed beta_start")
+    beta_end: float = Field(0.08, ge=1e-5, le=0.5, validate_default=True,
+                            description="beta at t = T-1; must exceed beta_start")
     seed: Seed = Field(0, description="Seed of numpy's default_rng, as in the snippet")
     eps_error: float = Field(
         0.0, ge=0, le=1, description="Std of an error added to the oracle's noise estimate (0: the oracle)"
@@ -289,14 +292,18 @@ class DenoisingResult(BaseModel):
 class CoherenceQuery(Strict):
     """The frame-coherence instrument's inputs: how jointly frames are denoised, the clip, its spacetime patches."""
 
-    coherence: float = Field(0.5, ge=0, le=1, description="0: every frame denoised on its own; 1: the clip denoised jointly")
+    coherence: float = Field(0.5, ge=0, le=1,
+                             description="0: every frame denoised on its own; 1: the clip denoised jointly")
     seed: Seed = Field(0, description="Seed of the starting noise (the same noise at every coherence)")
     frames: int = Field(8, ge=2, le=64, description="Frames T_f in the clip (latent frames)")
     latent_height: int = Field(32, ge=1, le=256, description="Latent height H in cells")
     latent_width: int = Field(32, ge=1, le=256, description="Latent width W in cells")
-    p_t: int = Field(1, ge=1, le=16, validate_default=True, description="Temporal patch size p_t in frames; must divide frames")
-    p_h: int = Field(2, ge=1, le=16, validate_default=True, description="Patch height p_h in latent cells; must divide latent_height")
-    p_w: int = Field(2, ge=1, le=16, validate_default=True, description="Patch width p_w in latent cells; must divide latent_width")
+    p_t: int = Field(1, ge=1, le=16, validate_default=True,
+                     description="Temporal patch size p_t in frames; must divide frames")
+    p_h: int = Field(2, ge=1, le=16, validate_default=True,
+                     description="Patch height p_h in latent cells; must divide latent_height")
+    p_w: int = Field(2, ge=1, le=16, validate_default=True,
+                     description="Patch width p_w in latent cells; must divide latent_width")
 
     @field_validator("p_t", "p_h", "p_w")
     @classmethod

@@ -119,7 +119,8 @@ class GridResult(BaseModel):
 class SweepRequest(Strict):
     """A small live version of the model card's guidance sweep: the card's first full prompts, a few seeds."""
 
-    prompts: int = Field(4, ge=1, le=8, description="How many of the card's full prompts (app.evaluation.image.full_prompts)")
+    prompts: int = Field(4, ge=1, le=8,
+                         description="How many of the card's full prompts (app.evaluation.image.full_prompts)")
     seeds: int = Field(2, ge=2, le=4, description="Seeds per prompt (prompt i uses seeds i*seeds, ...), as the card")
     scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.SWEEP_SCALES), min_length=1, max_length=4,
                                         validate_default=True, description="Guidance scales s, at most 4")
