@@ -38,7 +38,6 @@ class GenerateRequest(Strict):
                                                 "absent = random")
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
-
     _seeds = field_validator("seed")(seeds_fit("batch_size", "image i uses seed + i"))
 
     def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:

@@ -55,7 +55,6 @@ class VideoRequest(Strict):
     include_frames: bool = Field(True, description="Also return every frame as a PNG")
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_video_prompt))
-
     _seeds = field_validator("seed")(seeds_fit("frames", "the baseline's frame k uses seed + k"))
 
     def limit_errors(self, max_steps: int, max_frames: int) -> list[dict]:
