@@ -1,0 +1,84 @@
+"""What the request models share: the strict base, the fields several requests carry, their checks and errors."""
+
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
+
+from app.service.sampling import MAX_SEED
+from app.world.scenes import MAX_PROMPT_CHARS, PromptError
+
+
+class Strict(BaseModel):
+    """Base for query models: unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- fields several requests share
+
+GenerationSampler = Literal["dpmpp_2m", "ddim", "ddpm"]
+Sampler = Annotated[GenerationSampler, Field(description="dpmpp_2m (default), ddim or ddpm")]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Steps = Annotated[int, Field(ge=1, le=1000,
+                             description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")]
+GuidanceScale = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+GuidanceRescale = Annotated[Fraction, Field(description="Pull the guided estimate's std back to the conditional "
+                                                        "one's; 0 = off")]
+Eta = Annotated[Fraction, Field(description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")]
+Caption = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+ScenePrompt = Annotated[Caption, Field(examples=["a large red circle at the top left"],
+                                       description="What to draw, in the scene grammar's words")]
+NegativePrompt = Annotated[Caption, Field(description="The caption guidance steers away from (EQ MM3.4); "
+                                                      "empty = null caption")]
+
+
+# ---------------------------------------------------------------- errors
+
+
+def prompt_error_detail(err: PromptError) -> PydanticCustomError:
+    """A PromptError as a pydantic error: the message lists the vocabulary, ctx carries it as a list."""
+    kind = "prompt_unknown_words" if err.unknown_words else "prompt_invalid"
+    # "message" goes last: pydantic fills "{name}" from ctx in order, and the user's words may contain braces.
+    ctx = {"unknown_words": err.unknown_words, "vocabulary": err.vocabulary, "message": str(err)}
+    return PydanticCustomError(kind, "{message}", ctx)
+
+
+def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A field validator that passes the text when `parse` reads it, else raises its PromptError as a pydantic error."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except PromptError as err:  # the clip grammar's VideoPromptError too: its own message and vocabulary
+            raise prompt_error_detail(err) from None
+        return text
+
+    return check
+
+
+def seeds_fit(count_field: str, uses: str) -> Callable[[int | None, ValidationInfo], int | None]:
+    """A `seed` validator: the request uses seeds seed .. seed + count - 1, count the int in `count_field`."""
+
+    def check(seed: int | None, info: ValidationInfo) -> int | None:
+        count = info.data.get(count_field)
+        if seed is not None and isinstance(count, int) and seed + count - 1 > MAX_SEED:
+            raise ValueError(f"seed + {count_field} - 1 must be at most {MAX_SEED} ({uses})")
+        return seed
+
+    return check
+
+
+def limit_error(field: str, value: int, cap: int, whose: str) -> list[dict]:
+    """A pydantic-shaped error when value exceeds a cap that the server, not the schema, sets; else none."""
+    if value <= cap:
+        return []
+    return [{"type": "less_than_equal", "loc": (field,), "input": value, "ctx": {"le": cap},
+             "msg": f"Input should be less than or equal to {cap} ({whose})"}]
+
+
+def steps_limit_error(steps: int, max_steps: int) -> list[dict]:
+    """A pydantic-shaped error when steps exceeds the server's DIFFUSION_LAB_MAX_STEPS, else none."""
+    return limit_error("steps", steps, max_steps, "this server's DIFFUSION_LAB_MAX_STEPS")

@@ -1,0 +1,292 @@
+"""The guidance lab on the real model: the scale x seed grid, a live sweep, one step taken apart, forwards timed."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from app.lab import guidance as _lab
+from app.web.schemas.common import (
+    Caption,
+    Fraction,
+    GenerationSampler,
+    GuidanceScale,
+    Sampler,
+    ScenePrompt,
+    Seed,
+    Steps,
+    Strict,
+    known_words,
+    seeds_fit,
+)
+from app.world.scenes import parse_prompt
+
+# ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
+
+LabNegativePrompt = Annotated[Caption, Field(description="The unconditional branch's caption")]
+
+
+class GridRequest(Strict):
+    """A grid of guidance scales (columns) x seeds (rows): the same starting noise along each row."""
+
+    prompt: ScenePrompt
+    negative_prompt: LabNegativePrompt = ""
+    scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.GRID_SCALES), min_length=1,
+                                        max_length=_lab.MAX_GRID_SCALES,
+                                        description=f"Guidance scales s of EQ MM3.4, 0..20, at most "
+                                                    f"{_lab.MAX_GRID_SCALES}")
+    seeds: list[Seed] | Annotated[int, Field(ge=1, le=_lab.MAX_GRID_SEEDS)] = Field(
+        4, validate_default=True, description=f"The seeds of the rows (a list of at most {_lab.MAX_GRID_SEEDS}, "
+                                              "no repeats), or how many rows, seeded `seed`, `seed` + 1, ...")
+    seed: Seed | None = Field(None, description="First seed when `seeds` is a count; absent = random")
+    steps: Steps = 20
+    sampler: Sampler = "dpmpp_2m"
+
+    _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_list(cls, seeds, info: ValidationInfo):
+        if isinstance(seeds, list):
+            if not 1 <= len(seeds) <= _lab.MAX_GRID_SEEDS:
+                raise ValueError(f"give 1 to {_lab.MAX_GRID_SEEDS} seeds, got {len(seeds)}")
+            if len(set(seeds)) != len(seeds):
+                raise ValueError("the seeds must differ (a repeated seed draws the same image twice)")
+        rows, scales = (len(seeds) if isinstance(seeds, list) else seeds), len(info.data.get("scales") or [])
+        if scales * rows > _lab.MAX_GRID_IMAGES:
+            raise PydanticCustomError("grid_too_large", "{scales} scales x {rows} seeds = {images} images; at most "
+                                      "{cap} per grid", {"scales": scales, "rows": rows, "images": scales * rows,
+                                                         "cap": _lab.MAX_GRID_IMAGES})
+        return seeds
+
+    _rows = field_validator("seed")(seeds_fit("seeds", "row i uses seed + i"))
+
+    def seed_list(self, first: int) -> list[int]:
+        """The rows' seeds: the list as given, or `seeds` consecutive ones from `first`."""
+        return list(self.seeds) if isinstance(self.seeds, list) else [first + i for i in range(self.seeds)]
+
+
+class JudgedAttributes(BaseModel):
+    """What the program judge reads in one image (None: it cannot tell)."""
+
+    shape: str | None
+    colour: str | None
+    size: str | None
+    position: str | None
+    clean: bool = Field(description="One flat shape in a palette colour on a light background")
+
+
+class GridImage(BaseModel):
+    seed: int
+    png_base64: str = Field(description="The PNG file, base64")
+    judged: JudgedAttributes
+
+
+class GridColumn(BaseModel):
+    """One guidance scale across the seeds, measured."""
+
+    scale: float
+    images: list[GridImage] = Field(description="One per seed, in the order of `seeds`")
+    adherence: dict[str, float] = Field(description="Share of the images showing each attribute the prompt names, "
+                                                    "'clean', and 'all' (every named attribute right and clean)")
+    diversity_rms: float = Field(description="Mean pairwise RMS distance between the seeds' images, pixels in "
+                                             "[0, 1] (app/evaluation/image.py pairwise_rms)")
+
+
+class LabTimings(BaseModel):
+    """Where the time went, in seconds."""
+
+    queue_s: float = Field(description="Waiting for a sampler thread")
+    sampling_s: float = Field(description="The batched denoising loop")
+    total_s: float = Field(description="From admission to the response, judging and PNG encoding included")
+    batch_jobs: int = Field(description="Jobs that shared the pipeline call (this one included)")
+    network_forwards: int = Field(description="Denoiser calls")
+
+
+class GridResult(BaseModel):
+    """The grid: per scale column the images (same seed per row) and what was measured on them."""
+
+    prompt_canonical: str
+    negative_prompt_canonical: str
+    seeds: list[int]
+    steps: int
+    sampler: str
+    columns: list[GridColumn]
+    timings: LabTimings
+    model_id: str
+
+
+class SweepRequest(Strict):
+    """A small live version of the model card's guidance sweep: the card's first full prompts, a few seeds."""
+
+    prompts: int = Field(4, ge=1, le=8,
+                         description="How many of the card's full prompts (app.evaluation.image.full_prompts)")
+    seeds: int = Field(2, ge=2, le=4, description="Seeds per prompt (prompt i uses seeds i*seeds, ...), as the card")
+    scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.SWEEP_SCALES), min_length=1, max_length=4,
+                                        validate_default=True, description="Guidance scales s, at most 4")
+    steps: Steps = 20
+    sampler: GenerationSampler = "dpmpp_2m"
+
+    @field_validator("scales")
+    @classmethod
+    def _bounded(cls, scales: list[float], info: ValidationInfo) -> list[float]:
+        images = (info.data.get("prompts") or 0) * (info.data.get("seeds") or 0) * len(scales)
+        if images > _lab.MAX_SWEEP_IMAGES:
+            raise PydanticCustomError("sweep_too_large", "prompts x seeds x scales = {images} images; at most {cap}",
+                                      {"images": images, "cap": _lab.MAX_SWEEP_IMAGES})
+        return scales
+
+
+class SweepPoint(BaseModel):
+    scale: float
+    adherence: dict[str, float] = Field(description="As in the card's guidance_sweep: per attribute, clean, all")
+    diversity_rms: float = Field(description="Mean over prompts of the pairwise RMS distance across seeds")
+    images: int
+
+
+class SweepResult(BaseModel):
+    """Adherence and diversity against s, measured live on a small sample (compare the card's full sweep)."""
+
+    live: bool = Field(True, description="Always true: measured for this request, not read from the card")
+    prompts: list[str]
+    seeds: int
+    steps: int
+    sampler: str
+    points: list[SweepPoint]
+    timings: LabTimings
+    model_id: str
+
+
+class GuidanceInterval(Strict):
+    """Where guidance applies, as fractions of the way from pure noise (0) to clean (1)."""
+
+    start: Fraction = Field(0.2, description="Guidance starts here")
+    end: Fraction = Field(0.8, description="and stops here (inclusive)")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.start > self.end:
+            raise ValueError(f"start ({self.start}) must not be after end ({self.end})")
+        return self
+
+
+class GuidanceAnatomyRequest(Strict):
+    """One run taken apart at one step, and the same seed drawn with three ways of guiding."""
+
+    prompt: ScenePrompt
+    negative_prompt: LabNegativePrompt = ""
+    seed: Seed = Field(0, description="The seed of the starting noise (the same for every variant)")
+    steps: Steps = 20
+    sampler: GenerationSampler = "dpmpp_2m"
+    guidance_scale: GuidanceScale = Field(5.0, description="s of EQ MM3.4")
+    at_step: int | None = Field(None, ge=0, le=999, description="The step to take apart (0 = the noisiest); "
+                                                                 "absent = the middle one; below `steps`")
+    variant: Literal["cfg", "cfg_rescale", "cfg_interval"] = Field("cfg", description="Whose step is taken apart")
+    rescale: Fraction = Field(0.7, description="φ of the cfg_rescale variant")
+    interval: GuidanceInterval = Field(default_factory=GuidanceInterval,
+                                       description="Where the cfg_interval variant guides")
+
+    _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
+
+    @field_validator("at_step")
+    @classmethod
+    def _inside_the_run(cls, at_step: int | None, info: ValidationInfo) -> int | None:
+        steps = info.data.get("steps")
+        if at_step is not None and steps is not None and at_step >= steps:
+            raise ValueError(f"at_step must be below steps ({steps}): steps are numbered 0 .. {steps - 1}")
+        return at_step
+
+    def step_index(self) -> int:
+        return self.at_step if self.at_step is not None else self.steps // 2
+
+
+class EstimateMap(BaseModel):
+    """One estimate at the chosen step, drawn as its latent channels (see `display`)."""
+
+    name: Literal["eps_uncond", "eps_cond", "difference", "guided"]
+    png_base64: str
+    display_scale: float = Field(description="The |value| drawn at full colour")
+    norm: float = Field(description="L2 norm over the whole latent")
+    rms: float = Field(description="Root mean square per latent value")
+    x0_png_base64: str | None = Field(description="The image the estimate implies: x̂0 of EQ MM3.1, decoded "
+                                                  "(none for the difference)")
+
+
+class StepAnatomy(BaseModel):
+    index: int
+    total: int
+    t: int = Field(description="Timestep of the step's input x_t")
+    abar_t: float
+    guided: bool = Field(description="Whether the variant guided this step (else its result is ε(c) alone)")
+    scale: float
+    maps: list[EstimateMap] = Field(description="ε(∅), ε(c), ε(c) − ε(∅) and the guided result, in that order")
+
+
+class VariantImage(BaseModel):
+    """The final image of one way of guiding, on the same seed."""
+
+    variant: str
+    label: str
+    formula: str
+    source: str
+    png_base64: str
+    guidance_scale: float
+    rescale: float
+    interval_timesteps: tuple[int, int] | None = Field(description="(t_lo, t_hi), inclusive, where it guides")
+    guided_steps: int = Field(description="Steps of the run that applied guidance")
+    judged: JudgedAttributes
+    matches: dict[str, bool] = Field(description="Per attribute the prompt names, and 'all', whether the image "
+                                                 "shows it")
+
+
+class GuidanceAnatomyResult(BaseModel):
+    """EQ MM3.4 at one step: the two estimates, their difference and the result; three variants' final images."""
+
+    prompt_canonical: str
+    negative_prompt_canonical: str
+    seed: int
+    steps: int
+    sampler: str
+    variant: str = Field(description="Whose step `step` shows")
+    convention: str
+    display: str = Field(description="How the maps are normalised for display")
+    step: StepAnatomy
+    variants: list[VariantImage]
+    timings: LabTimings
+    model_id: str
+
+
+class ForwardTiming(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    label: str
+    grid: tuple[int, int, int] = Field(description="(height, width, channels) of the tensor denoised")
+    patch: int
+    tokens: int
+    attention_pairs: int = Field(description="tokens², per head and layer")
+    weights: Literal["trained", "random"]
+    estimated: bool = Field(description="True: one transformer block timed, times the depth")
+    median_ms: float = Field(description="Median wall time of one forward, milliseconds")
+    runs_ms: list[float]
+
+
+class MeasuredCompressionResult(BaseModel):
+    """One denoiser forward on the real latent vs on pixels, timed on this server; the real VAE's numbers."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    latent: ForwardTiming
+    pixel: list[ForwardTiming] = Field(description="The same architecture on the full pixel grid, patch 2 and 1, "
+                                                   "randomly initialised: only the cost means something")
+    dit: dict[str, int] = Field(description="width, depth, heads, parameters of the served DiT")
+    resolution: int
+    f: int = Field(description="The VAE's downsampling factor")
+    latent_channels: int = Field(description="c_z")
+    ratio: float = Field(description="3 f² / c_z, EQ MM3.3")
+    psnr_db: float | None = Field(description="The VAE's mean reconstruction PSNR")
+    psnr_source: str
+    device: str
+    torch_threads: int
+    measured_s: float = Field(description="Seconds the measurement took")
+    measured_at: str = Field(description="UTC, ISO 8601")
+    cached: bool = Field(description="True: measured earlier by this server process and reused")

@@ -1,0 +1,79 @@
+"""The live sampling stream: GET /generate/stream's query and its events."""
+
+from pydantic import BaseModel, Field
+
+from app.web.schemas.generation import GenerateParameters, GenerateRequest, GenerateResult
+
+# ---------------------------------------------------------------- live sampling stream (§3.3, EQ MM3.1)
+
+
+class GenerateStreamQuery(GenerateRequest):
+    """GET /generate/stream's query: a GenerateRequest, plus whether to send per-step previews."""
+
+    previews: bool = Field(True, description="Send small PNGs of x_t, x̂0 (one VAE decode per step) and ε̂ each step")
+
+
+class GenerateCheck(BaseModel):
+    """A request that would be accepted, as the model will read it."""
+
+    prompt_canonical: str = Field(description="The caption the model will be conditioned on ('' = unconditional)")
+    negative_prompt_canonical: str = Field(description="The caption of the unconditional branch")
+
+
+class StreamStart(BaseModel):
+    """Event `start`: the job was admitted; everything needed to reproduce it."""
+
+    id: str = Field(description="This request's id (uuid4), repeated in every event of the stream")
+    parameters: GenerateParameters = Field(description="The request with defaults filled in and the seed used")
+    total_steps: int
+    prompt_canonical: str
+    negative_prompt_canonical: str
+    previews: bool = Field(description="Whether step events carry preview images")
+    preview_seed: int = Field(description="Previews follow image 0 of the batch, the one drawn from this seed")
+    latent_shape: list[int] = Field(description="[c_z, h, w] of one latent")
+    resolution: int = Field(description="Image side in pixels")
+    latent_preview: str = Field(description="How x_t and ε̂ previews map latent values to colours")
+
+
+class StepPreviews(BaseModel):
+    """Small PNGs (base64) of image 0 at one step."""
+
+    x_t: str = Field(description="The noisy latent x_t itself (latent-size PNG; see start.latent_preview)")
+    x0_hat: str = Field(description="The predicted clean sample x̂0 decoded by the VAE (image-size PNG)")
+    eps_hat: str = Field(description="The guided noise estimate ε̂ (latent-size PNG, mapped like x_t)")
+
+
+class StepEvent(BaseModel):
+    """Event `step` of every stream, image or video: one denoising step done, where it is, and the time."""
+
+    id: str = Field(description="The stream's id")
+    index: int = Field(description="0-based step number (within its method, on the video stream)")
+    total: int = Field(description="Steps of this run (of this method, on the video stream)")
+    t: int = Field(description="Timestep of this step's input x_t")
+    abar_t: float = Field(description="ᾱ_t of EQ MM3.1")
+    sqrt_abar_t: float = Field(description="√ᾱ_t, the weight of the clean sample in x_t (EQ MM3.1)")
+    sqrt_one_minus_abar_t: float = Field(description="√(1-ᾱ_t), the weight of the noise in x_t (EQ MM3.1)")
+    elapsed_s: float = Field(description="Seconds since a worker picked the job up")
+    remaining_s: float = Field(description="Estimated seconds of sampling left: mean time per step x steps left "
+                                           "(every method of the run included)")
+
+
+class StreamStep(StepEvent):
+    """Event `step` of the image stream: the step, with previews of image 0."""
+
+    previews: StepPreviews | None = Field(description="None when previews=false")
+
+
+class StreamResult(GenerateResult):
+    """Event `result`: the same payload as POST /generate, with the stream's id."""
+
+    id: str
+
+
+class StreamError(BaseModel):
+    """Event `error`: the job failed after the stream started."""
+
+    id: str
+    status: int = Field(description="The HTTP status the REST endpoint would have answered: 503 (time limit, "
+                                    "shutting down) or 500")
+    detail: str
