@@ -15,12 +15,9 @@ const CoherenceVideo = (() => {
   const cancelButton = $("video-cancel");
   const errorBox = $("video-error");
   const runStatus = $("video-run-status");
-  const inputs = {
-    prompt: $("video-prompt-input"), seed: $("video-seed"), steps: $("video-steps"),
-    guidance_scale: $("video-guidance"), frames: $("video-frames"),
-  };
-  // Deep links: the panel's fields live in the URL under a "v_" prefix, beside the toy's own.
-  const URL_PREFIX = "v_";
+  const promptInput = $("video-prompt-input");
+  const stepsInput = $("video-steps");
+  const framesInput = $("video-frames");
 
   let controller = null; // aborts the open stream
   let runId = null; // request_id of the run being shown
@@ -32,39 +29,20 @@ const CoherenceVideo = (() => {
 
   // ------------------------------------------------------------------ form state
 
-  function showOutputs() {
-    for (const out of form.querySelectorAll("output[for]")) out.textContent = $(out.htmlFor.value).value;
-  }
-
-  function read() {
-    const values = {};
-    for (const [name, input] of Object.entries(inputs)) values[name] = input.value;
-    return values;
-  }
-
-  function restoreFromURL() {
-    const query = new URLSearchParams(window.location.search);
-    for (const [name, input] of Object.entries(inputs)) {
-      if (query.has(URL_PREFIX + name)) input.value = query.get(URL_PREFIX + name);
-    }
-  }
-
-  function syncURL() {
-    const query = new URLSearchParams(window.location.search);
-    for (const [name, value] of Object.entries(read())) query.set(URL_PREFIX + name, value);
-    history.replaceState(null, "", `${window.location.pathname}?${query}`);
-  }
+  // Deep links: the panel's fields live in the URL under a "v_" prefix, beside the toy's own. Nothing runs on a
+  // change: a clip costs seconds of sampling, so only Generate starts one.
+  const controls = Lab.bindControls(form, () => {}, { prefix: "v_" });
 
   // ------------------------------------------------------------------ the model
 
   async function loadModel() {
     try {
       const body = await Lab.getJSON("/api/v1/model", {}, "video-model");
-      inputs.steps.max = body.live.limits.max_steps;
+      stepsInput.max = body.live.limits.max_steps;
       const video = body.video;
       const status = $("video-status");
-      if (video && video.max_frames) inputs.frames.max = video.max_frames;
-      showOutputs();
+      if (video && video.max_frames) framesInput.max = video.max_frames;
+      controls.show();
       videoLoaded = Boolean(video && video.loaded && body.live.loaded);
       if (!videoLoaded) {
         const why = !body.live.loaded
@@ -238,8 +216,8 @@ const CoherenceVideo = (() => {
   async function start() {
     if (controller) return;
     errorBox.textContent = "";
-    const values = read();
-    syncURL();
+    const values = controls.read();
+    controls.sync();
     const own = new AbortController();
     controller = own;
     runId = null;
@@ -324,19 +302,16 @@ const CoherenceVideo = (() => {
 
   // ------------------------------------------------------------------ wiring
 
-  restoreFromURL();
-  showOutputs();
-  form.addEventListener("input", () => { showOutputs(); syncURL(); });
-  form.addEventListener("submit", (event) => { event.preventDefault(); start(); });
+  form.addEventListener("submit", start);
   generateButton.addEventListener("click", start);
   cancelButton.addEventListener("click", cancel);
-  inputs.prompt.addEventListener("keydown", (event) => {
+  promptInput.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); start(); }
   });
   window.addEventListener("pagehide", () => { if (controller) controller.abort(); });
   loadModel().then(() => {
-    showOutputs();
-    if (videoLoaded) loadAttention(Number(inputs.frames.value));
+    controls.show();
+    if (videoLoaded) loadAttention(Number(framesInput.value));
   });
 
   return { last: () => last };

@@ -114,14 +114,16 @@ const Lab = (() => {
   }
 
   // Controls are inputs/selects with a name inside `form`. Their values live in the URL's query string,
-  // so a copied link reproduces the view. Returns {read, write}.
-  function bindControls(form, onChange, { delay = 120 } = {}) {
+  // so a copied link reproduces the view; a second form on the page keeps its names apart there with a `prefix`.
+  // Returns {read, write, fire, show, sync}: show re-labels the outputs after the page changed a field's limits.
+  function bindControls(form, onChange, { delay = 120, prefix = "" } = {}) {
     const fields = Array.from(form.querySelectorAll("input[name], select[name]"));
     const query = new URLSearchParams(window.location.search);
     for (const field of fields) {
-      if (query.has(field.name)) {
-        if (field.type === "checkbox") field.checked = query.get(field.name) === "true";
-        else field.value = query.get(field.name);
+      const key = prefix + field.name;
+      if (query.has(key)) {
+        if (field.type === "checkbox") field.checked = query.get(key) === "true";
+        else field.value = query.get(key);
       }
     }
     function read() {
@@ -140,7 +142,7 @@ const Lab = (() => {
     function syncURL(values) {
       // Update only this form's keys: another panel on the page may keep its own state in the URL.
       const params = new URLSearchParams(window.location.search);
-      for (const [name, value] of Object.entries(values)) params.set(name, value);
+      for (const [name, value] of Object.entries(values)) params.set(prefix + name, value);
       history.replaceState(null, "", `${window.location.pathname}?${params}`);
     }
     const fire = debounce(() => onChange(read()), delay);
@@ -159,7 +161,7 @@ const Lab = (() => {
       onChange(read());
     }
     showOutputs();
-    return { read, write, fire: () => onChange(read()) };
+    return { read, write, fire: () => onChange(read()), show: showOutputs, sync: () => syncURL(read()) };
   }
 
   // One place for the numbers' formatting, so every page reads alike.
