@@ -19,8 +19,8 @@ const CoherenceVideo = (() => {
   const stepsInput = $("video-steps");
   const framesInput = $("video-frames");
 
-  let controller = null; // aborts the open stream
-  let runId = null; // request_id of the run being shown
+  let run = null; // the streaming run ({cancel}), while one streams
+  let started = false; // whether the server has started it
   let last = null; // the last result, as the server sent it
   let attentionFrames = null; // frames of the attention figures on show
   let videoLoaded = false;
@@ -202,72 +202,49 @@ const CoherenceVideo = (() => {
     if (attentionFrames !== result.parameters.frames) loadAttention(result.parameters.frames);
   }
 
-  function finish() {
-    controller = null;
-    setRunning(false);
-  }
-
   function query(values) {
     const params = { ...values, compare: "true", include_frames: "true", format: "apng" };
     if (params.seed === "") delete params.seed;
     return params;
   }
 
-  async function start() {
-    if (controller) return;
+  // The status line once a run is over, by how it ended (Lab.streamRun's onEnd); a result writes its own.
+  const ENDINGS = {
+    error: () => "Stopped by the server.",
+    ended: () => "The stream ended without a result.",
+    failed: () => (started ? "The connection was lost." : "The run did not start."),
+    cancelled: () => "Cancelled; the server stops at its next step.",
+  };
+
+  function onStart(data) {
+    started = true;
+    resetProgress(data.steps, data.methods);
+    runStatus.textContent = `Started: ${data.frames} frames, ${data.steps} steps for each of ` +
+      `${data.methods.map((m) => LABEL[m].toLowerCase()).join(" and ")}; “${data.prompt}”, seed ` +
+      `${data.parameters.seed}.`;
+  }
+
+  function onEnd(how, message) {
+    run = null;
+    setRunning(false);
+    if (message) errorBox.textContent = message;
+    if (ENDINGS[how]) runStatus.textContent = ENDINGS[how]();
+  }
+
+  function start() {
+    if (run) return;
     errorBox.textContent = "";
     const values = controls.read();
     controls.sync();
-    const own = new AbortController();
-    controller = own;
-    runId = null;
+    started = false;
     setRunning(true);
     resetProgress(Number(values.steps), ["per_frame", "video"]);
     runStatus.textContent = "Waiting for a sampler…";
-    let done = false;
-    const handlers = {
-      start(data) {
-        runId = data.request_id;
-        resetProgress(data.steps, data.methods);
-        runStatus.textContent = `Started: ${data.frames} frames, ${data.steps} steps for each of ` +
-          `${data.methods.map((m) => LABEL[m].toLowerCase()).join(" and ")}; “${data.prompt}”, seed ` +
-          `${data.parameters.seed}.`;
-      },
-      step: showStep,
-      result(result) {
-        done = true;
-        showResult(result);
-      },
-      error(error) {
-        done = true;
-        errorBox.textContent = `${error.status}: ${error.detail}`;
-        runStatus.textContent = "Stopped by the server.";
-      },
-    };
-    try {
-      await Lab.streamEvents(STREAM, query(values), {
-        signal: own.signal,
-        onEvent(name, data) {
-          if (controller !== own || !handlers[name]) return;
-          if (name !== "start" && data.request_id !== runId) return; // never show another run's event
-          handlers[name](data);
-        },
-      });
-      if (controller === own && !done) runStatus.textContent = "The stream ended without a result.";
-    } catch (err) {
-      if (Lab.isAbort(err) || controller !== own) return; // cancelled by the reader
-      errorBox.textContent = err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
-      runStatus.textContent = runId ? "The connection was lost." : "The run did not start.";
-    }
-    if (controller === own) finish();
+    run = Lab.streamRun(STREAM, query(values), { onStart, onStep: showStep, onResult: showResult, onEnd });
   }
 
   function cancel() {
-    if (!controller) return;
-    const own = controller;
-    finish();
-    own.abort();
-    runStatus.textContent = "Cancelled; the server stops at its next step.";
+    if (run) run.cancel();
   }
 
   // ------------------------------------------------------------------ attention cost of the real token count
@@ -308,7 +285,7 @@ const CoherenceVideo = (() => {
   promptInput.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); start(); }
   });
-  window.addEventListener("pagehide", () => { if (controller) controller.abort(); });
+  window.addEventListener("pagehide", cancel);
   loadModel().then(() => {
     controls.show();
     if (videoLoaded) loadAttention(Number(framesInput.value));

@@ -113,6 +113,45 @@ const Lab = (() => {
     return err && err.name === "AbortError";
   }
 
+  // The run an event belongs to. The video stream still names it request_id; drop the fallback once it sends id.
+  const runOf = (data) => data.id ?? data.request_id;
+
+  // A stream that failed, in one line: the server's refusal ("422: prompt: …", 429, 503) or the lost connection.
+  function failure(err) {
+    return err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
+  }
+
+  // One sampler run streamed from `path`: a start event, steps, then a result or an error. Only this run's events
+  // reach the callbacks: the start event names the run, and another run's events are dropped. The run is over at
+  // its result or error, when the stream ends or fails, or on cancel(); the stream is then closed (a cancelled job
+  // stops at the server's next step) and onEnd(how, message) runs once, so the page can re-enable its controls.
+  // how: "result", "error", "ended" (no result came), "failed" or "cancelled"; message: the error line to show.
+  function streamRun(path, params, { onStart, onStep, onResult, onError = () => {}, onEnd }) {
+    const controller = new AbortController();
+    let open = true;
+    let id = null;
+    function end(how, message = "") {
+      if (!open) return;
+      open = false;
+      controller.abort();
+      onEnd(how, message);
+    }
+    const handlers = {
+      start(data) { id = runOf(data); onStart(data); },
+      step: onStep,
+      result(data) { onResult(data); end("result"); },
+      error(data) { onError(data); end("error", `${data.status}: ${data.detail}`); },
+    };
+    function onEvent(name, data) {
+      if (!open || !handlers[name]) return;
+      if (name !== "start" && runOf(data) !== id) return;
+      handlers[name](data);
+    }
+    streamEvents(path, params, { signal: controller.signal, onEvent })
+      .then(() => end("ended"), (err) => end("failed", failure(err)));
+    return { cancel: () => end("cancelled") };
+  }
+
   // Controls are inputs/selects with a name inside `form`. Their values live in the URL's query string,
   // so a copied link reproduces the view; a second form on the page keeps its names apart there with a `prefix`.
   // Returns {read, write, fire, show, sync}: show re-labels the outputs after the page changed a field's limits.
@@ -215,5 +254,5 @@ const Lab = (() => {
 
   document.addEventListener("DOMContentLoaded", () => bindQuizzes());
 
-  return { base, apiKey, debounce, getJSON, postJSON, streamEvents, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
+  return { base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
 })();
