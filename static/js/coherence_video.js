@@ -15,15 +15,12 @@ const CoherenceVideo = (() => {
   const cancelButton = $("video-cancel");
   const errorBox = $("video-error");
   const runStatus = $("video-run-status");
-  const inputs = {
-    prompt: $("video-prompt-input"), seed: $("video-seed"), steps: $("video-steps"),
-    guidance_scale: $("video-guidance"), frames: $("video-frames"),
-  };
-  // Deep links: the panel's fields live in the URL under a "v_" prefix, beside the toy's own.
-  const URL_PREFIX = "v_";
+  const promptInput = $("video-prompt-input");
+  const stepsInput = $("video-steps");
+  const framesInput = $("video-frames");
 
-  let controller = null; // aborts the open stream
-  let runId = null; // request_id of the run being shown
+  let run = null; // the streaming run ({cancel}), while one streams
+  let started = false; // whether the server has started it
   let last = null; // the last result, as the server sent it
   let attentionFrames = null; // frames of the attention figures on show
   let videoLoaded = false;
@@ -32,39 +29,20 @@ const CoherenceVideo = (() => {
 
   // ------------------------------------------------------------------ form state
 
-  function showOutputs() {
-    for (const out of form.querySelectorAll("output[for]")) out.textContent = $(out.htmlFor.value).value;
-  }
-
-  function read() {
-    const values = {};
-    for (const [name, input] of Object.entries(inputs)) values[name] = input.value;
-    return values;
-  }
-
-  function restoreFromURL() {
-    const query = new URLSearchParams(window.location.search);
-    for (const [name, input] of Object.entries(inputs)) {
-      if (query.has(URL_PREFIX + name)) input.value = query.get(URL_PREFIX + name);
-    }
-  }
-
-  function syncURL() {
-    const query = new URLSearchParams(window.location.search);
-    for (const [name, value] of Object.entries(read())) query.set(URL_PREFIX + name, value);
-    history.replaceState(null, "", `${window.location.pathname}?${query}`);
-  }
+  // Deep links: the panel's fields live in the URL under a "v_" prefix, beside the toy's own. Nothing runs on a
+  // change: a clip costs seconds of sampling, so only Generate starts one.
+  const controls = Lab.bindControls(form, () => {}, { prefix: "v_" });
 
   // ------------------------------------------------------------------ the model
 
   async function loadModel() {
     try {
       const body = await Lab.getJSON("/api/v1/model", {}, "video-model");
-      inputs.steps.max = body.live.limits.max_steps;
+      stepsInput.max = body.live.limits.max_steps;
       const video = body.video;
       const status = $("video-status");
-      if (video && video.max_frames) inputs.frames.max = video.max_frames;
-      showOutputs();
+      if (video && video.max_frames) framesInput.max = video.max_frames;
+      controls.show();
       videoLoaded = Boolean(video && video.loaded && body.live.loaded);
       if (!videoLoaded) {
         const why = !body.live.loaded
@@ -224,72 +202,49 @@ const CoherenceVideo = (() => {
     if (attentionFrames !== result.parameters.frames) loadAttention(result.parameters.frames);
   }
 
-  function finish() {
-    controller = null;
-    setRunning(false);
-  }
-
   function query(values) {
     const params = { ...values, compare: "true", include_frames: "true", format: "apng" };
     if (params.seed === "") delete params.seed;
     return params;
   }
 
-  async function start() {
-    if (controller) return;
+  // The status line once a run is over, by how it ended (Lab.streamRun's onEnd); a result writes its own.
+  const ENDINGS = {
+    error: () => "Stopped by the server.",
+    ended: () => "The stream ended without a result.",
+    failed: () => (started ? "The connection was lost." : "The run did not start."),
+    cancelled: () => "Cancelled; the server stops at its next step.",
+  };
+
+  function onStart(data) {
+    started = true;
+    resetProgress(data.steps, data.methods);
+    runStatus.textContent = `Started: ${data.frames} frames, ${data.steps} steps for each of ` +
+      `${data.methods.map((m) => LABEL[m].toLowerCase()).join(" and ")}; “${data.prompt}”, seed ` +
+      `${data.parameters.seed}.`;
+  }
+
+  function onEnd(how, message) {
+    run = null;
+    setRunning(false);
+    if (message) errorBox.textContent = message;
+    if (ENDINGS[how]) runStatus.textContent = ENDINGS[how]();
+  }
+
+  function start() {
+    if (run) return;
     errorBox.textContent = "";
-    const values = read();
-    syncURL();
-    const own = new AbortController();
-    controller = own;
-    runId = null;
+    const values = controls.read();
+    controls.sync();
+    started = false;
     setRunning(true);
     resetProgress(Number(values.steps), ["per_frame", "video"]);
     runStatus.textContent = "Waiting for a sampler…";
-    let done = false;
-    const handlers = {
-      start(data) {
-        runId = data.request_id;
-        resetProgress(data.steps, data.methods);
-        runStatus.textContent = `Started: ${data.frames} frames, ${data.steps} steps for each of ` +
-          `${data.methods.map((m) => LABEL[m].toLowerCase()).join(" and ")}; “${data.prompt}”, seed ` +
-          `${data.parameters.seed}.`;
-      },
-      step: showStep,
-      result(result) {
-        done = true;
-        showResult(result);
-      },
-      error(error) {
-        done = true;
-        errorBox.textContent = `${error.status}: ${error.detail}`;
-        runStatus.textContent = "Stopped by the server.";
-      },
-    };
-    try {
-      await Lab.streamEvents(STREAM, query(values), {
-        signal: own.signal,
-        onEvent(name, data) {
-          if (controller !== own || !handlers[name]) return;
-          if (name !== "start" && data.request_id !== runId) return; // never show another run's event
-          handlers[name](data);
-        },
-      });
-      if (controller === own && !done) runStatus.textContent = "The stream ended without a result.";
-    } catch (err) {
-      if (Lab.isAbort(err) || controller !== own) return; // cancelled by the reader
-      errorBox.textContent = err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
-      runStatus.textContent = runId ? "The connection was lost." : "The run did not start.";
-    }
-    if (controller === own) finish();
+    run = Lab.streamRun(STREAM, query(values), { onStart, onStep: showStep, onResult: showResult, onEnd });
   }
 
   function cancel() {
-    if (!controller) return;
-    const own = controller;
-    finish();
-    own.abort();
-    runStatus.textContent = "Cancelled; the server stops at its next step.";
+    if (run) run.cancel();
   }
 
   // ------------------------------------------------------------------ attention cost of the real token count
@@ -324,19 +279,16 @@ const CoherenceVideo = (() => {
 
   // ------------------------------------------------------------------ wiring
 
-  restoreFromURL();
-  showOutputs();
-  form.addEventListener("input", () => { showOutputs(); syncURL(); });
-  form.addEventListener("submit", (event) => { event.preventDefault(); start(); });
+  form.addEventListener("submit", start);
   generateButton.addEventListener("click", start);
   cancelButton.addEventListener("click", cancel);
-  inputs.prompt.addEventListener("keydown", (event) => {
+  promptInput.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); start(); }
   });
-  window.addEventListener("pagehide", () => { if (controller) controller.abort(); });
+  window.addEventListener("pagehide", cancel);
   loadModel().then(() => {
-    showOutputs();
-    if (videoLoaded) loadAttention(Number(inputs.frames.value));
+    controls.show();
+    if (videoLoaded) loadAttention(Number(framesInput.value));
   });
 
   return { last: () => last };

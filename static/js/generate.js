@@ -10,8 +10,8 @@ const GeneratePage = (() => {
   const scrub = $("scrub");
 
   let vocabulary = [];
-  let source = null; // the open stream ({close}), while a run streams
-  let run = null; // {id, total, steps: [], done}
+  let source = null; // the streaming run ({cancel}), while one streams
+  let run = null; // {id, total, steps: [], done, result}
   let lastCurl = "";
 
   const dataURL = (b64) => `data:image/png;base64,${b64}`;
@@ -100,7 +100,6 @@ const GeneratePage = (() => {
   }
 
   function finish(message) {
-    if (source) source.close();
     source = null;
     if (run) run.done = true;
     setRunning(false);
@@ -168,6 +167,46 @@ const GeneratePage = (() => {
     $("copy-curl").disabled = false;
   }
 
+  // The status line once a run is over, by how it ended (Lab.streamRun's onEnd).
+  const ENDINGS = {
+    result: () => `Done: ${run.result.images.length} image(s) in ${Lab.fmt(run.result.timings.total_s, 2)} s.`,
+    error: () => "Stopped by the server.",
+    ended: () => `The stream ended after ${run.steps.length} steps without a result.`,
+    failed: () => (run.started
+      ? `The connection was lost after ${run.steps.length} steps.` : "The stream did not start."),
+    cancelled: () => `Cancelled after ${run.steps.length} of ${run.total} steps; the server stops at its next step.`,
+  };
+
+  function onStart(data) {
+    run.id = data.id;
+    run.started = true;
+    run.total = data.total_steps;
+    run.previews = data.previews;
+    Lab.setText("ro-seed", String(data.parameters.seed));
+    $("latent-note").textContent =
+      `Latent ${data.latent_shape.join(" × ")} (channels × height × width); x_t and ε̂ show ` +
+      `${data.latent_preview}. Previews follow image 0 (seed ${data.preview_seed}).`;
+    $("run-status").textContent = `Started: ${data.total_steps} steps.`;
+    announce("start", data);
+  }
+
+  function onStep(step) {
+    run.steps.push(step);
+    showStep(step);
+    announce("step", step);
+  }
+
+  function onResult(result) {
+    run.result = result;
+    showResult(result);
+    announce("result", result);
+  }
+
+  function onEnd(how, message) {
+    if (message) $("generate-error").textContent = message;
+    finish(ENDINGS[how]());
+  }
+
   async function start() {
     if (source) return;
     $("generate-error").textContent = "";
@@ -177,66 +216,20 @@ const GeneratePage = (() => {
       $("generate-error").textContent = "Fix the request first (see above).";
       return;
     }
-    run = { id: null, total: Number(values.steps), steps: [], done: false, started: false };
+    run = { id: null, total: Number(values.steps), steps: [], done: false, started: false, result: null };
     resetScrubber();
     $("live-xt").removeAttribute("src");
     $("live-x0").removeAttribute("src");
     $("progress").value = 0;
     $("run-status").textContent = "Waiting for a sampler…";
     setRunning(true);
-    const controller = new AbortController();
-    const stream = { close: () => controller.abort() };
-    source = stream;
-    const handlers = {
-      start(data) {
-        run.id = data.id;
-        run.started = true;
-        run.total = data.total_steps;
-        run.previews = data.previews;
-        Lab.setText("ro-seed", String(data.parameters.seed));
-        $("latent-note").textContent =
-          `Latent ${data.latent_shape.join(" × ")} (channels × height × width); x_t and ε̂ show ` +
-          `${data.latent_preview}. Previews follow image 0 (seed ${data.preview_seed}).`;
-        $("run-status").textContent = `Started: ${data.total_steps} steps.`;
-        announce("start", data);
-      },
-      step(step) {
-        run.steps.push(step);
-        showStep(step);
-        announce("step", step);
-      },
-      result(result) {
-        showResult(result);
-        announce("result", result);
-        finish(`Done: ${result.images.length} image(s) in ${Lab.fmt(result.timings.total_s, 2)} s.`);
-      },
-      error(error) {
-        $("generate-error").textContent = `${error.status}: ${error.detail}`;
-        announce("error", error);
-        finish("Stopped by the server.");
-      },
-    };
-    try {
-      await Lab.streamEvents("/api/v1/generate/stream", query(values), {
-        signal: controller.signal,
-        onEvent(name, data) {
-          if (stream !== source || !handlers[name]) return;
-          if (name !== "start" && data.id !== run.id) return; // an event of another run is never shown
-          handlers[name](data);
-        },
-      });
-      if (stream === source) finish(`The stream ended after ${run.steps.length} steps without a result.`);
-    } catch (err) {
-      if (Lab.isAbort(err) || stream !== source) return; // cancelled by the reader
-      $("generate-error").textContent = err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
-      finish(run.started ? `The connection was lost after ${run.steps.length} steps.` : "The stream did not start.");
-    }
+    source = Lab.streamRun("/api/v1/generate/stream", query(values), {
+      onStart, onStep, onResult, onError: (error) => announce("error", error), onEnd,
+    });
   }
 
   function cancel() {
-    if (!source) return;
-    const done = run ? run.steps.length : 0;
-    finish(`Cancelled after ${done} of ${run ? run.total : "?"} steps; the server stops at its next step.`);
+    if (source) source.cancel();
   }
 
   // ------------------------------------------------------------------ scrubber
@@ -309,7 +302,7 @@ const GeneratePage = (() => {
   promptInput.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); start(); }
   });
-  window.addEventListener("pagehide", () => { if (source) source.close(); });
+  window.addEventListener("pagehide", cancel);
 
   const keyInput = $("api-key");
   keyInput.value = Lab.apiKey();

@@ -113,15 +113,56 @@ const Lab = (() => {
     return err && err.name === "AbortError";
   }
 
+  // The run an event belongs to. The video stream still names it request_id; drop the fallback once it sends id.
+  const runOf = (data) => data.id ?? data.request_id;
+
+  // A stream that failed, in one line: the server's refusal ("422: prompt: …", 429, 503) or the lost connection.
+  function failure(err) {
+    return err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
+  }
+
+  // One sampler run streamed from `path`: a start event, steps, then a result or an error. Only this run's events
+  // reach the callbacks: the start event names the run, and another run's events are dropped. The run is over at
+  // its result or error, when the stream ends or fails, or on cancel(); the stream is then closed (a cancelled job
+  // stops at the server's next step) and onEnd(how, message) runs once, so the page can re-enable its controls.
+  // how: "result", "error", "ended" (no result came), "failed" or "cancelled"; message: the error line to show.
+  function streamRun(path, params, { onStart, onStep, onResult, onError = () => {}, onEnd }) {
+    const controller = new AbortController();
+    let open = true;
+    let id = null;
+    function end(how, message = "") {
+      if (!open) return;
+      open = false;
+      controller.abort();
+      onEnd(how, message);
+    }
+    const handlers = {
+      start(data) { id = runOf(data); onStart(data); },
+      step: onStep,
+      result(data) { onResult(data); end("result"); },
+      error(data) { onError(data); end("error", `${data.status}: ${data.detail}`); },
+    };
+    function onEvent(name, data) {
+      if (!open || !handlers[name]) return;
+      if (name !== "start" && runOf(data) !== id) return;
+      handlers[name](data);
+    }
+    streamEvents(path, params, { signal: controller.signal, onEvent })
+      .then(() => end("ended"), (err) => end("failed", failure(err)));
+    return { cancel: () => end("cancelled") };
+  }
+
   // Controls are inputs/selects with a name inside `form`. Their values live in the URL's query string,
-  // so a copied link reproduces the view. Returns {read, write}.
-  function bindControls(form, onChange, { delay = 120 } = {}) {
+  // so a copied link reproduces the view; a second form on the page keeps its names apart there with a `prefix`.
+  // Returns {read, write, fire, show, sync}: show re-labels the outputs after the page changed a field's limits.
+  function bindControls(form, onChange, { delay = 120, prefix = "" } = {}) {
     const fields = Array.from(form.querySelectorAll("input[name], select[name]"));
     const query = new URLSearchParams(window.location.search);
     for (const field of fields) {
-      if (query.has(field.name)) {
-        if (field.type === "checkbox") field.checked = query.get(field.name) === "true";
-        else field.value = query.get(field.name);
+      const key = prefix + field.name;
+      if (query.has(key)) {
+        if (field.type === "checkbox") field.checked = query.get(key) === "true";
+        else field.value = query.get(key);
       }
     }
     function read() {
@@ -140,7 +181,7 @@ const Lab = (() => {
     function syncURL(values) {
       // Update only this form's keys: another panel on the page may keep its own state in the URL.
       const params = new URLSearchParams(window.location.search);
-      for (const [name, value] of Object.entries(values)) params.set(name, value);
+      for (const [name, value] of Object.entries(values)) params.set(prefix + name, value);
       history.replaceState(null, "", `${window.location.pathname}?${params}`);
     }
     const fire = debounce(() => onChange(read()), delay);
@@ -159,7 +200,7 @@ const Lab = (() => {
       onChange(read());
     }
     showOutputs();
-    return { read, write, fire: () => onChange(read()) };
+    return { read, write, fire: () => onChange(read()), show: showOutputs, sync: () => syncURL(read()) };
   }
 
   // One place for the numbers' formatting, so every page reads alike.
@@ -213,5 +254,5 @@ const Lab = (() => {
 
   document.addEventListener("DOMContentLoaded", () => bindQuizzes());
 
-  return { base, apiKey, debounce, getJSON, postJSON, streamEvents, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
+  return { base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
 })();
