@@ -78,14 +78,14 @@ const CoherenceVideo = (() => {
 
   function showStep(step) {
     const bar = $(`progress-${step.method}`);
-    bar.max = step.steps;
-    bar.value = step.step + 1;
-    Lab.setText(`progress-${step.method}-text`, `step ${step.step + 1}/${step.steps} · t = ${step.t}`);
+    bar.max = step.total;
+    bar.value = step.index + 1;
+    Lab.setText(`progress-${step.method}-text`, `step ${step.index + 1}/${step.total} · t = ${step.t}`);
     const live = $(`live-${step.method}`);
     live.src = dataURL("image/png", step.preview);
     live.hidden = false;
-    runStatus.textContent = `${LABEL[step.method]}: step ${step.step + 1} of ${step.steps}; about ` +
-      `${Lab.fmt(step.seconds_left, 1)} s of sampling left.`;
+    runStatus.textContent = `${LABEL[step.method]}: step ${step.index + 1} of ${step.total}; about ` +
+      `${Lab.fmt(step.remaining_s, 1)} s of sampling left.`;
   }
 
   function clearClip(method) {
@@ -218,8 +218,8 @@ const CoherenceVideo = (() => {
 
   function onStart(data) {
     started = true;
-    resetProgress(data.steps, data.methods);
-    runStatus.textContent = `Started: ${data.frames} frames, ${data.steps} steps for each of ` +
+    resetProgress(data.parameters.steps, data.methods);
+    runStatus.textContent = `Started: ${data.frames} frames, ${data.parameters.steps} steps for each of ` +
       `${data.methods.map((m) => LABEL[m].toLowerCase()).join(" and ")}; “${data.prompt}”, seed ` +
       `${data.parameters.seed}.`;
   }

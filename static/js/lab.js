@@ -113,8 +113,8 @@ const Lab = (() => {
     return err && err.name === "AbortError";
   }
 
-  // The run an event belongs to. The video stream still names it request_id; drop the fallback once it sends id.
-  const runOf = (data) => data.id ?? data.request_id;
+  // The run an event belongs to: every stream's events carry its id.
+  const runOf = (data) => data.id;
 
   // A stream that failed, in one line: the server's refusal ("422: prompt: …", 429, 503) or the lost connection.
   function failure(err) {

@@ -261,19 +261,24 @@ def scripted_events(prompt=PROMPT, seed=11, steps=2, frames=8) -> tuple[str, dic
     parameters = schemas.VideoParameters(prompt=prompt, seed=seed, steps=steps, frames=frames, compare=True)
     parsed = parse_video_prompt(prompt)
     result = schemas.VideoStreamResult(
-        request_id="run-1", prompt=parsed.canonical, parsed=schemas.ParsedClipPrompt.model_validate(parsed), seed=seed,
+        id="run-1", prompt=parsed.canonical, parsed=schemas.ParsedClipPrompt.model_validate(parsed), seed=seed,
         parameters=parameters, model_id="0123456789ab", video=video, baseline=baseline,
         timings={"queue_s": 0.001, "run_s": 1.2, "metrics_s": 0.01, "encode_s": 0.02, "total_s": 1.25},
     ).model_dump()
     preview = to_base64(encode_png(np.zeros((4, 4 * frames, 3), np.uint8)))
-    events = [("start", {"request_id": "run-1", "frames": frames, "steps": steps, "methods": ["video", "per_frame"],
-                         "prompt": parsed.canonical, "parameters": parameters.model_dump()})]
-    events.append(("step", {"request_id": "someone-else", "method": "video", "step": 0, "steps": 9, "t": 1,
-                            "preview": preview, "seconds_left": 9.0}))  # another run's event is never shown
+    events = [("start", schemas.VideoStreamStart(id="run-1", total_steps=2 * steps, frames=frames,
+                                                 methods=["video", "per_frame"], prompt=parsed.canonical,
+                                                 parameters=parameters).model_dump())]
+
+    def step(run_id: str, method: str, k: int, total: int, t: int, remaining_s: float) -> dict:
+        return schemas.VideoStreamStep(id=run_id, method=method, index=k, total=total, t=t, abar_t=0.5,
+                                       sqrt_abar_t=0.5 ** 0.5, sqrt_one_minus_abar_t=0.5 ** 0.5, elapsed_s=0.1,
+                                       remaining_s=remaining_s, preview=preview).model_dump()
+
+    events.append(("step", step("someone-else", "video", 0, 9, 1, 9.0)))  # another run's event is never shown
     for method in ("video", "per_frame"):
         for k in range(steps):
-            events.append(("step", {"request_id": "run-1", "method": method, "step": k, "steps": steps,
-                                    "t": 999 - 500 * k, "preview": preview, "seconds_left": 0.5}))
+            events.append(("step", step("run-1", method, k, steps, 999 - 500 * k, 0.5)))
     events.append(("result", result))
     body = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
     return body, result
@@ -315,9 +320,9 @@ def test_tracked_clips_fill_the_table_and_the_path_chart(model_probe):
       "body": json.dumps({"detail": "video model not loaded: files video_denoiser.safetensors missing in models"})},
      "503: video model not loaded: files video_denoiser.safetensors missing in models"),
     ({"status": 200, "content_type": "text/event-stream",
-      "body": 'event: start\ndata: {"request_id": "r", "frames": 8, "steps": 2, "methods": ["video"], '
-              '"prompt": "p", "parameters": {"seed": 1}}\n\n'
-              'event: error\ndata: {"request_id": "r", "status": 503, "detail": "the job ran past its 60 s limit"}\n\n'},
+      "body": 'event: start\ndata: {"id": "r", "frames": 8, "total_steps": 2, "methods": ["video"], '
+              '"prompt": "p", "parameters": {"seed": 1, "steps": 2}}\n\n'
+              'event: error\ndata: {"id": "r", "status": 503, "detail": "the job ran past its 60 s limit"}\n\n'},
      "503: the job ran past its 60 s limit"),
 ])
 def test_server_errors_are_shown_inline(model_probe, answer, shown):
