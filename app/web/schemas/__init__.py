@@ -4,7 +4,7 @@ Every numeric input is bounded here (an unbounded count is a denial of service w
 The routes read every model as `schemas.Name`: this package re-exports them all.
 """
 
-from app.service.sampling import MAX_SEED
+from app.service.jobs import MAX_SEED
 from app.web.schemas.benchmarks import (
     LinearFit,
     PowerFit,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from app.service.sampling import MAX_SEED
+from app.service.jobs import MAX_SEED
 from app.world.scenes import MAX_PROMPT_CHARS, PromptError
 
 
