@@ -8,9 +8,6 @@ cancels the job when asked and hands a ClipStep to whoever watches.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +24,7 @@ from app.pipelines.image import WEIGHT_FILES, Pipeline, Step
 from app.pipelines.protocol import StepPosition
 from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipResult, ClipSettings, VideoPipeline, sample_per_frame
 from app.service.imaging import encode_png
-from app.service.models import FINGERPRINT_CHARS
+from app.service.models import fingerprint, read_card
 from app.service.previews import latent_to_rgb
 
 METHODS = ("video", "per_frame")
@@ -47,16 +44,6 @@ class LoadedVideo:
         return self.pipeline.max_frames
 
 
-def video_fingerprint(model_dir: str | Path) -> str:
-    """Short SHA-256 over the files a clip depends on: the VAE, then the video caption encoder and denoiser."""
-    digest = hashlib.sha256()
-    for name in (WEIGHT_FILES["vae"], *VIDEO_WEIGHT_FILES.values()):
-        with open(Path(model_dir) / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:FINGERPRINT_CHARS]
-
-
 def missing_video_files(model_dir: str | Path) -> str | None:
     """Why the video model cannot be loaded from model_dir (its missing files), or None when both are there."""
     missing = [name for name in VIDEO_WEIGHT_FILES.values() if not (Path(model_dir) / name).is_file()]
@@ -73,7 +60,7 @@ def load_video(model_dir: str | Path, image: Pipeline) -> LoadedVideo:
     started = time.perf_counter()
     try:
         pipeline = VideoPipeline.load(model_dir, image.vae)
-        model_id = video_fingerprint(model_dir)
+        model_id = fingerprint(model_dir, (WEIGHT_FILES["vae"], *VIDEO_WEIGHT_FILES.values()))
         loaded = time.perf_counter()
         pipeline.generate(ClipSettings(prompt="", steps=1, guidance_scale=1.0, frames=min(2, pipeline.max_frames)))
     except WeightsError:
@@ -145,21 +132,6 @@ VIDEO_CARD_FILE = "video-card.json"
 LEFT_OUT_OF_TRAINING = ("loss_curve", "schedule")  # long, or stated elsewhere
 
 
-def read_video_card(model_dir: str | Path) -> tuple[dict | None, str | None]:
-    """(models/video-card.json as a JSON object, None), or (None, why not); non-finite numbers become null."""
-    path = Path(model_dir) / VIDEO_CARD_FILE
-    if not path.is_file():
-        return None, f"{VIDEO_CARD_FILE} not found in {path.parent}"
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda _: None,
-                          parse_float=lambda text: float(text) if math.isfinite(float(text)) else None)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        return None, f"cannot read {VIDEO_CARD_FILE}: {err}"
-    if not isinstance(card, dict):
-        return None, f"{VIDEO_CARD_FILE} does not hold a JSON object"
-    return card, None
-
-
 def video_section(model_dir: str | Path, video: LoadedVideo | None, error: str | None) -> dict | None:
     """GET /model's `video`: None when no video file is there; else the files' config and training record,
     parameter counts and identity when loaded, the load error when not, and the video card."""
@@ -183,5 +155,5 @@ def video_section(model_dir: str | Path, video: LoadedVideo | None, error: str |
         counts = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
         section |= {"model_id": video.model_id, "max_frames": video.max_frames,
                     "parameters": counts | {"total": sum(counts.values())}}
-    card, card_error = read_video_card(model_dir)
+    card, card_error = read_card(model_dir, VIDEO_CARD_FILE, "diffusion-lab evaluate-video")
     return section | {"card_found": card is not None, "card_error": card_error, "card": card}

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,10 @@ class LoadedModel:
     warm_up_s: float
 
 
-def fingerprint(model_dir: str | Path) -> str:
-    """First FINGERPRINT_CHARS hex digits of SHA-256 over the weights files' bytes, in WEIGHT_FILES order."""
+def fingerprint(model_dir: str | Path, files: Sequence[str] = tuple(WEIGHT_FILES.values())) -> str:
+    """First FINGERPRINT_CHARS hex digits of SHA-256 over the files' bytes, in order (default: the image model's)."""
     digest = hashlib.sha256()
-    for name in WEIGHT_FILES.values():
+    for name in files:
         with open(Path(model_dir) / name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -59,11 +60,12 @@ def _finite(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def read_card(model_dir: str | Path) -> tuple[dict | None, str | None]:
+def read_card(model_dir: str | Path, name: str = CARD_FILE,
+              written_by: str = "diffusion-lab evaluate") -> tuple[dict | None, str | None]:
     """(the card's JSON object, None), or (None, why it could not be read)."""
-    path = Path(model_dir) / CARD_FILE
+    path = Path(model_dir) / name
     if not path.is_file():
-        return None, f"{path.name} not found in {path.parent}; `diffusion-lab evaluate` writes it"
+        return None, f"{path.name} not found in {path.parent}; `{written_by}` writes it"
     try:
         # Non-finite numbers become null: the card is served as JSON, which has no NaN.
         card = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda _: None, parse_float=_finite)
