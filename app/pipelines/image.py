@@ -46,6 +46,10 @@ class GenerationSettings:
         """Image i of a batch uses seed + i, so any single image can be reproduced on its own."""
         return [self.seed + i for i in range(self.batch_size)]
 
+    @property
+    def rows(self) -> int:
+        return self.batch_size
+
     def batch_key(self) -> tuple:
         """Settings with equal keys walk the same timesteps with the same sampler, so they can share one batch.
 
@@ -151,6 +155,10 @@ class Pipeline:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, C, h, w) -> images (B, 3, H, W) in [-1, 1]."""
         return self.vae.decode_from_diffusion(latents)
+
+    def total_steps(self, parts: Sequence[GenerationSettings]) -> int:
+        """Parts sampled together walk the same timesteps: one callback per step for all of them."""
+        return parts[0].steps
 
     @torch.no_grad()
     def generate(self, settings: GenerationSettings, callback: Callable[[Step], None] | None = None) -> GenerationResult:

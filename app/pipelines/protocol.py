@@ -1,13 +1,19 @@
-"""What every generator reports at each denoising step, whatever its family: where the step is on the schedule.
+"""The generation protocol: what the sampling service needs of a family, and what every step reports.
 
-The image and the video pipelines both hand their step callbacks the sampler's StepInfo; StepPosition is the
-family-free reading of it that the streams and pages show: step index of total, t, and EQ MM3.1's weights.
+A family's generator takes the parts of one job (validated settings, one per result) and samples them, calling
+back after every denoising step; the service queues, batches, times and cancels jobs by that alone, so a new
+family is a new module in app/pipelines/ and its weights. Each step's callback value is the family's own (the
+image pipeline's Step, the clip generator's ClipStep); StepPosition is the family-free reading of one that the
+streams and pages show: step index of total, t, and EQ MM3.1's weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
+from app.diffusion.samplers import StepInfo
 from app.diffusion.schedule import NoiseSchedule
 
 
@@ -23,9 +29,32 @@ class StepPosition:
     sqrt_one_minus_abar_t: float  # weight of the noise in x_t
 
     @classmethod
-    def on(cls, schedule: NoiseSchedule, index: int, total: int, t: int) -> StepPosition:
-        signal, noise = schedule.coefficients(int(t))
-        return cls(index, total, int(t), float(schedule.alphas_cumprod[int(t)]), float(signal), float(noise))
+    def of(cls, schedule: NoiseSchedule, info: StepInfo) -> StepPosition:
+        """Where the sampler's step `info` is, read on the schedule it samples."""
+        t = int(info.t)
+        signal, noise = schedule.coefficients(t)
+        return cls(info.index, info.total, t, float(schedule.alphas_cumprod[t]), float(signal), float(noise))
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class GenerationParts(Protocol):
+    """What the service reads of one part's settings."""
+
+    @property
+    def rows(self) -> int:
+        """Images the part is made of: its weight in a shared batch."""
+
+    def batch_key(self) -> Hashable | None:
+        """Parts with equal keys may be sampled as one batch; None: this part runs alone."""
+
+
+class Generator(Protocol):
+    """A family's sampler as the service runs it: a job's parts in, one result per part out."""
+
+    def total_steps(self, parts: Sequence[Any]) -> int:
+        """How many step callbacks sampling these parts makes (the service counts and times a job by them)."""
+
+    def generate_batch(self, parts: Sequence[Any], callback: Callable[[Any], None] | None = None) -> list[Any]:
+        """Sample the parts; callback(step) after every denoising step, which may raise to cancel."""

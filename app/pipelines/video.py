@@ -5,12 +5,14 @@
   each frame.
 - `sample_per_frame`: the failure the chapter describes, made real: the image model samples every
   frame on its own, each from its own noise (seed + k), with the clip prompt's image attributes.
+- `ClipGenerator`: both behind the generation protocol (app/pipelines/protocol.py), so the sampling service
+  runs a clip request (the clip, and with compare the per-frame baseline) like any other job.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +26,13 @@ from app.nets.io import load_module, read_metadata
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
-from app.pipelines.image import GenerationSettings, Pipeline
+from app.pipelines.image import GenerationSettings, Pipeline, Step
+from app.pipelines.protocol import StepPosition
 from app.world.clips import VideoPrompt, parse_video_prompt
 from app.world.scenes import to_uint8, tokenize
 
 VIDEO_WEIGHT_FILES = {"text": "video_text_encoder.safetensors", "dit": "video_denoiser.safetensors"}
+CLIP_METHODS = ("video", "per_frame")  # the space-time model; the image model, frame by frame
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,16 @@ class ClipSettings:
     sampler: str = "dpmpp_2m"
     frames: int = 8
     eta: float = 0.0
+    method: str = "video"  # "video": the space-time model; "per_frame": the image model, frame by frame
+
+    @property
+    def rows(self) -> int:
+        """Images the clip is made of (what it weighs in the service's batches)."""
+        return self.frames
+
+    def batch_key(self) -> None:
+        """A clip runs alone: it never shares a batch with another job."""
+        return None
 
 
 @dataclass
@@ -154,3 +168,43 @@ def sample_per_frame(image: Pipeline, settings: ClipSettings,
     result = image.generate(job, callback)
     timings = dict(result.timings) | {"total_s": time.perf_counter() - started}
     return ClipResult(np.asarray(result.images), settings, prompt, "per_frame", result.prompt_canonical, timings)
+
+
+# ------------------------------------------------------------------------------------------ the protocol
+
+
+@dataclass(frozen=True)
+class ClipStep:
+    """One denoising step of one method, as a watcher sees it; x0_hat is (F, C, h, w) on the model's device."""
+
+    method: str  # "video" or "per_frame"
+    position: StepPosition  # index and total within its method; t and EQ MM3.1 on that method's schedule
+    x0_hat: torch.Tensor
+
+
+class ClipGenerator:
+    """Clips behind the generation protocol: each part is sampled by its method, one after the other."""
+
+    def __init__(self, video: VideoPipeline, image: Pipeline):
+        self.video, self.image = video, image
+
+    def total_steps(self, parts: Sequence[ClipSettings]) -> int:
+        return sum(part.steps for part in parts)
+
+    def generate_batch(self, parts: Sequence[ClipSettings],
+                       callback: Callable[[ClipStep], None] | None = None) -> list[ClipResult]:
+        """Sample every part; callback(ClipStep) after every denoising step of either method (raise to cancel)."""
+        return [self._generate(part, callback) for part in parts]
+
+    def _generate(self, part: ClipSettings, callback: Callable[[ClipStep], None] | None) -> ClipResult:
+        if part.method == "video":
+            def on_step(info: StepInfo) -> None:  # x0_hat (1, F, C, h, w)
+                callback(ClipStep("video", StepPosition.of(self.video.schedule, info), info.x0_hat[0]))
+
+            return self.video.generate(part, on_step if callback else None)
+        if part.method == "per_frame":
+            def on_frames(step: Step) -> None:  # the frames are the image pipeline's batch: x0_hat (F, C, h, w)
+                callback(ClipStep("per_frame", StepPosition.of(self.image.schedule, step.info), step.info.x0_hat))
+
+            return sample_per_frame(self.image, part, on_frames if callback else None)
+        raise ValueError(f"unknown clip method {part.method!r}; choose 'video' or 'per_frame'")

@@ -7,16 +7,17 @@ import asyncio
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from app.diffusion.samplers import SamplingCancelled
-from app.pipelines.image import GenerationSettings, Step
+from app.pipelines.protocol import GenerationParts, Generator
 
 MAX_SEED = 2**31 - 1
 CLIENT_HEADER = "x-client-id"
 MAX_CLIENT_KEY_CHARS = 64
-StepCallback = Callable[[Step], None]
+StepCallback = Callable[[Any], None]  # called with each step of the generator (the image pipeline: a Step)
 
 
 class QueueFull(Exception):
@@ -51,19 +52,19 @@ def client_key(headers: Mapping[str, str], address: str | None) -> str:
 
 
 class Job:
-    """One submitted request: its settings (one or several parts sampled together), deadline, progress, cancel flag.
+    """One submitted request: its generator and parts (sampled together), deadline, progress and cancel flag.
 
-    `future` resolves to a GenerationResult (submit) or a list of them, one per part (submit_many).
+    `future` resolves to the generator's results, one per part.
     """
 
-    def __init__(self, parts: Sequence[GenerationSettings], timeout_s: float, on_step: StepCallback | None,
-                 client: str = "", single: bool = True):
-        self.parts = tuple(parts)
-        self.settings = self.parts[0] if self.parts else None
-        self.total_steps = self.settings.steps if self.settings else 0
+    def __init__(self, generator: Generator, parts: Sequence[GenerationParts], timeout_s: float,
+                 on_step: StepCallback | None, client: str = ""):
+        if not parts:
+            raise ValueError("no settings to sample")
+        self.generator, self.parts = generator, tuple(parts)
+        self.total_steps = generator.total_steps(self.parts)
         self.client = client
-        self.single = single
-        self.rows = sum(p.batch_size for p in self.parts)  # images this job adds to a batch
+        self.rows = sum(p.rows for p in self.parts)  # images this job adds to a batch
         self.timeout_s = timeout_s
         self.on_step = on_step
         self.submitted = time.monotonic()
@@ -104,13 +105,14 @@ class Job:
         if time.monotonic() > self.deadline:
             raise SamplingCancelled(f"the job ran past its {self.timeout_s:g} s limit")
 
-    def batch_key(self) -> tuple:
-        """Jobs with equal keys may share a batch."""
-        return self.settings.batch_key()
+    def batch_key(self) -> Hashable:
+        """Jobs with equal keys may share a batch: the same generator, parts that say they may."""
+        key = self.parts[0].batch_key()
+        return ("alone", id(self)) if key is None else (id(self.generator), key)
 
-    def step(self, step: Step) -> None:
-        """This job's share of a batch's step: count, check, then hand it on."""
-        self.steps_done = step.info.index + 1
+    def step(self, step: object) -> None:
+        """This job's share of one step: count, check, then hand it on."""
+        self.steps_done += 1
         self.check()
         if self.on_step is not None:
             self.on_step(step)
@@ -118,8 +120,8 @@ class Job:
     def _timeout(self) -> JobTimeout:
         return JobTimeout(self.timeout_s, self.steps_done, self.total_steps, self.started is not None)
 
-    async def result(self):
-        """Wait for the images; JobTimeout (and a cancelled job) once the deadline passes."""
+    async def result(self) -> list:
+        """Wait for the results, one per part; JobTimeout (and a cancelled job) once the deadline passes."""
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.future), max(0.0, self.deadline - time.monotonic()))
         except TimeoutError as err:  # wait_for also cancels the future if it is still queued
@@ -132,26 +134,3 @@ class Job:
         except asyncio.CancelledError:  # the client went away: free the worker
             self.cancel()
             raise
-
-
-class CallJob(Job):
-    """A job that runs work(job.step) on a worker instead of a pipeline batch; one slot, never batched.
-
-    work calls job.step(whatever a step produced) after each of its total_steps steps; `future` resolves to
-    work's return value.
-    """
-
-    def __init__(self, work: Callable[[Callable[[object], None]], object], total_steps: int, timeout_s: float,
-                 on_step: Callable[[object], None] | None, client: str = ""):
-        super().__init__((), timeout_s, on_step, client)
-        self.work, self.total_steps = work, total_steps
-
-    def batch_key(self) -> tuple:
-        return ("call", id(self))  # matches no other job
-
-    def step(self, step: object) -> None:
-        """One step of work done: count, raise SamplingCancelled when cancelled or expired, hand it on."""
-        self.steps_done += 1
-        self.check()
-        if self.on_step is not None:
-            self.on_step(step)

@@ -69,4 +69,4 @@ def view_step(pipeline: Pipeline, step: Step, previews: bool = True) -> StepView
     if previews:
         pngs = {"x_t_png": latent_png(info.x_t[0]), "x0_hat_png": decoded_png(pipeline, info.x0_hat[0]),
                 "eps_hat_png": latent_png(info.eps_hat[0])}
-    return StepView(StepPosition.on(pipeline.schedule, info.index, info.total, info.t), **pngs)
+    return StepView(StepPosition.of(pipeline.schedule, info), **pngs)

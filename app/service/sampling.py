@@ -1,4 +1,4 @@
-"""Runs the pipeline off the event loop: a bounded queue that is fair between clients, shared batches, time limits.
+"""Runs the generators off the event loop: a bounded queue that is fair between clients, shared batches, time limits.
 
 Admission: at most `workers + queue_size` jobs are admitted at once (running or waiting); one more gets QueueFull,
 which the API answers with 429 and Retry-After. A job holds its slot from submit() until the batch it ran in
@@ -8,15 +8,15 @@ Fairness: waiting jobs are kept per client key (an X-Client-Id header, else the 
 serves the client that was served least recently (round robin), so one client's many jobs, or big batches,
 wait behind one job of every other client instead of in front of them.
 
-Batching: the worker then adds waiting jobs that share the first one's batch key (steps, sampler, eta: the same
-timestep sequence), again in round-robin order across clients, up to `batch_rows` images, and runs them as one
-Pipeline.generate_batch call: one network forward per step for all of them, each job with its own prompt, seeds,
-scale and rescale. Each job gets its own images and, at every step, a Step holding only its own rows.
-batch_rows = 1 turns merging off (a job then always runs alone).
+Generators: a job names the generator that samples it (app/pipelines/protocol.py); the default is the one the
+service was made with, the image model. A clip (app/pipelines/video.py) is a job like any other: it takes one
+slot of the same queue, waits its turn by the same rules, and, as its parts say, runs alone.
 
-Other work (a video clip): submit_call(work, total_steps) queues a CallJob, which takes one slot of the same
-queue, waits its turn by the same rules, and runs alone: the worker calls work(job.step), and work calls
-job.step(anything) after each of its steps, which counts the step, cancels it (raises) and feeds on_step.
+Batching: the worker then adds waiting jobs that share the first one's batch key (the same generator, and for
+images steps, sampler, eta: the same timestep sequence), again in round-robin order across clients, up to
+`batch_rows` images, and runs them as one generate_batch call: one network forward per step for all of them,
+each job with its own prompt, seeds, scale and rescale. Each job gets its own results and, at every step, a Step
+holding only its own rows. batch_rows = 1 turns merging off (a job then always runs alone).
 
 Cancelling is cooperative: at every step a job that was cancelled or ran past its deadline is dropped: its client
 is answered at once and its rows finish silently with the batch and are discarded; a batch with no job left stops.
@@ -29,7 +29,7 @@ run_in_worker() onto the sampler's threads, and one-off work before the service 
 in_passing_thread(), whose thread, and pool, end with it.
 
 Shutting down: drain(grace_s) refuses new jobs (`closing`) and cancels whatever is still admitted after grace_s;
-close() does so at once. `listeners` are called as listener(job, result, seconds) in the worker once each job
+close() does so at once. `listeners` are called as listener(job, results, seconds) in the worker once each job
 that a worker picked up ends, with job.outcome "done", "cancelled" or "failed" and the seconds it ran.
 """
 
@@ -43,16 +43,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import InvalidStateError, ThreadPoolExecutor
-
-import numpy as np
+from typing import Any
 
 from app.diffusion.samplers import SamplingCancelled
-from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
-from app.service.jobs import CallJob, Job, QueueFull, StepCallback
+from app.pipelines.protocol import GenerationParts, Generator
+from app.service.jobs import Job, QueueFull, StepCallback
 
 CANCELLED_BY_SHUTDOWN = "generation was cancelled: the server is shutting down"
 REMEMBERED_CLIENTS = 1024  # last-served times kept for fairness; older idle clients are forgotten
-Listener = Callable[["Job", "GenerationResult | None", float], None]
+Listener = Callable[[Job, "list | None", float], None]  # the job, its results (None unless done), seconds
 log = logging.getLogger("diffusion_lab")
 
 
@@ -68,11 +67,11 @@ async def in_passing_thread(fn: Callable, *args):
 class SamplingService:
     """`workers` threads running shared batches from a fair queue that admits at most `workers + queue_size` jobs."""
 
-    def __init__(self, pipeline: Pipeline, workers: int = 1, queue_size: int = 16, timeout_s: float = 120.0,
+    def __init__(self, pipeline: Generator, workers: int = 1, queue_size: int = 16, timeout_s: float = 120.0,
                  batch_rows: int = 32):
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
-        self.pipeline = pipeline
+        self.pipeline = pipeline  # the generator of jobs that name none (the image model)
         self.workers, self.queue_size, self.timeout_s, self.batch_rows = workers, queue_size, timeout_s, batch_rows
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sampler")
         self._lock = threading.Lock()
@@ -121,35 +120,30 @@ class SamplingService:
 
     # ------------------------------------------------------------------------------------------ submitting
 
-    def submit(self, settings: GenerationSettings, on_step: StepCallback | None = None, client: str = "") -> Job:
-        """Queue a job, or raise QueueFull; on_step(Step) runs in the worker thread after every step, own rows only."""
-        return self._admit(Job((settings,), self.timeout_s, on_step, client, single=True))
+    def submit(self, settings: GenerationParts, on_step: StepCallback | None = None, client: str = "",
+               generator: Generator | None = None) -> Job:
+        """Queue a job, or raise QueueFull; on_step(step) runs in the worker thread after every step, own rows only."""
+        return self.submit_many((settings,), on_step, client, generator)
 
-    def submit_many(self, parts: Sequence[GenerationSettings], on_step: StepCallback | None = None,
-                    client: str = "") -> Job:
-        """Queue several settings as one job (one slot, sampled in one batch); its future gives a list of results."""
-        if not parts:
-            raise ValueError("no settings to sample")
+    def submit_many(self, parts: Sequence[GenerationParts], on_step: StepCallback | None = None, client: str = "",
+                    generator: Generator | None = None) -> Job:
+        """Queue several parts as one job (one slot, sampled together); its future gives one result per part."""
         if len({p.batch_key() for p in parts}) > 1:
-            raise ValueError("the parts of one job must share steps, sampler and eta")
-        return self._admit(Job(parts, self.timeout_s, on_step, client, single=False))
+            raise ValueError("the parts of one job must share steps, sampler and eta (their batch key)")
+        return self._admit(Job(generator or self.pipeline, parts, self.timeout_s, on_step, client))
 
-    async def run(self, settings: GenerationSettings, on_step: StepCallback | None = None,
-                  client: str = "") -> tuple[GenerationResult, Job]:
+    async def run(self, settings: GenerationParts, on_step: StepCallback | None = None, client: str = "",
+                  generator: Generator | None = None) -> tuple[Any, Job]:
         """Submit and wait: (the result, its job with the queue time); QueueFull or JobTimeout otherwise."""
-        job = self.submit(settings, on_step, client)
-        return await job.result(), job
+        job = self.submit(settings, on_step, client, generator)
+        [result] = await job.result()
+        return result, job
 
-    async def run_many(self, parts: Sequence[GenerationSettings], on_step: StepCallback | None = None,
-                       client: str = "") -> tuple[list[GenerationResult], Job]:
+    async def run_many(self, parts: Sequence[GenerationParts], on_step: StepCallback | None = None, client: str = "",
+                       generator: Generator | None = None) -> tuple[list, Job]:
         """submit_many and wait: (one result per part, the job)."""
-        job = self.submit_many(parts, on_step, client)
+        job = self.submit_many(parts, on_step, client, generator)
         return await job.result(), job
-
-    def submit_call(self, work: Callable[[Callable[[object], None]], object], total_steps: int,
-                    on_step: Callable[[object], None] | None = None, client: str = "") -> CallJob:
-        """Queue work(step) as one job (see CallJob), or raise QueueFull; it runs alone, under the same limits."""
-        return self._admit(CallJob(work, total_steps, self.timeout_s, on_step, client))
 
     async def run_in_worker(self, fn: Callable, *args):
         """fn(*args) on a sampler thread, after the batches already queued there; not counted against the queue.
@@ -246,27 +240,7 @@ class SamplingService:
     def _drain(self) -> None:
         batch = self._take_batch()
         if batch and (live := self._start(batch)):
-            if isinstance(live[0], CallJob):  # alone in its batch: its key matches no other job
-                self._run_call(live[0])
-            else:
-                self._run_batch(live)
-
-    def _run_call(self, job: CallJob) -> None:
-        """Run one CallJob's work; answer it with the value or the error."""
-        started, result, error = time.monotonic(), None, None
-        job.batch_jobs = 1
-        try:
-            result = job.work(job.step)
-        except Exception as err:  # cancelled, expired, or a failure of the work: the job ends, not the worker
-            error = err
-        finally:
-            self._release([job], started, 0)
-        if error is not None:
-            self._finish(job, "cancelled" if isinstance(error, SamplingCancelled) else "failed", None, started)
-            job.future.set_exception(error)
-        else:
-            self._finish(job, "done", None, started)
-            job.future.set_result(result)
+            self._run_batch(live)
 
     def _release(self, batch: list[Job], started: float, images: int) -> None:
         """A batch has let go of its worker: free the slots and update the counters and the mean duration."""
@@ -280,7 +254,7 @@ class SamplingService:
             self.images_run += images
 
     def _run_batch(self, batch: list[Job]) -> None:
-        """Run the jobs as one pipeline call; answer each with its own results or its own error."""
+        """Run the jobs as one generate_batch call; answer each with its own results or its own error."""
         started = time.monotonic()
         spans, row = [], 0
         for job in batch:
@@ -290,12 +264,12 @@ class SamplingService:
         live = set(batch)
         errors: dict[Job, BaseException] = {}
 
-        def on_step(step: Step) -> None:
+        def on_step(step) -> None:
             dropped = []
             for job, lo, hi in spans:
                 if job in live:
                     try:
-                        job.step(step if len(batch) == 1 else step.rows(lo, hi))
+                        job.step(step if len(batch) == 1 else step.rows(lo, hi))  # only batchable steps
                     except Exception as err:  # cancelled, expired, or its consumer failed: only this job ends
                         live.discard(job)
                         dropped.append((job, err))
@@ -309,10 +283,7 @@ class SamplingService:
 
         results, parts = None, [p for job in batch for p in job.parts]
         try:
-            if len(parts) == 1:  # a lone job: the plain path
-                results = [self.pipeline.generate(parts[0], callback=on_step)]
-            else:
-                results = self.pipeline.generate_batch(parts, callback=on_step)
+            results = batch[0].generator.generate_batch(parts, callback=on_step)
         except Exception as err:  # SamplingCancelled once no job is left; else a bad request that got past
             errors.update({job: err for job in live})  # validation: fail its batch, not the worker
             live.clear()
@@ -326,15 +297,15 @@ class SamplingService:
             mine = results[part:part + len(job.parts)] if results is not None else None
             part += len(job.parts)
             if job in live and mine is not None:
-                self._finish(job, "done", _joined(mine), started)
-                job.future.set_result(mine[0] if job.single else mine)
+                self._finish(job, "done", mine, started)
+                job.future.set_result(mine)
 
-    def _finish(self, job: Job, outcome: str, result: GenerationResult | None, started: float) -> None:
+    def _finish(self, job: Job, outcome: str, results: list | None, started: float) -> None:
         """Record how a job ended and tell the listeners (a failing listener is logged, never fatal)."""
         job.outcome = outcome
         for listener in list(self.listeners):
             try:
-                listener(job, result, time.monotonic() - started)
+                listener(job, results, time.monotonic() - started)
             except Exception:
                 log.exception("a sampling-service listener failed")
 
@@ -362,12 +333,3 @@ class SamplingService:
         for job in running:
             job.cancel(CANCELLED_BY_SHUTDOWN)
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _joined(results: list[GenerationResult]) -> GenerationResult:
-    """A job's results as one (the parts' images concatenated), for listeners that count images."""
-    if len(results) == 1:
-        return results[0]
-    return GenerationResult(images=np.concatenate([r.images for r in results]),
-                            seeds=[seed for r in results for seed in r.seeds], settings=results[0].settings,
-                            prompt_canonical=results[0].prompt_canonical, timings=dict(results[0].timings))

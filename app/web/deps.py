@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from app.config import Settings
-from app.service.clip_jobs import LoadedVideo
 from app.service.jobs import client_key
 from app.service.models import LoadedModel
 from app.service.sampling import SamplingService
+from app.service.video_model import LoadedVideo
 from app.web.errors import DRAINING_RETRY_AFTER_S, not_loaded
 from app.web.state import AppState, state_of
 

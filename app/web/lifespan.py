@@ -8,9 +8,9 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.nets.io import WeightsError
-from app.service.clip_jobs import load_video, missing_video_files
 from app.service.models import LoadedModel, load_model
 from app.service.sampling import SamplingService, in_passing_thread
+from app.service.video_model import load_video, missing_video_files
 from app.web.state import AppState, state_of
 
 log = logging.getLogger("diffusion_lab")

@@ -42,17 +42,17 @@ class Metrics:
         self.sampling = Histogram("diffusion_lab_sampling_seconds",
                                   "Seconds a sampler thread spent on one generate job, by outcome",
                                   ["outcome"], buckets=SAMPLING_BUCKETS_S, registry=r)
-        self.images = Counter("diffusion_lab_images_generated", "Images generated", registry=r)
+        self.images = Counter("diffusion_lab_images_generated", "Images generated (a clip's frames included)", registry=r)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def observe_job(self, job, result, seconds: float) -> None:
+    def observe_job(self, job, results, seconds: float) -> None:
         """A sampling-service listener: one finished job, its outcome done, cancelled or failed."""
         self.sampling.labels(job.outcome).observe(seconds)
-        if result is not None:
-            self.images.inc(len(result.images))
+        if results is not None:
+            self.images.inc(job.rows)  # a clip's frames count as images too
 
     def render(self, state) -> bytes:
         """The text exposition, with the gauges read from the app's state now."""

@@ -8,9 +8,9 @@ from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
-from app.service.clip_jobs import LoadedVideo
 from app.service.models import LoadedModel
 from app.service.sampling import SamplingService
+from app.service.video_model import LoadedVideo
 from app.web.metrics import Metrics
 
 

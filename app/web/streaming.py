@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel
@@ -51,15 +51,16 @@ class LiveRun:
         event = self._step_event(self.id, step, elapsed, remaining)
         self._loop.call_soon_threadsafe(self._steps.put_nowait, event)
 
-    async def events(self, start: BaseModel, result: Callable[[object], BaseModel]) -> AsyncIterator[ServerSentEvent]:
-        """start, the steps as they come, then result(the job's result) or an error event."""
+    async def events(self, start: BaseModel,
+                     result: Callable[[list], Awaitable[BaseModel]]) -> AsyncIterator[ServerSentEvent]:
+        """start, the steps as they come, then `await result(the job's results)` or an error event."""
         yield ServerSentEvent(event="start", data=start)
         waiter = asyncio.ensure_future(self.job.result())
         waiter.add_done_callback(lambda _: self._steps.put_nowait(None))
         try:
             while (item := await self._steps.get()) is not None:
                 yield ServerSentEvent(event="step", data=item)
-            yield ServerSentEvent(event="result", data=result(waiter.result()))
+            yield ServerSentEvent(event="result", data=await result(waiter.result()))
         except Exception as err:
             answer = refusal(err, self._sampler)
             if answer is None:  # a bug, not the client's doing: report it in the stream, log the traceback

@@ -254,18 +254,18 @@ def test_openapi_documents_the_generation_api(client):
 
 
 class Gate:
-    """Blocks pipeline.generate until released, so a job holds its worker as long as the test needs."""
+    """Blocks pipeline.generate_batch until released, so a job holds its worker as long as the test needs."""
 
     def __init__(self, app, monkeypatch):
         self.entered, self.release = threading.Event(), threading.Event()
-        pipeline, original = state_of(app).model.pipeline, state_of(app).model.pipeline.generate
+        pipeline, original = state_of(app).model.pipeline, state_of(app).model.pipeline.generate_batch
 
-        def gated(settings, callback=None):
+        def gated(parts, callback=None):
             self.entered.set()
             assert self.release.wait(10)
-            return original(settings, callback)
+            return original(parts, callback)
 
-        monkeypatch.setattr(pipeline, "generate", gated)
+        monkeypatch.setattr(pipeline, "generate_batch", gated)
 
 
 def test_a_full_queue_answers_429_with_retry_after(tiny_model_dir, monkeypatch):

@@ -234,9 +234,9 @@ def test_the_client_header_picks_the_fair_queue_line(model_client, model_app, mo
     service, seen = state_of(model_app).sampler, []
     submit_many = service.submit_many
 
-    def spy(parts, on_step=None, client=""):
+    def spy(parts, on_step=None, client="", generator=None):
         seen.append(client)
-        return submit_many(parts, on_step, client)
+        return submit_many(parts, on_step, client, generator)
 
     monkeypatch.setattr(service, "submit_many", spy)
     body = {"prompt": "", "scales": [1], "seeds": 1, "steps": 1}

@@ -5,6 +5,7 @@ import io
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -17,7 +18,7 @@ from app.diffusion.samplers import SamplingCancelled
 from app.main import create_app
 from app.measure.video import ClipMetrics
 from app.pipelines.image import WEIGHT_FILES, GenerationSettings
-from app.pipelines.video import VIDEO_WEIGHT_FILES
+from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipSettings
 from app.service.imaging import animation_frame_ms, decode_animation, decode_png, encode_animation, from_base64
 from app.service.jobs import QueueFull
 from app.service.sampling import SamplingService
@@ -224,49 +225,80 @@ def test_a_clip_past_the_time_limit_is_503(tiny_model_dir):
 # ---------------------------------------------------------------------------------------------- the sampling service
 
 
-def test_clip_jobs_share_the_queue_but_never_a_batch(model_app):
-    service = SamplingService(state_of(model_app).model.pipeline, workers=1, queue_size=3)
-    release, entered = threading.Event(), threading.Event()
+@dataclass(frozen=True)
+class Part:
+    """A part of the tests' own family of generators: `steps` steps, one image, never batched."""
 
-    def blocking(step):
-        entered.set()
-        assert release.wait(10)
-        for _ in range(2):
-            step("a step")
-        return "done"
+    steps: int
+    rows: int = 1
 
+    def batch_key(self) -> None:
+        return None
+
+
+class Waiting:
+    """A generator (app/pipelines/protocol.py) whose every part waits for `release`, then takes its steps."""
+
+    def __init__(self):
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def total_steps(self, parts) -> int:
+        return sum(part.steps for part in parts)
+
+    def generate_batch(self, parts, callback=None) -> list[str]:
+        self.entered.set()
+        assert self.release.wait(10)
+        for part in parts:
+            for _ in range(part.steps):
+                callback("a step")
+        return ["done"] * len(parts)
+
+
+def test_jobs_of_other_families_share_the_queue_but_never_a_batch(model_app):
+    state = state_of(model_app)
+    service, waiting = SamplingService(state.model.pipeline, workers=1, queue_size=3), Waiting()
     try:
-        first = service.submit_call(blocking, total_steps=2)
-        assert entered.wait(10)
+        first = service.submit(Part(steps=2), generator=waiting)
+        assert waiting.entered.wait(10)
         image_a = service.submit(GenerationSettings(prompt="a circle", steps=2))
-        call = service.submit_call(lambda step: step(None) or 42, total_steps=1)
+        clip = service.submit(ClipSettings(prompt="a circle moving left", steps=1, frames=2),
+                              generator=state.video.generator)
         image_b = service.submit(GenerationSettings(prompt="a square", steps=2))
         with pytest.raises(QueueFull):
-            service.submit_call(lambda step: None, total_steps=1)
-        release.set()
-        assert first.future.result(10) == "done" and first.steps_done == 2
-        assert call.future.result(10) == 42 and call.batch_jobs == 1
+            service.submit(Part(steps=1), generator=waiting)
+        waiting.release.set()
+        assert first.future.result(10) == ["done"] and first.steps_done == 2
+        [clip_result] = clip.future.result(10)
+        assert clip_result.frames.shape[0] == 2 and clip.batch_jobs == 1 and clip.steps_done == 1
         for image in (image_a, image_b):
-            assert image.future.result(10).images.shape[0] == 1
+            assert image.future.result(10)[0].images.shape[0] == 1
         assert image_a.batch_jobs == image_b.batch_jobs == 2  # the images merged around the clip job
     finally:
-        release.set()
+        waiting.release.set()
         service.close()
 
 
-def test_a_cancelled_clip_job_stops_at_its_next_step(model_app):
-    service = SamplingService(state_of(model_app).model.pipeline, workers=1, queue_size=1)
-    steps = []
+class Endless:
+    """A generator that never ends on its own: it steps until the service cancels it."""
 
-    def endless(step):
+    def __init__(self):
+        self.steps = []
+
+    def total_steps(self, parts) -> int:
+        return 10**6
+
+    def generate_batch(self, parts, callback=None):
         while True:
-            step(None)
-            steps.append(1)
+            callback(None)
+            self.steps.append(1)
             time.sleep(0.005)
 
+
+def test_a_cancelled_job_of_another_family_stops_at_its_next_step(model_app):
+    service, endless = SamplingService(state_of(model_app).model.pipeline, workers=1, queue_size=1), Endless()
     try:
-        job = service.submit_call(endless, total_steps=10**6)
-        while len(steps) < 3:
+        job = service.submit(Part(steps=10**6), generator=endless)
+        while len(endless.steps) < 3:
             time.sleep(0.005)
         job.cancel()
         assert isinstance(job.future.exception(5), SamplingCancelled) and job.outcome == "cancelled"
@@ -329,8 +361,8 @@ def test_bad_stream_parameters_are_a_plain_422(model_client, params, field):
 def test_closing_the_stream_cancels_the_clip_within_a_step(model_live_app, model_live_server, monkeypatch):
     service = state_of(model_live_app).sampler
     jobs = []
-    submit_call = service.submit_call
-    monkeypatch.setattr(service, "submit_call", lambda *a, **k: jobs.append(submit_call(*a, **k)) or jobs[-1])
+    submit_many = service.submit_many
+    monkeypatch.setattr(service, "submit_many", lambda *a, **k: jobs.append(submit_many(*a, **k)) or jobs[-1])
     seen = 0
     with httpx.Client(timeout=30) as http:
         with http.stream("GET", model_live_server + STREAM, params={**BODY, "steps": 1000}) as r:

@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 
 from app.diffusion.samplers import SAMPLERS
-from app.service.clip_jobs import video_section
 from app.service.models import parameter_counts, read_card
+from app.service.video_model import video_section
 from app.web import schemas
 from app.web.deps import SettingsDep, StateDep
 from app.world.scenes import MAX_PROMPT_CHARS, PROMPT_VOCABULARY

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.pipelines.image import GenerationSettings, Step
+from app.pipelines.image import GenerationResult, GenerationSettings, Step
 from app.service.imaging import to_base64
 from app.service.models import LoadedModel
 from app.service.previews import LATENT_PREVIEW, view_step
@@ -67,10 +67,11 @@ async def admit(q: Annotated[schemas.GenerateStreamQuery, Query()], settings: Se
     params = parameters(q)
     run = LiveRun(lambda on_step: service.submit(GenerationSettings(**params.model_dump()), on_step, client),
                   _step_event(model, q.previews), service)
+    async def result(results: list[GenerationResult]) -> schemas.StreamResult:
+        return schemas.StreamResult(id=run.id, **dict(build_result(results[0], run.job, params, model, run.admitted)))
+
     try:
-        yield run.events(_start(run, q, params, check, model),
-                         lambda result: schemas.StreamResult(
-                             id=run.id, **dict(build_result(result, run.job, params, model, run.admitted))))
+        yield run.events(_start(run, q, params, check, model), result)
     finally:  # the stream ended, or the client closed it, or it never started
         run.job.cancel()
 

@@ -8,21 +8,21 @@ both are measured. The stream is run by app/web/streaming.py, like the image str
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.lab import attention_timing
-from app.measure.video import ClipMetrics
-from app.pipelines.video import ClipResult, ClipSettings
-from app.service.clip_jobs import METHODS, ClipRun, ClipStep, LoadedVideo, clip_work, strip_png
+from app.measure.video import ClipMetrics, measure_clip
+from app.pipelines.video import CLIP_METHODS, ClipResult, ClipSettings, ClipStep
 from app.service.imaging import ANIMATION_MIME, animation_frame_ms, encode_animation, encode_png, to_base64
-from app.service.jobs import CallJob, random_seed
-from app.service.models import LoadedModel
+from app.service.jobs import Job, StepCallback, random_seed
 from app.service.sampling import SamplingService
+from app.service.video_model import LoadedVideo, strip_png
 from app.web import schemas
-from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep, VideoDep
+from app.web.deps import ClientDep, SamplingServiceDep, SettingsDep, VideoDep
 from app.web.errors import ERROR_RESPONSES, located_errors
 from app.web.streaming import LiveRun
 from app.world.clips import parse_video_prompt
@@ -53,16 +53,23 @@ def _parameters(req: schemas.VideoRequest) -> schemas.VideoParameters:
     return schemas.VideoParameters(**req.model_dump(exclude={"seed"}), seed=seed)
 
 
-def _submit(params: schemas.VideoParameters, video: LoadedVideo, model: LoadedModel, service: SamplingService,
-            client: str, on_step=None) -> CallJob:
-    """Queue the clip job (or QueueFull); its steps: `steps` per method sampled."""
-    settings = ClipSettings(**params.model_dump(exclude={"compare", "format", "include_frames"}))
-    work = clip_work(video.pipeline, model.pipeline, settings, params.compare)
-    return service.submit_call(work, params.steps * len(_methods(params)), on_step, client)
+def _submit(params: schemas.VideoParameters, video: LoadedVideo, service: SamplingService, client: str,
+            on_step: StepCallback | None = None) -> Job:
+    """Queue the clip job (or QueueFull): the clip, and with compare the per-frame baseline, as its parts."""
+    clip = ClipSettings(**params.model_dump(exclude={"compare", "format", "include_frames"}))
+    parts = [replace(clip, method=method) for method in _methods(params)]
+    return service.submit_many(parts, on_step, client, generator=video.generator)
 
 
 def _methods(params: schemas.VideoParameters) -> list[str]:
-    return list(METHODS) if params.compare else [METHODS[0]]
+    return list(CLIP_METHODS) if params.compare else [CLIP_METHODS[0]]
+
+
+async def _measured(clips: list[ClipResult], service: SamplingService) -> tuple[list[ClipMetrics], float]:
+    """Each clip read by the judge (torch work, so on the sampler's thread), and the seconds it took."""
+    started = time.perf_counter()
+    metrics = await service.run_in_worker(lambda: [measure_clip(c.frames, c.prompt) for c in clips])
+    return metrics, time.perf_counter() - started
 
 
 def _clip(result: ClipResult, metrics: ClipMetrics, params: schemas.VideoParameters) -> schemas.VideoClip:
@@ -74,32 +81,31 @@ def _clip(result: ClipResult, metrics: ClipMetrics, params: schemas.VideoParamet
                              metrics=schemas.ClipMetricsResult(**metrics.to_dict()), timings=result.timings)
 
 
-def build_video_result(run: ClipRun, job: CallJob, params: schemas.VideoParameters, video: LoadedVideo,
-                       admitted: float) -> schemas.VideoResult:
-    """The response of a finished clip job: the clips as animations (and PNG frames), measured, with timings."""
+async def build_video_result(clips: list[ClipResult], job: Job, params: schemas.VideoParameters,
+                             video: LoadedVideo, service: SamplingService, admitted: float) -> schemas.VideoResult:
+    """The response of a finished clip job: the clips measured, as animations (and PNG frames), with timings."""
+    metrics, metrics_s = await _measured(clips, service)
     encode_started = time.perf_counter()
-    clip = _clip(run.video, run.metrics["video"], params)
-    baseline = _clip(run.baseline, run.metrics["per_frame"], params) if run.baseline is not None else None
+    clip, *baseline = [_clip(result, measured, params) for result, measured in zip(clips, metrics)]
     done = time.perf_counter()
-    timings = schemas.VideoTimings(queue_s=job.queue_s, run_s=run.run_s, metrics_s=run.metrics_s,
-                                   encode_s=done - encode_started, total_s=done - admitted)
-    prompt = run.video.prompt
+    timings = schemas.VideoTimings(queue_s=job.queue_s, run_s=sum(c.timings["total_s"] for c in clips),
+                                   metrics_s=metrics_s, encode_s=done - encode_started, total_s=done - admitted)
+    prompt = clips[0].prompt
     return schemas.VideoResult(prompt=prompt.canonical, parsed=schemas.ParsedClipPrompt.model_validate(prompt),
                                seed=params.seed, parameters=params, model_id=video.model_id, video=clip,
-                               baseline=baseline, timings=timings)
+                               baseline=baseline[0] if baseline else None, timings=timings)
 
 
 @router.post("/generate/video", responses=VIDEO_RESPONSES,
              summary="Text to video with the space-time DiT (EQ MM3.6), optionally beside the per-frame baseline")
-async def generate_video(req: schemas.VideoRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
-                         video: VideoDep, service: SamplingServiceDep) -> schemas.VideoResult:
+async def generate_video(req: schemas.VideoRequest, client: ClientDep, settings: SettingsDep, video: VideoDep,
+                         service: SamplingServiceDep) -> schemas.VideoResult:
     """Sample one clip in a worker thread; the same parameters and seed give the same frames."""
     _check(req, "body", settings.max_steps, video)
     admitted = time.perf_counter()
     params = _parameters(req)
-    job = _submit(params, video, model, service, client)
-    run = await job.result()
-    return build_video_result(run, job, params, video, admitted)
+    job = _submit(params, video, service, client)
+    return await build_video_result(await job.result(), job, params, video, service, admitted)
 
 
 # ------------------------------------------------------------------------------------------ the live stream
@@ -113,18 +119,20 @@ def _step_event(run_id: str, step: ClipStep, elapsed_s: float, remaining_s: floa
 
 
 async def admit(q: Annotated[schemas.VideoStreamQuery, Query()], client: ClientDep, settings: SettingsDep,
-                model: ModelDep, video: VideoDep,
-                service: SamplingServiceDep) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+                video: VideoDep, service: SamplingServiceDep) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
     """Validate and queue the job before any byte of the stream is sent; cancel it when the response ends."""
     _check(q, "query", settings.max_steps, video)
     params = _parameters(q)
-    run = LiveRun(lambda on_step: _submit(params, video, model, service, client, on_step), _step_event, service)
+    run = LiveRun(lambda on_step: _submit(params, video, service, client, on_step), _step_event, service)
     start = schemas.VideoStreamStart(id=run.id, total_steps=run.job.total_steps, frames=params.frames,
                                      methods=_methods(params), prompt=parse_video_prompt(params.prompt).canonical,
                                      parameters=params)
     try:
-        yield run.events(start, lambda result: schemas.VideoStreamResult(
-            id=run.id, **dict(build_video_result(result, run.job, params, video, run.admitted))))
+        async def result(clips: list[ClipResult]) -> schemas.VideoStreamResult:
+            answer = await build_video_result(clips, run.job, params, video, service, run.admitted)
+            return schemas.VideoStreamResult(id=run.id, **dict(answer))
+
+        yield run.events(start, result)
     finally:  # the stream ended, or the client closed it, or it never started
         run.job.cancel()
 

@@ -132,8 +132,8 @@ class VideoTimings(BaseModel):
     """Where the time went, in seconds (server side)."""
 
     queue_s: float = Field(description="Waiting for a free sampler thread")
-    run_s: float = Field(description="The job on the sampler thread: both clips sampled, decoded and measured")
-    metrics_s: float = Field(description="Measuring the clips (part of run_s)")
+    run_s: float = Field(description="The job on the sampler thread: the clips sampled and decoded")
+    metrics_s: float = Field(description="Measuring the clips, on the sampler thread after the job")
     encode_s: float = Field(description="PNG and animation encoding")
     total_s: float = Field(description="From admission to the response, all of the above included")
 

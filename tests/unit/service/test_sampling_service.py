@@ -80,8 +80,8 @@ def test_a_full_queue_is_refused_with_a_retry_hint(pipeline, monkeypatch):
             service.submit(SETTINGS)
         assert refused.value.capacity == 2 and refused.value.retry_after_s >= 1
         gate.release.set()
-        assert running.future.result(10).images.shape == (1, 32, 32, 3)
-        assert waiting.future.result(10).seeds == [3]
+        assert running.future.result(10)[0].images.shape == (1, 32, 32, 3)
+        assert waiting.future.result(10)[0].seeds == [3]
         service.submit(SETTINGS).future.result(10)  # room again
     finally:
         gate.release.set()
@@ -224,7 +224,7 @@ def test_compatible_jobs_share_one_call_and_draw_what_they_draw_alone(pipeline, 
         jobs = [service.submit(red, record("red"), client="A"), service.submit(blue, record("blue"), client="B")]
         gate.release.set()
         blocker.future.result(10)
-        together = [j.future.result(10) for j in jobs]
+        together = [j.future.result(10)[0] for j in jobs]
     finally:
         gate.release.set()
         service.close()
@@ -277,7 +277,7 @@ def test_cancelling_one_job_of_a_shared_batch_leaves_the_other_whole(pipeline, m
         blocker.future.result(10)
         with pytest.raises(SamplingCancelled):
             dropped.future.result(10)
-        result = kept.future.result(10)
+        [result] = kept.future.result(10)
     finally:
         gate.release.set()
         service.close()
@@ -321,7 +321,7 @@ def test_listeners_hear_each_job_and_drain_refuses_new_ones(pipeline, monkeypatc
     assert running.outcome == "cancelled" and heard == [("cancelled", None)]  # no result to count
     heard.clear()
     ok = SamplingService(pipeline, workers=1, queue_size=1, timeout_s=30)
-    ok.listeners.append(lambda job, result, seconds: heard.append((job.outcome, len(result.images), seconds > 0)))
+    ok.listeners.append(lambda job, results, seconds: heard.append((job.outcome, len(results[0].images), seconds > 0)))
     try:
         ok.submit(replace(SETTINGS, batch_size=2)).future.result(10)
     finally:

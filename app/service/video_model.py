@@ -1,40 +1,30 @@
-"""The video model as the server holds it: loading it beside the image model, and one clip request as a job.
-
-A clip request is one CallJob of the sampling service (app/service/sampling.py): the space-time model samples
-the clip, then (with compare) the image model samples the per-frame baseline, then both are measured
-(app/measure/video.py); every denoising step of either goes through the job's step function, which counts it,
-cancels the job when asked and hands a ClipStep to whoever watches.
-"""
+"""The video model as the server holds it: loading it beside the image model, its identity and what GET /model
+says of it, and a clip's step as a preview strip. A clip request is an ordinary job of the sampling service,
+sampled by the loaded ClipGenerator (app/pipelines/video.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from app.diffusion.samplers import StepInfo
-from app.diffusion.schedule import NoiseSchedule
-from app.measure.video import ClipMetrics, measure_clip
 from app.nets.io import WeightsError
-from app.pipelines.image import WEIGHT_FILES, Pipeline, Step
-from app.pipelines.protocol import StepPosition
-from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipResult, ClipSettings, VideoPipeline, sample_per_frame
+from app.pipelines.image import WEIGHT_FILES, Pipeline
+from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipGenerator, ClipSettings, VideoPipeline
 from app.service.imaging import encode_png
 from app.service.models import fingerprint, read_card
 from app.service.previews import latent_to_rgb
 
-METHODS = ("video", "per_frame")
-
 
 @dataclass
 class LoadedVideo:
-    """The video pipeline ready to sample, its identity, and the attention timings measured on it so far."""
+    """The video pipeline ready to sample, the generator that serves its clips (and the baseline), its identity."""
 
     pipeline: VideoPipeline
+    generator: ClipGenerator
     model_id: str  # short hash of the VAE and the two video weights files
     load_s: float
     warm_up_s: float
@@ -69,61 +59,16 @@ def load_video(model_dir: str | Path, image: Pipeline) -> LoadedVideo:
         files = " and ".join(VIDEO_WEIGHT_FILES.values())
         raise WeightsError(f"cannot use the video weights {files} in {model_dir}: {type(err).__name__}: {err}") \
             from err
-    return LoadedVideo(pipeline, model_id, load_s=loaded - started, warm_up_s=time.perf_counter() - loaded)
+    return LoadedVideo(pipeline, ClipGenerator(pipeline, image), model_id, load_s=loaded - started,
+                       warm_up_s=time.perf_counter() - loaded)
 
 
 # ------------------------------------------------------------------------------------------ one clip request
 
 
-@dataclass(frozen=True)
-class ClipStep:
-    """One denoising step of one method, as a watcher sees it; x0_hat is (F, C, h, w) on the model's device."""
-
-    method: str  # "video" or "per_frame"
-    position: StepPosition  # index and total within its method; t and EQ MM3.1 on that method's schedule
-    x0_hat: torch.Tensor
-
-
-def clip_step(method: str, schedule: NoiseSchedule, step: StepInfo | Step) -> ClipStep:
-    """A step of the video sampler (StepInfo, x0_hat (1, F, C, h, w)) or of the image pipeline's baseline
-    (Step, x0_hat (F, C, h, w): the frames are its batch) as a ClipStep."""
-    info = step.info if isinstance(step, Step) else step
-    x0_hat = info.x0_hat[0] if method == "video" else info.x0_hat
-    return ClipStep(method, StepPosition.on(schedule, info.index, info.total, info.t), x0_hat)
-
-
 def strip_png(x0_hat: torch.Tensor) -> bytes:
     """The frames' latents (F, C, h, w) side by side, left to right, as one latent-size PNG (h, F w) (no decode)."""
     return encode_png(np.concatenate([latent_to_rgb(z) for z in x0_hat], axis=1))
-
-
-@dataclass
-class ClipRun:
-    """What a clip job returns: the clip, the baseline (with compare) and both measured."""
-
-    video: ClipResult
-    baseline: ClipResult | None
-    metrics: dict[str, ClipMetrics]  # method -> measures
-    metrics_s: float
-    run_s: float  # the whole work: sampling, decoding and measuring
-
-
-def clip_work(video: VideoPipeline, image: Pipeline, settings: ClipSettings,
-              compare: bool) -> Callable[[Callable[[object], None]], ClipRun]:
-    """The work of one clip job: work(step) samples, calling step(ClipStep) after every denoising step."""
-
-    def work(step: Callable[[object], None]) -> ClipRun:
-        started = time.perf_counter()
-        clip = video.generate(settings, lambda info: step(clip_step("video", video.schedule, info)))
-        baseline = None
-        if compare:
-            baseline = sample_per_frame(image, settings, lambda s: step(clip_step("per_frame", image.schedule, s)))
-        measuring = time.perf_counter()
-        metrics = {r.method: measure_clip(r.frames, r.prompt) for r in (clip, baseline) if r is not None}
-        done = time.perf_counter()
-        return ClipRun(clip, baseline, metrics, metrics_s=done - measuring, run_s=done - started)
-
-    return work
 
 
 # ------------------------------------------------------------------------------------------ what GET /model says
