@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -86,6 +87,21 @@ def _broadcast(rows: Tensor, like: Tensor) -> Tensor:
     return rows.to(like.device, like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 
+@dataclass(frozen=True)
+class GuidanceEstimates:
+    """One call's estimates (B, ...): eps(x_t, t, ∅), eps(x_t, t, c) and the guided result of EQ MM3.4.
+
+    A half is None when no sample needed it; rows that skipped it are zero, and uncond_rows, cond_rows (B,) bool
+    say which rows hold one.
+    """
+
+    eps_uncond: Tensor | None
+    eps_cond: Tensor | None
+    eps: Tensor
+    uncond_rows: Tensor
+    cond_rows: Tensor
+
+
 class GuidedDenoiser:
     """denoise(x_t, t) -> guided eps for the samplers: one batched forward per step for cond and uncond together.
 
@@ -94,10 +110,8 @@ class GuidedDenoiser:
     when s == 1 or t is outside its `interval` (t_lo, t_hi), inclusive, where guidance applies (plain conditional
     there), and the cond half when s == 0 and rescale == 0. scale and rescale are numbers, or tensors with one value
     per sample (B,), and interval a pair, None, or a (B, 2) tensor of per-sample pairs (t_lo > t_hi: never guided),
-    so jobs with different settings share one forward. After every call, `last_eps_uncond` and `last_eps_cond`
-    (B, ...) hold the estimates for visualisation (None when no sample needed that half; rows that skipped it are
-    zero, and `last_uncond_rows`, `last_cond_rows` (B,) bool say which rows hold one), and `last_eps` the result;
-    `forwards` counts network calls.
+    so jobs with different settings share one forward. After every call `last` holds that call's estimates (a
+    GuidanceEstimates, replaced whole, never changed), for whoever shows a step; `forwards` counts network calls.
     """
 
     def __init__(
@@ -118,11 +132,7 @@ class GuidedDenoiser:
         if isinstance(interval, Tensor) and (interval.ndim != 2 or interval.shape[1] != 2):
             raise ValueError(f"per-sample intervals must be (B, 2), got {tuple(interval.shape)}")
         self.interval = interval
-        self.last_eps_uncond: Tensor | None = None
-        self.last_eps_cond: Tensor | None = None
-        self.last_eps: Tensor | None = None
-        self.last_uncond_rows: Tensor | None = None
-        self.last_cond_rows: Tensor | None = None
+        self.last: GuidanceEstimates | None = None
         self.forwards = 0
 
     def guided_rows(self, t: int, batch: int) -> Tensor:
@@ -179,8 +189,7 @@ class GuidedDenoiser:
                 s = self.scale if scale is None else _broadcast(scale[both], x_t)
                 r = self.rescale if rescale is None else _broadcast(rescale[both], x_t)
                 eps[rows] = cfg_combine(eps_uncond[rows], eps_cond[rows], s, r)
-        self.last_eps_uncond, self.last_eps_cond, self.last_eps = eps_uncond, eps_cond, eps
-        self.last_uncond_rows, self.last_cond_rows = need_u, need_c
+        self.last = GuidanceEstimates(eps_uncond, eps_cond, eps, need_u, need_c)
         return eps
 
     @staticmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.diffusion.guidance import make_guided_denoiser
+from app.diffusion.guidance import GuidanceEstimates, make_guided_denoiser
 from app.diffusion.samplers import SAMPLERS, StepInfo
 from app.diffusion.schedule import NoiseSchedule, as_eps_model
 from app.nets.device import pick_device
@@ -68,6 +68,11 @@ class Step:
     seconds: float
     uncond_rows: torch.Tensor | None = None  # (B,) bool: rows of eps_uncond that were computed (None: all)
     cond_rows: torch.Tensor | None = None  # (B,) bool: the same for eps_cond
+
+    @classmethod
+    def of(cls, info: StepInfo, estimates: GuidanceEstimates, seconds: float) -> Step:
+        return cls(info, estimates.eps_uncond, estimates.eps_cond, seconds, estimates.uncond_rows,
+                   estimates.cond_rows)
 
     def rows(self, start: int, stop: int) -> Step:
         """The step as seen by the samples start..stop-1 of the batch (one job's share of a shared batch)."""
@@ -225,8 +230,7 @@ class Pipeline:
         def on_step(info: StepInfo) -> None:
             if callback is not None:
                 now = time.perf_counter()
-                callback(Step(info, denoise.last_eps_uncond, denoise.last_eps_cond, now - last[0],
-                              denoise.last_uncond_rows, denoise.last_cond_rows))
+                callback(Step.of(info, denoise.last, now - last[0]))  # the estimates of this step's evaluation
                 last[0] = time.perf_counter()
 
         options = {"eta": first.eta} if first.sampler == "ddim" else {}

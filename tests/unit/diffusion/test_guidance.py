@@ -75,8 +75,8 @@ def test_guided_estimate_equals_eq_mm34_on_separate_forwards():
     eps = denoise(x, 500)
     eps_c, eps_u = model(x, 500, COND), model(x, 500, UNCOND.expand(B, L, D))
     assert torch.allclose(eps, cfg_combine(eps_u, eps_c, 7.5, rescale=0.3), atol=1e-6)
-    assert torch.allclose(denoise.last_eps_cond, eps_c) and torch.allclose(denoise.last_eps_uncond, eps_u)
-    assert denoise.last_eps is eps
+    assert torch.allclose(denoise.last.eps_cond, eps_c) and torch.allclose(denoise.last.eps_uncond, eps_u)
+    assert denoise.last.eps is eps
 
 
 def test_scale_one_skips_the_unconditional_half():
@@ -85,7 +85,7 @@ def test_scale_one_skips_the_unconditional_half():
     x = torch.randn(B, 4, 8, 8)
     eps = denoise(x, 700)
     assert model.batches == [B] and torch.equal(model.contexts[0], COND)
-    assert torch.equal(eps, model(x, 700, COND)) and denoise.last_eps_uncond is None
+    assert torch.equal(eps, model(x, 700, COND)) and denoise.last.eps_uncond is None
 
 
 def test_scale_zero_is_unconditional():
@@ -94,7 +94,7 @@ def test_scale_zero_is_unconditional():
     x = torch.randn(B, 4, 8, 8)
     eps = denoise(x, 700)
     assert model.batches == [B]
-    assert torch.equal(eps, model(x, 700, UNCOND.expand(B, L, D))) and denoise.last_eps_cond is None
+    assert torch.equal(eps, model(x, 700, UNCOND.expand(B, L, D))) and denoise.last.eps_cond is None
 
 
 def test_guidance_interval():
@@ -134,9 +134,9 @@ def test_per_sample_scales_rescales_and_intervals_match_separate_denoisers():
     # t = 700: rows 0 and 2 need uncond (row 3 is outside its interval); rows 0, 1, 3 need cond (row 2 has s = 0)
     # t = 300: row 3 joins the guided rows. One forward per step: uncond rows first, then cond rows.
     assert model.batches == [2 + 3, 3 + 3]
-    assert batched.last_uncond_rows.tolist() == [True, False, True, True]
-    assert batched.last_cond_rows.tolist() == [True, True, False, True]
-    assert batched.last_eps_uncond[1].abs().max() == 0 and batched.last_eps_cond[2].abs().max() == 0
+    assert batched.last.uncond_rows.tolist() == [True, False, True, True]
+    assert batched.last.cond_rows.tolist() == [True, True, False, True]
+    assert batched.last.eps_uncond[1].abs().max() == 0 and batched.last.eps_cond[2].abs().max() == 0
 
 
 def test_per_sample_values_must_match_the_batch():
