@@ -16,13 +16,14 @@ import torch
 
 from app.diffusion.guidance import GuidanceEstimates, make_guided_denoiser
 from app.diffusion.samplers import SAMPLERS, StepInfo
-from app.diffusion.schedule import NoiseSchedule, as_eps_model
+from app.diffusion.schedule import NoiseSchedule
 from app.nets.device import pick_device
 from app.nets.dit import DiT, DiTConfig
-from app.nets.io import load_module, read_metadata
+from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
-from app.world.scenes import parse_prompt, to_uint8, tokenize
+from app.pipelines.denoiser import CaptionedDenoiser, weights_metadata
+from app.world.scenes import parse_prompt, to_uint8
 
 WEIGHT_FILES = {"vae": "vae.safetensors", "text": "text_encoder.safetensors", "dit": "denoiser.safetensors"}
 
@@ -97,16 +98,8 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class Pipeline:
-    """The loaded model: caption encoder, DiT, VAE and noise schedule on one device."""
-
-    def __init__(self, vae: VAE, text: TextEncoder, dit: DiT, schedule: NoiseSchedule, prediction: str,
-                 metadata: dict | None = None):
-        self.vae, self.text, self.dit, self.schedule = vae.eval(), text.eval(), dit.eval(), schedule
-        self.prediction = prediction
-        self.metadata = metadata or {}
-        self.device = next(dit.parameters()).device
-        self._model_eps = as_eps_model(self._network, schedule, prediction)
+class Pipeline(CaptionedDenoiser):
+    """The loaded image model: caption encoder, DiT, VAE and noise schedule on one device."""
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> Pipeline:
@@ -121,22 +114,11 @@ class Pipeline:
 
     @staticmethod
     def metadata_of(model_dir: str | Path) -> dict:
-        return {name: read_metadata(Path(model_dir) / file) for name, file in WEIGHT_FILES.items()}
+        return weights_metadata(model_dir, WEIGHT_FILES)
 
     @property
     def resolution(self) -> int:
         return self.dit.config.latent_size * self.vae.config.downsample_factor
-
-    def _network(self, x_t: torch.Tensor, t: int, context: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        tokens_context, mask = context
-        t_batch = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
-        return self.dit(x_t, t_batch, tokens_context, mask)
-
-    @torch.no_grad()
-    def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Canonical captions -> (context (B, L, D), key mask (B, L))."""
-        tokens = torch.from_numpy(tokenize(captions)).to(self.device)
-        return self.text(tokens)
 
     @torch.no_grad()
     def eps_estimates(self, x_t: torch.Tensor, t: int, prompt: str,

@@ -21,15 +21,16 @@ import torch
 
 from app.diffusion.guidance import make_guided_denoiser
 from app.diffusion.samplers import SAMPLERS, StepInfo
-from app.diffusion.schedule import NoiseSchedule, as_eps_model
-from app.nets.io import load_module, read_metadata
+from app.diffusion.schedule import NoiseSchedule
+from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
+from app.pipelines.denoiser import CaptionedDenoiser, weights_metadata
 from app.pipelines.image import GenerationSettings, Pipeline, Step
 from app.pipelines.protocol import StepPosition
 from app.world.clips import VideoPrompt, parse_video_prompt
-from app.world.scenes import to_uint8, tokenize
+from app.world.scenes import to_uint8
 
 VIDEO_WEIGHT_FILES = {"text": "video_text_encoder.safetensors", "dit": "video_denoiser.safetensors"}
 CLIP_METHODS = ("video", "per_frame")  # the space-time model; the image model, frame by frame
@@ -70,16 +71,8 @@ class ClipResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class VideoPipeline:
-    """The video model: its caption encoder and space-time DiT, with the image model's VAE and schedule."""
-
-    def __init__(self, vae: VAE, text: TextEncoder, dit: VideoDiT, schedule: NoiseSchedule, prediction: str = "v",
-                 metadata: dict | None = None):
-        self.vae, self.text, self.dit, self.schedule = vae.eval(), text.eval(), dit.eval(), schedule
-        self.prediction = prediction
-        self.metadata = metadata or {}
-        self.device = next(dit.parameters()).device
-        self._model_eps = as_eps_model(self._network, schedule, prediction)
+class VideoPipeline(CaptionedDenoiser):
+    """The video model: its caption encoder and space-time DiT and their schedule, with the image model's VAE."""
 
     @classmethod
     def load(cls, model_dir: str | Path, vae: VAE) -> VideoPipeline:
@@ -98,20 +91,11 @@ class VideoPipeline:
 
     @staticmethod
     def metadata_of(model_dir: str | Path) -> dict:
-        return {name: read_metadata(Path(model_dir) / file) for name, file in VIDEO_WEIGHT_FILES.items()}
+        return weights_metadata(model_dir, VIDEO_WEIGHT_FILES)
 
     @property
     def max_frames(self) -> int:
         return self.dit.config.frames
-
-    def _network(self, x_t: torch.Tensor, t: int, context: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        tokens_context, mask = context
-        t_batch = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
-        return self.dit(x_t, t_batch, tokens_context, mask)
-
-    @torch.no_grad()
-    def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.text(torch.from_numpy(tokenize(captions)).to(self.device))
 
     def initial_noise(self, seed: int, frames: int) -> tuple[torch.Tensor, torch.Generator]:
         """x_T (1, F, C, h, w) for the whole clip from one CPU generator (the same on CPU and GPU)."""
