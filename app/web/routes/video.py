@@ -89,7 +89,8 @@ async def build_video_result(clips: list[ClipResult], job: Job, params: schemas.
     clip, *baseline = [_clip(result, measured, params) for result, measured in zip(clips, metrics)]
     done = time.perf_counter()
     timings = schemas.VideoTimings(queue_s=job.queue_s, run_s=sum(c.timings["total_s"] for c in clips),
-                                   metrics_s=metrics_s, encode_s=done - encode_started, total_s=done - admitted)
+                                   metrics_s=metrics_s, encode_s=done - encode_started, total_s=done - admitted,
+                                   network_forwards=sum(int(c.timings["network_forwards"]) for c in clips))
     prompt = clips[0].prompt
     return schemas.VideoResult(prompt=prompt.canonical, parsed=schemas.ParsedClipPrompt.model_validate(prompt),
                                seed=params.seed, parameters=params, model_id=video.model_id, video=clip,

@@ -82,3 +82,11 @@ def limit_error(field: str, value: int, cap: int, whose: str) -> list[dict]:
 def steps_limit_error(steps: int, max_steps: int) -> list[dict]:
     """A pydantic-shaped error when steps exceeds the server's DIFFUSION_LAB_MAX_STEPS, else none."""
     return limit_error("steps", steps, max_steps, "this server's DIFFUSION_LAB_MAX_STEPS")
+
+
+class Timings(BaseModel):
+    """Where the time went, in seconds (server side): what every generation response reports."""
+
+    queue_s: float = Field(description="Waiting for a free sampler thread")
+    total_s: float = Field(description="From admission to the response, everything included")
+    network_forwards: int = Field(description="Denoiser calls (conditional and unconditional batched as one)")

@@ -12,6 +12,7 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
+    Timings,
     known_words,
     limit_error,
     seeds_fit,
@@ -61,15 +62,12 @@ class GeneratedImage(BaseModel):
     height: int = Field(description="Pixels")
 
 
-class GenerateTimings(BaseModel):
-    """Where the time went, in seconds (server side)."""
+class GenerateTimings(Timings):
+    """Where the time went: the queue, sampling, decoding and encoding."""
 
-    queue_s: float = Field(description="Waiting for a free sampler thread")
     sampling_s: float = Field(description="The denoising loop")
     decode_s: float = Field(description="VAE decoding of the latents")
     encode_s: float = Field(description="PNG encoding")
-    total_s: float = Field(description="From admission to the response, all of the above included")
-    network_forwards: int = Field(description="Denoiser calls (conditional and unconditional batched as one)")
 
 
 class GenerateResult(BaseModel):

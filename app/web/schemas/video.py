@@ -14,6 +14,7 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
+    Timings,
     known_words,
     limit_error,
     seeds_fit,
@@ -128,14 +129,12 @@ class VideoClip(BaseModel):
     timings: dict[str, float] = Field(description="sampling_s, decode_s, total_s, network_forwards of this clip")
 
 
-class VideoTimings(BaseModel):
-    """Where the time went, in seconds (server side)."""
+class VideoTimings(Timings):
+    """Where the time went: the queue, the clips sampled and decoded, measured and encoded."""
 
-    queue_s: float = Field(description="Waiting for a free sampler thread")
     run_s: float = Field(description="The job on the sampler thread: the clips sampled and decoded")
     metrics_s: float = Field(description="Measuring the clips, on the sampler thread after the job")
     encode_s: float = Field(description="PNG and animation encoding")
-    total_s: float = Field(description="From admission to the response, all of the above included")
 
 
 class VideoResult(BaseModel):
