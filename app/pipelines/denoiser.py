@@ -3,6 +3,7 @@ with their noise schedule and the VAE that decodes their latents (chapter §3.3)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,6 +14,21 @@ from app.nets.io import read_metadata
 from app.nets.text import TextEncoder
 from app.nets.vae import VAE
 from app.world.scenes import tokenize
+
+
+@dataclass(frozen=True)
+class DenoisingSettings:
+    """What decides a sample in every diffusion family besides the weights: the captions, the starting noise's
+    seed, the sampler and its steps, and classifier-free guidance (EQ MM3.4)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 20
+    guidance_scale: float = 5.0
+    guidance_rescale: float = 0.0
+    sampler: str = "dpmpp_2m"
+    eta: float = 0.0
 
 
 class CaptionedDenoiser:

@@ -22,25 +22,17 @@ from app.nets.dit import DiT, DiTConfig
 from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
-from app.pipelines.denoiser import CaptionedDenoiser, weights_metadata
+from app.pipelines.denoiser import CaptionedDenoiser, DenoisingSettings, weights_metadata
 from app.world.scenes import parse_prompt, to_uint8
 
 WEIGHT_FILES = {"vae": "vae.safetensors", "text": "text_encoder.safetensors", "dit": "denoiser.safetensors"}
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
+class GenerationSettings(DenoisingSettings):
     """Everything that decides a picture besides the weights; same settings -> same images."""
 
-    prompt: str = ""
-    negative_prompt: str = ""
-    seed: int = 0
-    steps: int = 20
-    guidance_scale: float = 5.0
-    guidance_rescale: float = 0.0
-    sampler: str = "dpmpp_2m"
     batch_size: int = 1
-    eta: float = 0.0
     guidance_interval: tuple[int, int] | None = None
 
     def image_seeds(self) -> list[int]:

@@ -26,7 +26,7 @@ from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
-from app.pipelines.denoiser import CaptionedDenoiser, weights_metadata
+from app.pipelines.denoiser import CaptionedDenoiser, DenoisingSettings, weights_metadata
 from app.pipelines.image import GenerationSettings, Pipeline, Step
 from app.pipelines.protocol import StepPosition
 from app.world.clips import VideoPrompt, parse_video_prompt
@@ -37,18 +37,10 @@ CLIP_METHODS = ("video", "per_frame")  # the space-time model; the image model, 
 
 
 @dataclass(frozen=True)
-class ClipSettings:
+class ClipSettings(DenoisingSettings):
     """Everything that decides a clip besides the weights; same settings -> same clip."""
 
-    prompt: str = ""
-    negative_prompt: str = ""
-    seed: int = 0
-    steps: int = 20
-    guidance_scale: float = 5.0
-    guidance_rescale: float = 0.0
-    sampler: str = "dpmpp_2m"
     frames: int = 8
-    eta: float = 0.0
     method: str = "video"  # "video": the space-time model; "per_frame": the image model, frame by frame
 
     @property
