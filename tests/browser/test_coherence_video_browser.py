@@ -263,7 +263,8 @@ def scripted_events(prompt=PROMPT, seed=11, steps=2, frames=8) -> tuple[str, dic
     result = schemas.VideoStreamResult(
         id="run-1", prompt=parsed.canonical, parsed=schemas.ParsedClipPrompt.model_validate(parsed), seed=seed,
         parameters=parameters, model_id="0123456789ab", video=video, baseline=baseline,
-        timings={"queue_s": 0.001, "run_s": 1.2, "metrics_s": 0.01, "encode_s": 0.02, "total_s": 1.25},
+        timings={"queue_s": 0.001, "run_s": 1.2, "metrics_s": 0.01, "encode_s": 0.02, "total_s": 1.25,
+                 "network_forwards": 2 * steps},
     ).model_dump()
     preview = to_base64(encode_png(np.zeros((4, 4 * frames, 3), np.uint8)))
     events = [("start", schemas.VideoStreamStart(id="run-1", total_steps=2 * steps, frames=frames,
