@@ -12,7 +12,7 @@ from app.config import Settings, get_settings
 from app.web.errors import install_error_handlers
 from app.web.lifespan import lifespan
 from app.web.metrics import Metrics
-from app.web.middleware import ApiKeyMiddleware, RequestContextMiddleware
+from app.web.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from app.web.routes import (
     benchmarks,
     generation,
@@ -30,7 +30,9 @@ from app.web.state import AppState, state_of
 
 
 def _add_middleware(app, settings: Settings) -> None:
-    """Outermost first: security headers, request id + metrics + log, CORS (so a 401 is readable), the API key."""
+    """Outermost first: security headers, request id + metrics + log, CORS (so a 401 is readable), the API key,
+    the body limit."""
+    app.add_middleware(BodyLimitMiddleware)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
     if settings.cors_origins:

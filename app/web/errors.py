@@ -11,12 +11,15 @@ import math
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.diffusion.samplers import SamplingCancelled
 from app.service.jobs import JobTimeout, QueueFull
 from app.service.sampling import SamplingService
+from app.web.middleware import MAX_BODY_BYTES
 
 NOT_LOADED_RETRY_AFTER_S = 30
 DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
@@ -27,6 +30,8 @@ ERROR_RESPONSES = {
     503: {"description": "No model loaded, the job ran past the time limit, or the server is shutting down; "
                          "see `Retry-After`"},
 }
+
+TOO_LARGE = {413: {"description": f"The request body is over the server's limit of {MAX_BODY_BYTES} bytes"}}
 
 
 def refusal(err: Exception, sampler: SamplingService | None) -> HTTPException | None:
@@ -66,6 +71,18 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
 
+BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 for a body it cannot decode
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own answers, except that a body that is not UTF-8 JSON is a 422 like any other bad JSON."""
+    if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
+                 "ctx": {"error": "the body is not UTF-8 JSON"}}
+        return JSONResponse(status_code=422, content={"detail": [error]})
+    return await http_exception_handler(request, exc)
+
+
 async def _service_refusal(request: Request, exc: Exception) -> JSONResponse:
     answer = refusal(exc, request.app.state.current.sampler)
     return JSONResponse(status_code=answer.status_code, content={"detail": answer.detail}, headers=answer.headers)
@@ -73,5 +90,6 @@ async def _service_refusal(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for service_error in (QueueFull, JobTimeout, SamplingCancelled):
         app.add_exception_handler(service_error, _service_refusal)

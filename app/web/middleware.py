@@ -15,6 +15,7 @@ from app.web.logs import request_id_var
 from app.web.metrics import UNMATCHED_ROUTE, Metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
+MAX_BODY_BYTES = 64 * 1024  # the largest request any endpoint takes is a few hundred bytes
 PROTECTED_PREFIX = "/api/v1/generate"
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: access-logged at debug only
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -128,3 +129,39 @@ class ApiKeyMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """413 for a request body over max_bytes: at once by its Content-Length, else once it has streamed past.
+
+    The body is read (at most max_bytes of it) before the app runs and handed on as it came, so no endpoint ever
+    reads more; afterwards the app receives from the client directly (a stream watches for the disconnect).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        messages, received, too_large = [], 0, length.isdigit() and int(length) > self.max_bytes
+        while not too_large:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            too_large = received > self.max_bytes
+            if not message.get("more_body", False):
+                break
+        if too_large:
+            answer = JSONResponse({"detail": f"the request body is over {self.max_bytes} bytes"}, status_code=413)
+            await answer(scope, receive, send)
+            return
+
+        async def replayed() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replayed, send)

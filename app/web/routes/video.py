@@ -23,7 +23,7 @@ from app.service.sampling import SamplingService
 from app.service.video_model import LoadedVideo, strip_png
 from app.web import schemas
 from app.web.deps import ClientDep, SamplingServiceDep, SettingsDep, VideoDep
-from app.web.errors import ERROR_RESPONSES, located_errors
+from app.web.errors import ERROR_RESPONSES, TOO_LARGE, located_errors
 from app.web.streaming import LiveRun
 from app.world.clips import parse_video_prompt
 
@@ -97,7 +97,7 @@ async def build_video_result(clips: list[ClipResult], job: Job, params: schemas.
                                baseline=baseline[0] if baseline else None, timings=timings)
 
 
-@router.post("/generate/video", responses=VIDEO_RESPONSES,
+@router.post("/generate/video", responses={**VIDEO_RESPONSES, **TOO_LARGE},
              summary="Text to video with the space-time DiT (EQ MM3.6), optionally beside the per-frame baseline")
 async def generate_video(req: schemas.VideoRequest, client: ClientDep, settings: SettingsDep, video: VideoDep,
                          service: SamplingServiceDep) -> schemas.VideoResult:

@@ -1,9 +1,9 @@
 """What the request models share: the strict base, the fields several requests carry, their checks and errors."""
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.service.jobs import MAX_SEED
@@ -11,9 +11,23 @@ from app.world.scenes import MAX_PROMPT_CHARS, PromptError
 
 
 class Strict(BaseModel):
-    """Base for query models: unknown fields are an error, not silently ignored."""
+    """Base for request models: unknown fields are an error, not silently ignored, and a boolean is never taken
+    for a number (pydantic's lax mode reads `true` as 1 and `false` as 0)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value, info: ValidationInfo):
+        given = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in given) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            raise PydanticCustomError("bool_not_number", "Input should be a number, not a boolean")
+        return value
+
+
+def _takes_bool(annotation) -> bool:
+    """Whether a field's type admits a boolean anywhere (bool itself, or inside a union or a list)."""
+    return annotation is bool or any(_takes_bool(arg) for arg in get_args(annotation))
 
 
 # ---------------------------------------------------------------- fields several requests share

@@ -1,0 +1,51 @@
+"""What every POST operation answers to a body it cannot take, as its OpenAPI document says it will."""
+
+import pytest
+
+from app.web.middleware import MAX_BODY_BYTES
+
+
+def post_paths(client) -> list[str]:
+    return sorted(path for path, ops in client.get("/openapi.json").json()["paths"].items() if "post" in ops)
+
+
+def test_the_post_operations_are_found(client):
+    assert {"/api/v1/generate", "/api/v1/generate/video", "/api/v1/generate/grid"} <= set(post_paths(client))
+
+
+def test_every_post_operation_declares_the_422_and_the_413(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in post_paths(client):
+        assert {"413", "422"} <= set(paths[path]["post"]["responses"]), path
+
+
+@pytest.mark.parametrize("body", [b'\xff\xfe{"prompt": "a red circle"}', b'{"prompt": "\xe9"}'])
+def test_a_body_that_is_not_utf8_json_is_a_422_naming_the_body(client, body):
+    for path in post_paths(client):
+        r = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, (path, r.text)
+        [error] = r.json()["detail"]
+        assert error["type"] == "json_invalid" and error["loc"][0] == "body"  # [body], or [body, offset]
+
+
+def test_a_body_over_the_limit_is_a_413_whether_its_length_is_said_or_not(client):
+    big = {"prompt": "a" * (MAX_BODY_BYTES + 1)}
+    for path in post_paths(client):
+        said = client.post(path, json=big)
+        assert said.status_code == 413 and str(MAX_BODY_BYTES) in said.json()["detail"], path
+        streamed = client.post(path, content=(b"x" * 8192 for _ in range(MAX_BODY_BYTES // 8192 + 1)),
+                               headers={"content-type": "application/json"})
+        assert streamed.status_code == 413, path
+
+
+def test_a_body_at_the_limit_is_read(model_client):
+    body = b'{"prompt": "' + b"a" * (MAX_BODY_BYTES - 20) + b'"}'
+    r = model_client.post("/api/v1/generate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "prompt"]  # too long a prompt, read
+
+
+def test_a_boolean_seed_is_refused_where_a_number_is_asked(model_client):
+    r = model_client.post("/api/v1/generate/grid", json={"prompt": "a red circle", "seed": False, "steps": 1,
+                                                         "scales": [1], "seeds": 1})
+    assert r.status_code == 422
+    assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [(["body", "seed"], "bool_not_number")]
