@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from app.diffusion.samplers import SamplingCancelled
@@ -134,3 +135,24 @@ class Job:
         except asyncio.CancelledError:  # the client went away: free the worker
             self.cancel()
             raise
+
+
+@dataclass(frozen=True)
+class Call:
+    """A job part that is one call of torch work a client asked for outside sampling (a live timing)."""
+
+    fn: Callable[[], Any]
+    rows: int = 0  # no images
+
+    def batch_key(self) -> None:
+        return None  # runs alone
+
+
+class Calls:
+    """The generator of Call parts (app/pipelines/protocol.py): each is called on the sampler's thread."""
+
+    def total_steps(self, parts: Sequence[Call]) -> int:
+        return 0
+
+    def generate_batch(self, parts: Sequence[Call], callback: StepCallback | None = None) -> list[Any]:
+        return [part.fn() for part in parts]

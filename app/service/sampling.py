@@ -47,9 +47,10 @@ from typing import Any
 
 from app.diffusion.samplers import SamplingCancelled
 from app.pipelines.protocol import GenerationParts, Generator
-from app.service.jobs import Job, QueueFull, StepCallback
+from app.service.jobs import Call, Calls, Job, QueueFull, StepCallback
 
 CANCELLED_BY_SHUTDOWN = "generation was cancelled: the server is shutting down"
+CALLS = Calls()
 REMEMBERED_CLIENTS = 1024  # last-served times kept for fairness; older idle clients are forgotten
 Listener = Callable[[Job, "list | None", float], None]  # the job, its results (None unless done), seconds
 log = logging.getLogger("diffusion_lab")
@@ -144,6 +145,12 @@ class SamplingService:
         """submit_many and wait: (one result per part, the job)."""
         job = self.submit_many(parts, on_step, client, generator)
         return await job.result(), job
+
+    async def run_call(self, fn: Callable[[], Any], client: str = "") -> Any:
+        """fn() as a job: it waits its turn in the fair queue, takes a slot (QueueFull when none is free), runs alone
+        on a sampler thread, never beside a batch, and is bound by the time limit."""
+        result, _ = await self.run(Call(fn), client=client, generator=CALLS)
+        return result
 
     async def run_in_worker(self, fn: Callable, *args):
         """fn(*args) on a sampler thread, after the batches already queued there; not counted against the queue.

@@ -9,6 +9,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.config import Settings, get_settings
+from app.web.deps import network_routes
 from app.web.errors import install_error_handlers
 from app.web.lifespan import lifespan
 from app.web.metrics import Metrics
@@ -28,13 +29,19 @@ from app.web.routes import (
 from app.web.security import SecurityHeadersMiddleware
 from app.web.state import AppState, state_of
 
+API = "/api/v1"
+ROUTERS = ((vendor.router, ""), (health.router, ""), (instruments.router, API), (generation.router, API),
+           (stream.router, API), (video.router, API), (guidance_lab.router, API), (model.router, API),
+           (benchmarks.router, API), (pages.router, ""))
+
 
 def _add_middleware(app, settings: Settings) -> None:
     """Outermost first: security headers, request id + metrics + log, CORS (so a 401 is readable), the API key,
     the body limit."""
     app.add_middleware(BodyLimitMiddleware)
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(),
+                           protected=frozenset(path for path, _ in network_routes(ROUTERS)))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "X-Client-Id"],
@@ -54,16 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
     )
     app.state.current = AppState(settings, Jinja2Templates(directory=Path(settings.templates_dir)), Metrics())
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
-    _add_middleware(app, settings)
-    app.include_router(vendor.router)
-    app.include_router(health.router)
-    app.include_router(instruments.router, prefix="/api/v1")
-    app.include_router(generation.router, prefix="/api/v1")
-    app.include_router(stream.router, prefix="/api/v1")
-    app.include_router(video.router, prefix="/api/v1")
-    app.include_router(guidance_lab.router, prefix="/api/v1")
-    app.include_router(model.router, prefix="/api/v1")
-    app.include_router(benchmarks.router, prefix="/api/v1")
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
     install_error_handlers(app)
-    app.include_router(pages.router)
+    _add_middleware(app, settings)
     return app

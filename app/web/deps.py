@@ -1,8 +1,10 @@
 """Typed dependencies of the routes: the app's state, its settings, the loaded models and the sampler."""
 
+from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.routing import APIRoute
 
 from app.config import Settings
 from app.service.jobs import client_key
@@ -71,3 +73,15 @@ ModelDep = Annotated[LoadedModel, Depends(get_model)]
 SamplingServiceDep = Annotated[SamplingService, Depends(get_sampling_service)]
 VideoDep = Annotated[LoadedVideo, Depends(get_video)]
 ClientDep = Annotated[str, Depends(get_client)]
+
+NETWORK_DEPENDENCIES = (get_model, get_video, get_sampling_service)  # a route needing one of them runs the networks
+
+
+def network_routes(routers: Iterable[tuple[APIRouter, str]]) -> list[tuple[str, APIRoute]]:
+    """(path, route) of every route that runs the networks, read from its dependencies: the API key guards them."""
+
+    def needs(dependant) -> bool:
+        return dependant.call in NETWORK_DEPENDENCIES or any(needs(d) for d in dependant.dependencies)
+
+    return [(prefix + route.path, route) for router, prefix in routers for route in router.routes
+            if isinstance(route, APIRoute) and needs(route.dependant)]

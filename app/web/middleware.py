@@ -105,10 +105,11 @@ class RequestContextMiddleware:
 
 
 class ApiKeyMiddleware:
-    """401 for any request under /api/v1/generate without the key, in X-API-Key or Authorization: Bearer."""
+    """401 without the key (in X-API-Key or Authorization: Bearer) for any request under /api/v1/generate and on
+    `protected`, the paths of every route that runs the networks (app/web/app.py finds them in the route table)."""
 
-    def __init__(self, app: ASGIApp, api_key: str):
-        self.app = app
+    def __init__(self, app: ASGIApp, api_key: str, protected: frozenset[str] = frozenset()):
+        self.app, self.protected = app, protected
         self._digest = hashlib.sha256(api_key.encode()).digest()
 
     def authorised(self, headers: Headers) -> bool:
@@ -119,9 +120,12 @@ class ApiKeyMiddleware:
             given = token.strip() if scheme.lower() == "bearer" else ""
         return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest)
 
+    def guards(self, path: str) -> bool:
+        return path.startswith(PROTECTED_PREFIX) or path in self.protected
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] != "OPTIONS"
-                and route_path(scope).startswith(PROTECTED_PREFIX) and not self.authorised(Headers(scope=scope))):
+                and self.guards(route_path(scope)) and not self.authorised(Headers(scope=scope))):
             response = JSONResponse(
                 {"detail": "this endpoint needs the server's API key: send it as `X-API-Key: <key>` "
                            "or `Authorization: Bearer <key>`"},

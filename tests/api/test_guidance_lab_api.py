@@ -223,6 +223,9 @@ def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
         try:
             r = c.post(GRID, json={"prompt": "a red circle", "steps": 2})
             assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["detail"]
+            for timed in (MEASURED, "/api/v1/instruments/coherence/attention?frames=2&repeats=1"):
+                r = c.get(timed)  # live timings run the networks too: they wait their turn, or are refused
+                assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, (timed, r.text)
         finally:
             release.set()
         for job in held:

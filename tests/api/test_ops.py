@@ -24,6 +24,8 @@ from app.config import ConfigError, Settings, describe_errors, load_settings, un
 from app.main import create_app
 from app.server import begin_drain
 from app.web import middleware
+from app.web.app import ROUTERS
+from app.web.deps import network_routes
 from app.web.logs import JsonFormatter, RequestIdFilter, log_config
 from app.web.state import state_of
 from tests.helpers.models import model_settings, settings_for_tests
@@ -117,6 +119,25 @@ def test_generation_without_the_right_key_is_401(keyed_client, method, path, hea
     r = keyed_client.request(method, path, json=GENERATE if method == "POST" else None, headers=headers)
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     assert "X-API-Key" in r.json()["detail"]
+
+
+NETWORK_ROUTES = {("POST", "/api/v1/generate"), ("GET", "/api/v1/generate/stream"), ("POST", "/api/v1/generate/video"),
+                  ("GET", "/api/v1/generate/video/stream"), ("POST", "/api/v1/generate/grid"),
+                  ("POST", "/api/v1/generate/sweep"), ("POST", "/api/v1/generate/guidance"),
+                  ("GET", "/api/v1/instruments/compression/measured"),
+                  ("GET", "/api/v1/instruments/coherence/attention")}
+
+
+def test_the_routes_that_run_the_networks_are_read_from_the_route_table():
+    """A new route that needs the model lands in this set (and behind the key) by its dependencies alone."""
+    found = {(method, path) for path, route in network_routes(ROUTERS) for method in route.methods}
+    assert found == NETWORK_ROUTES
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(NETWORK_ROUTES))
+def test_every_route_that_runs_the_networks_needs_the_key(keyed_client, method, path):
+    r = keyed_client.request(method, path, json=GENERATE if method == "POST" else None)
+    assert r.status_code == 401 and "X-API-Key" in r.json()["detail"], (path, r.status_code)
 
 
 @pytest.mark.parametrize("headers", [{"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"},

@@ -124,11 +124,12 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
 
 
 @router.get("/instruments/compression/measured", tags=["instruments"],
-            responses={503: {"description": "No model loaded; see `Retry-After`"}},
+            responses={429: ERROR_RESPONSES[429], 503: ERROR_RESPONSES[503]},
             summary="One denoiser forward on the real latent vs the same DiT on pixels, timed here (EQ MM3.3)")
-async def compression_measured(settings: SettingsDep, model: ModelDep,
-                               service: SamplingServiceDep) -> schemas.MeasuredCompressionResult:
-    """Measured once per server process (about 2 s of CPU, on a sampler thread) and cached; `cached` says which."""
+async def compression_measured(settings: SettingsDep, model: ModelDep, service: SamplingServiceDep,
+                               client: ClientDep) -> schemas.MeasuredCompressionResult:
+    """Measured once per server process (about 2 s of CPU, as a job of the queue) and cached; `cached` says which."""
     card, _ = read_card(settings.model_dir)
-    measured = await service.run_in_worker(forward_timing.measured_once, model.pipeline, model.model_id, card)
+    measured = await service.run_call(lambda: forward_timing.measured_once(model.pipeline, model.model_id, card),
+                                      client)
     return schemas.MeasuredCompressionResult.model_validate(measured)

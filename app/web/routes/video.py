@@ -152,13 +152,13 @@ async def generate_video_stream(events: Annotated[AsyncIterator[ServerSentEvent]
 
 
 @router.get("/instruments/coherence/attention", tags=["instruments"],
-            responses={422: ERROR_RESPONSES[422], 503: {"description": "No video model loaded; see `Retry-After`"}},
+            responses=VIDEO_RESPONSES,
             summary="The served video model's tokens; joint vs factorised attention pairs and forwards timed here")
 async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], video: VideoDep,
-                              service: SamplingServiceDep) -> schemas.AttentionTimingResult:
-    """Measured once per server process, frames and repeats (on a sampler thread) and cached; `cached` says which."""
+                              service: SamplingServiceDep, client: ClientDep) -> schemas.AttentionTimingResult:
+    """Measured once per server process, frames and repeats (as a job of the queue) and cached; `cached` says which."""
     if errors := schemas.frames_limit_error(q.frames, video.max_frames):
         raise located_errors(errors, "query")
-    timing = await service.run_in_worker(attention_timing.measured_once, video.pipeline, video.model_id,
-                                         q.frames, q.repeats)
+    timing = await service.run_call(
+        lambda: attention_timing.measured_once(video.pipeline, video.model_id, q.frames, q.repeats), client)
     return schemas.AttentionTimingResult(**vars(timing), model_id=video.model_id)
