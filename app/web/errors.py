@@ -20,6 +20,7 @@ from app.diffusion.samplers import SamplingCancelled
 from app.service.jobs import JobTimeout, QueueFull
 from app.service.sampling import SamplingService
 from app.web.middleware import MAX_BODY_BYTES
+from app.web.routes.pages import not_found_page, wants_page
 
 NOT_LOADED_RETRY_AFTER_S = 30
 DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
@@ -75,11 +76,14 @@ BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 for a b
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """FastAPI's own answers, except that a body that is not UTF-8 JSON is a 422 like any other bad JSON."""
+    """FastAPI's own answers, except that a body that is not UTF-8 JSON is a 422 like any other bad JSON, and a
+    browser asking for a page that is not there gets a page that says so."""
     if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:
         error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
                  "ctx": {"error": "the body is not UTF-8 JSON"}}
         return JSONResponse(status_code=422, content={"detail": [error]})
+    if exc.status_code == 404 and wants_page(request):
+        return not_found_page(request)
     return await http_exception_handler(request, exc)
 
 

@@ -42,3 +42,18 @@ def test_api_docs_work_offline(client):
 
 def test_unknown_page_is_404(client):
     assert client.get("/no-such-page").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/instruments/nope", "/generatex", "/a/b/c"])
+def test_a_browser_asking_for_a_missing_page_gets_a_page_with_the_navigation(client, path):
+    r = client.get(path, headers={"accept": "text/html,application/xhtml+xml"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "Nothing here" in r.text and f"<code>{path}</code>" in r.text
+    assert all(f'href="{page.path}"' in r.text for page in PAGES)
+
+
+@pytest.mark.parametrize(("path", "accept"), [("/instruments/nope", "application/json"), ("/instruments/nope", "*/*"),
+                                              ("/api/v1/nope", "text/html"), ("/static/nope.js", "text/html")])
+def test_scripts_and_missing_files_still_get_a_json_404(client, path, accept):
+    r = client.get(path, headers={"accept": accept})
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}

@@ -13,6 +13,7 @@ from app.web.schemas import GenerateRequest
 from app.web.state import state_of
 
 router = APIRouter(include_in_schema=False)
+NOT_PAGES = ("/api/", "/static/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics")
 
 
 def _generate_context() -> dict:
@@ -91,10 +92,22 @@ PAGES = (
 )
 
 
-def _render(request: Request, template: str, **context) -> HTMLResponse:
+def _render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
     templates = state_of(request.app).templates
     base = request.scope.get("root_path", "").rstrip("/")
-    return templates.TemplateResponse(request, template, {"pages": PAGES, "base": base, **context})
+    return templates.TemplateResponse(request, template, {"pages": PAGES, "base": base, **context},
+                                      status_code=status_code)
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (not a script calling the API, nor a static file)."""
+    path = request.url.path.removeprefix(state_of(request.app).settings.root_path.rstrip("/"))
+    return not path.startswith(NOT_PAGES) and "text/html" in request.headers.get("accept", "")
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    """404 as a page: what was asked for, and the pages there are."""
+    return _render(request, "not_found.html", status_code=404, title="Not found", missing=request.url.path)
 
 
 @router.get("/", response_class=HTMLResponse)
