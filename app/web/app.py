@@ -14,6 +14,7 @@ from app.web.errors import install_error_handlers
 from app.web.lifespan import lifespan
 from app.web.metrics import Metrics
 from app.web.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from app.web.openapi import serve_limits_in_openapi
 from app.web.routes import (
     benchmarks,
     generation,
@@ -65,4 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
         app.include_router(router, prefix=prefix)
     install_error_handlers(app)
     _add_middleware(app, settings)
+    serve_limits_in_openapi(app)
     return app

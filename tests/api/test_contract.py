@@ -49,3 +49,45 @@ def test_a_boolean_seed_is_refused_where_a_number_is_asked(model_client):
                                                          "scales": [1], "seeds": 1})
     assert r.status_code == 422
     assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [(["body", "seed"], "bool_not_number")]
+
+
+# ---------------------------------------------------------------------------------------------- served limits
+
+CAPPED = [("POST", "/api/v1/generate", {"prompt": "a red circle"}, ("steps", "batch_size")),
+          ("GET", "/api/v1/generate/stream", {"prompt": "a red circle"}, ("steps", "batch_size")),
+          ("GET", "/api/v1/generate/validate", {"prompt": "a red circle"}, ("steps", "batch_size")),
+          ("POST", "/api/v1/generate/grid", {"prompt": "a red circle"}, ("steps",)),
+          ("POST", "/api/v1/generate/sweep", {}, ("steps",)),
+          ("POST", "/api/v1/generate/guidance", {"prompt": "a red circle"}, ("steps",)),
+          ("POST", "/api/v1/generate/video", {"prompt": "a red circle moving left"}, ("steps", "frames")),
+          ("GET", "/api/v1/generate/video/stream", {"prompt": "a red circle moving left"}, ("steps", "frames")),
+          ("GET", "/api/v1/instruments/coherence/attention", {}, ("frames",))]
+
+
+def test_the_document_states_the_limits_this_server_serves(model_client):
+    """The tiny model's app: DIFFUSION_LAB_MAX_STEPS=50, MAX_BATCH=4, a video model of 8 frames."""
+    served = {"steps": 50, "batch_size": 4, "frames": 8}
+    spec = model_client.get("/openapi.json").json()
+    for method, path, _, fields in CAPPED:
+        operation = spec["paths"][path][method.lower()]
+        if method == "GET":
+            stated = {p["name"]: p["schema"].get("maximum") for p in operation["parameters"]}
+        else:
+            name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+            stated = {k: v.get("maximum") for k, v in spec["components"]["schemas"][name]["properties"].items()}
+        assert {field: stated[field] for field in fields} == {field: served[field] for field in fields}, path
+
+
+@pytest.mark.parametrize(("method", "path", "body", "fields"), CAPPED, ids=[c[1] for c in CAPPED])
+def test_one_rule_one_message_however_far_above_the_limit(model_client, method, path, body, fields):
+    served = {"steps": 50, "batch_size": 4, "frames": 8}
+    for field in fields:
+        messages = set()
+        for value in (served[field] + 1, 10**6):
+            request = {**body, field: value}
+            r = (model_client.post(path, json=request) if method == "POST" else model_client.get(path, params=request))
+            assert r.status_code == 422, (path, field, value, r.text)
+            [error] = [e for e in r.json()["detail"] if e["loc"][-1] == field]
+            assert error["ctx"]["le"] == served[field]
+            messages.add(error["msg"])
+        assert len(messages) == 1, (path, field, messages)

@@ -246,7 +246,7 @@ def test_openapi_documents_the_generation_api(client):
     assert {"422", "429", "503"} <= set(post["responses"])
     request = spec["components"]["schemas"]["GenerateRequest"]
     assert request["additionalProperties"] is False
-    assert request["properties"]["steps"]["maximum"] == 1000
+    assert request["properties"]["steps"]["maximum"] == 100  # the served limit (DIFFUSION_LAB_MAX_STEPS' default)
     assert MODEL in spec["paths"]
 
 

@@ -436,7 +436,7 @@ def test_openapi_documents_the_video_api(client):
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/VideoResult")
     request = spec["components"]["schemas"]["VideoRequest"]
     assert request["additionalProperties"] is False
-    assert request["properties"]["frames"]["maximum"] == 16 and request["properties"]["steps"]["maximum"] == 1000
+    assert request["properties"]["frames"]["maximum"] == 16 and request["properties"]["steps"]["maximum"] == 100
     assert "text/event-stream" in spec["paths"][STREAM]["get"]["responses"]["200"]["content"]
     assert ATTENTION in spec["paths"]
 

@@ -35,7 +35,10 @@ def _takes_bool(annotation) -> bool:
 GenerationSampler = Literal["dpmpp_2m", "ddim", "ddpm"]
 Sampler = Annotated[GenerationSampler, Field(description="dpmpp_2m (default), ddim or ddpm")]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-Steps = Annotated[int, Field(ge=1, le=1000,
+# A field bounded by a cap this server sets (not the schema) says which: the OpenAPI document states the served
+# value as its maximum (app/web/openapi.py), and the route checks it with limit_error(), the one message of the rule.
+SERVED_LIMIT = "x-served-limit"
+Steps = Annotated[int, Field(ge=1, json_schema_extra={SERVED_LIMIT: "max_steps"},
                              description="Denoising steps; at most the server's DIFFUSION_LAB_MAX_STEPS")]
 GuidanceScale = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]

@@ -3,6 +3,7 @@
 from pydantic import BaseModel, Field, field_validator
 
 from app.web.schemas.common import (
+    SERVED_LIMIT,
     Eta,
     GuidanceRescale,
     GuidanceScale,
@@ -34,7 +35,8 @@ class GenerateRequest(Strict):
     guidance_rescale: GuidanceRescale = 0.0
     sampler: Sampler = "dpmpp_2m"
     eta: Eta = 0.0
-    batch_size: int = Field(1, ge=1, le=64, description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
+    batch_size: int = Field(1, ge=1, json_schema_extra={SERVED_LIMIT: "max_batch"},
+                            description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
     seed: Seed | None = Field(None, description="Seed of image 0 (image i starts from the noise of seed + i); "
                                                 "absent = random")
 

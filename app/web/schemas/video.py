@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.web.schemas.common import (
+    SERVED_LIMIT,
     Caption,
     Eta,
     GuidanceRescale,
@@ -25,10 +26,10 @@ from app.world.clips import parse_video_prompt
 
 # ---------------------------------------------------------------- text-to-video (§3.4, EQ MM3.6)
 
-MAX_VIDEO_FRAMES = 16  # the schema's bound; the loaded model's own limit (8 for the served one) is checked per request
+MAX_VIDEO_FRAMES = 16  # what the OpenAPI document states when no video model is loaded
 AnimationFormat = Literal["apng", "gif"]
 ClipMethod = Literal["video", "per_frame"]
-Frames = Annotated[int, Field(ge=2, le=MAX_VIDEO_FRAMES)]
+Frames = Annotated[int, Field(ge=2, json_schema_extra={SERVED_LIMIT: "max_frames"})]  # the loaded model's
 
 
 def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
