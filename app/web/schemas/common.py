@@ -11,10 +11,11 @@ from app.world.scenes import MAX_PROMPT_CHARS, PromptError
 
 
 class Strict(BaseModel):
-    """Base for request models: unknown fields are an error, not silently ignored, and a boolean is never taken
+    """Base for request models: unknown fields are an error, not silently ignored; NaN and infinities are not
+    numbers a request can send (one message, "finite number", wherever they come); and a boolean is never taken
     for a number (pydantic's lax mode reads `true` as 1 and `false` as 0)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

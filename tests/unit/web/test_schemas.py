@@ -29,5 +29,17 @@ def test_a_boolean_is_never_taken_for_a_number(model, name, given):
     assert mine and mine[0]["type"] == "bool_not_number", caught.value.errors()
 
 
+FLOAT_FIELDS = [(model, name) for model, name in NUMBER_FIELDS if "float" in str(model.model_fields[name].annotation)]
+
+
+@pytest.mark.parametrize(("model", "name"), FLOAT_FIELDS, ids=[f"{m.__name__}.{n}" for m, n in FLOAT_FIELDS])
+@pytest.mark.parametrize("given", [float("nan"), float("inf"), "-inf"])
+def test_a_non_finite_number_gets_the_one_message_everywhere(model, name, given):
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate({name: given if "list" not in str(model.model_fields[name].annotation) else [given]})
+    mine = [e for e in caught.value.errors() if e["loc"][:1] == (name,)]
+    assert mine and mine[0]["type"] == "finite_number", caught.value.errors()
+
+
 def test_boolean_fields_still_take_booleans():
     assert schemas.VideoRequest.model_validate({"prompt": "a red circle moving left", "compare": True}).compare
