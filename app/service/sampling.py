@@ -81,7 +81,7 @@ class SamplingService:
         self._last_served: dict[str, int] = {}  # client -> tick of its last job taken
         self._tick = 0
         self._running = 0
-        self._mean_job_s = 1.0  # running estimate of a batch's duration, for Retry-After
+        self._mean_job_s = 1.0  # running estimate of the worker time per job (a shared batch's split), for Retry-After
         self._closing = False
         self._drain_timer: threading.Timer | None = None
         self.listeners: list[Listener] = []
@@ -114,7 +114,8 @@ class SamplingService:
                 "jobs_per_batch": self.jobs_run / self.batches_run if self.batches_run else 0.0}
 
     def retry_after_s(self) -> int:
-        """Seconds until a slot is likely free: the line ahead times the mean batch duration, per worker."""
+        """Seconds until a slot is likely free: the jobs ahead at the measured throughput (worker seconds per job,
+        so jobs that share a batch count for their share of it), spread over the workers."""
         with self._lock:
             ahead = len(self._jobs) - self.workers + 1
         return int(min(3600, max(1, math.ceil(self._mean_job_s * max(ahead, 1) / self.workers))))
@@ -255,7 +256,7 @@ class SamplingService:
         with self._lock:
             self._running -= len(batch)
             self._jobs.difference_update(batch)
-            self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed
+            self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed / len(batch)
             self.batches_run += 1
             self.jobs_run += len(batch)
             self.images_run += images

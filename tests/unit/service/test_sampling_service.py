@@ -3,6 +3,7 @@ jobs stop at their deadline or on cancel."""
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -343,3 +344,22 @@ def test_other_torch_work_runs_on_the_sampler_thread_and_loading_on_a_passing_on
     assert name.startswith("sampler") and set(sampled) == {name}
     thread = arun(in_passing_thread(threading.current_thread))
     assert thread.name.startswith("torch-once") and not thread.is_alive()  # its OpenMP pool went with it
+
+
+def test_retry_after_follows_the_throughput_not_the_batch_count(pipeline):
+    """Jobs that share a batch each cost their share of it: 8 jobs ahead, batches of 4 jobs taking 2 s -> ~4 s."""
+    service = SamplingService(pipeline, workers=1, queue_size=16, timeout_s=30)
+    try:
+        batch = [service.submit_many([SETTINGS]) for _ in range(4)]
+        for _ in range(30):  # the running estimate settles on 2 s / 4 jobs
+            with service._lock:
+                service._running += len(batch)
+            service._release(batch, time.monotonic() - 2.0, 0)
+        assert service._mean_job_s == pytest.approx(0.5, rel=0.01)
+        for job in batch:
+            job.cancel()
+    finally:
+        service.close()
+    with service._lock:
+        service._jobs = {object() for _ in range(8)}  # 8 admitted: a new job is 8th in line behind 1 worker
+    assert service.retry_after_s() in (4, 5)  # 8 x 0.5 s, rounded up; the batch-count estimate said 8 x 2 s = 16 s
