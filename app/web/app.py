@@ -32,8 +32,8 @@ from app.web.state import AppState, state_of
 
 API = "/api/v1"
 ROUTERS = ((vendor.router, ""), (health.router, ""), (instruments.router, API), (generation.router, API),
-           (stream.router, API), (video.router, API), (guidance_lab.router, API), (model.router, API),
-           (benchmarks.router, API), (pages.router, ""))
+           (stream.router, API), (video.router, API), (video.timing_router, API), (guidance_lab.router, API),
+           (guidance_lab.timing_router, API), (model.router, API), (benchmarks.router, API), (pages.router, ""))
 
 
 def _add_middleware(app, settings: Settings) -> None:

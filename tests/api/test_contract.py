@@ -91,3 +91,9 @@ def test_one_rule_one_message_however_far_above_the_limit(model_client, method, 
             assert error["ctx"]["le"] == served[field]
             messages.add(error["msg"])
         assert len(messages) == 1, (path, field, messages)
+
+
+def test_every_operation_is_listed_once_under_one_tag(client):
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        for method, operation in operations.items():
+            assert len(operation.get("tags", [])) == 1, (method, path, operation.get("tags"))

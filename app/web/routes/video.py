@@ -28,6 +28,7 @@ from app.web.streaming import LiveRun
 from app.world.clips import parse_video_prompt
 
 router = APIRouter(tags=["video"])
+timing_router = APIRouter(tags=["instruments"])  # the live timing, listed with the other instruments
 
 VIDEO_RESPONSES = {
     **ERROR_RESPONSES,
@@ -151,7 +152,7 @@ async def generate_video_stream(events: Annotated[AsyncIterator[ServerSentEvent]
 # ------------------------------------------------------------------------------------------ EQ MM3.6, timed
 
 
-@router.get("/instruments/coherence/attention", tags=["instruments"],
+@timing_router.get("/instruments/coherence/attention",
             responses=VIDEO_RESPONSES,
             summary="The served video model's tokens; joint vs factorised attention pairs and forwards timed here")
 async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], video: VideoDep,
