@@ -57,3 +57,8 @@ def test_a_browser_asking_for_a_missing_page_gets_a_page_with_the_navigation(cli
 def test_scripts_and_missing_files_still_get_a_json_404(client, path, accept):
     r = client.get(path, headers={"accept": accept})
     assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+
+
+def test_the_guidance_menu_names_its_colours_with_the_right_article(client):
+    text = client.get("/instruments/guidance").text
+    assert ">an orange shape</option>" in text and ">a red shape</option>" in text and "a orange" not in text
