@@ -24,9 +24,10 @@ Nothing here outlives a request: a replica holds no job state another one would 
 
 One thread for torch: on a small CPU every thread that runs a parallel torch operation keeps an OpenMP thread pool
 of its own, and while two such pools exist each runs about half as fast (measured: 20 guided steps took 0.42 s
-instead of 0.24 s on 2 cores). So torch work outside sampling (judging images, timing a forward) goes through
-run_in_worker() onto the sampler's threads, and one-off work before the service exists (loading the weights) runs
-in_passing_thread(), whose thread, and pool, end with it.
+instead of 0.24 s on 2 cores). So torch work outside sampling runs on the sampler's threads too: a live timing a
+client asks for as a job of the queue (run_call()), judging a finished job's images through run_in_worker(); and
+one-off work before the service exists (loading the weights) runs in_passing_thread(), whose thread, and pool,
+end with it.
 
 Shutting down: drain(grace_s) refuses new jobs (`closing`) and cancels whatever is still admitted after grace_s;
 close() does so at once. `listeners` are called as listener(job, results, seconds) in the worker once each job
@@ -41,7 +42,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import InvalidStateError, ThreadPoolExecutor
 from typing import Any
 
@@ -197,7 +198,7 @@ class SamplingService:
 
     # ------------------------------------------------------------------------------------------ scheduling
 
-    def _next_client(self, key: tuple | None, room: int) -> tuple[str, Job] | None:
+    def _next_client(self, key: Hashable | None, room: int) -> tuple[str, Job] | None:
         """The least recently served client with a waiting job that fits (same key, at most room images)."""
         order = sorted(self._waiting, key=lambda c: self._last_served.get(c, -1))  # stable: arrival breaks ties
         for client in order:

@@ -21,13 +21,16 @@ from app.service.previews import latent_to_rgb
 
 @dataclass
 class LoadedVideo:
-    """The video pipeline ready to sample, the generator that serves its clips (and the baseline), its identity."""
+    """The generator that serves clips (and the per-frame baseline) ready to sample, and its identity."""
 
-    pipeline: VideoPipeline
     generator: ClipGenerator
     model_id: str  # short hash of the VAE and the two video weights files
     load_s: float
     warm_up_s: float
+
+    @property
+    def pipeline(self) -> VideoPipeline:
+        return self.generator.video
 
     @property
     def max_frames(self) -> int:
@@ -59,7 +62,7 @@ def load_video(model_dir: str | Path, image: Pipeline) -> LoadedVideo:
         files = " and ".join(VIDEO_WEIGHT_FILES.values())
         raise WeightsError(f"cannot use the video weights {files} in {model_dir}: {type(err).__name__}: {err}") \
             from err
-    return LoadedVideo(pipeline, ClipGenerator(pipeline, image), model_id, load_s=loaded - started,
+    return LoadedVideo(ClipGenerator(pipeline, image), model_id, load_s=loaded - started,
                        warm_up_s=time.perf_counter() - loaded)
 
 

@@ -21,6 +21,7 @@ from app.service.jobs import JobTimeout, QueueFull
 from app.service.sampling import SamplingService
 from app.web.middleware import MAX_BODY_BYTES
 from app.web.routes.pages import not_found_page, wants_page
+from app.web.state import state_of
 
 NOT_LOADED_RETRY_AFTER_S = 30
 DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
@@ -88,7 +89,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _service_refusal(request: Request, exc: Exception) -> JSONResponse:
-    answer = refusal(exc, request.app.state.current.sampler)
+    answer = refusal(exc, state_of(request.app).sampler)
     return JSONResponse(status_code=answer.status_code, content={"detail": answer.detail}, headers=answer.headers)
 
 

@@ -125,8 +125,8 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
 
 
 @timing_router.get("/instruments/compression/measured",
-            responses={429: ERROR_RESPONSES[429], 503: ERROR_RESPONSES[503]},
-            summary="One denoiser forward on the real latent vs the same DiT on pixels, timed here (EQ MM3.3)")
+                   responses={429: ERROR_RESPONSES[429], 503: ERROR_RESPONSES[503]},
+                   summary="One denoiser forward on the real latent vs the same DiT on pixels, timed here (EQ MM3.3)")
 async def compression_measured(settings: SettingsDep, model: ModelDep, service: SamplingServiceDep,
                                client: ClientDep) -> schemas.MeasuredCompressionResult:
     """Measured once per server process (about 2 s of CPU, as a job of the queue) and cached; `cached` says which."""

@@ -67,6 +67,7 @@ async def admit(q: Annotated[schemas.GenerateStreamQuery, Query()], settings: Se
     params = parameters(q)
     run = LiveRun(lambda on_step: service.submit(GenerationSettings(**params.model_dump()), on_step, client),
                   _step_event(model, q.previews), service)
+
     async def result(results: list[GenerationResult]) -> schemas.StreamResult:
         return schemas.StreamResult(id=run.id, **dict(build_result(results[0], run.job, params, model, run.admitted)))
 

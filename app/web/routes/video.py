@@ -129,11 +129,12 @@ async def admit(q: Annotated[schemas.VideoStreamQuery, Query()], client: ClientD
     start = schemas.VideoStreamStart(id=run.id, total_steps=run.job.total_steps, frames=params.frames,
                                      methods=_methods(params), prompt=parse_video_prompt(params.prompt).canonical,
                                      parameters=params)
-    try:
-        async def result(clips: list[ClipResult]) -> schemas.VideoStreamResult:
-            answer = await build_video_result(clips, run.job, params, video, service, run.admitted)
-            return schemas.VideoStreamResult(id=run.id, **dict(answer))
 
+    async def result(clips: list[ClipResult]) -> schemas.VideoStreamResult:
+        answer = await build_video_result(clips, run.job, params, video, service, run.admitted)
+        return schemas.VideoStreamResult(id=run.id, **dict(answer))
+
+    try:
         yield run.events(start, result)
     finally:  # the stream ended, or the client closed it, or it never started
         run.job.cancel()
@@ -152,9 +153,8 @@ async def generate_video_stream(events: Annotated[AsyncIterator[ServerSentEvent]
 # ------------------------------------------------------------------------------------------ EQ MM3.6, timed
 
 
-@timing_router.get("/instruments/coherence/attention",
-            responses=VIDEO_RESPONSES,
-            summary="The served video model's tokens; joint vs factorised attention pairs and forwards timed here")
+@timing_router.get("/instruments/coherence/attention", responses=VIDEO_RESPONSES,
+                   summary="The served video model's tokens; joint vs factorised attention pairs and forwards timed here")
 async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], video: VideoDep,
                               service: SamplingServiceDep, client: ClientDep) -> schemas.AttentionTimingResult:
     """Measured once per server process, frames and repeats (as a job of the queue) and cached; `cached` says which."""
