@@ -1,22 +1,20 @@
 """GET /api/v1/generate/stream (Server-Sent Events) and GET /api/v1/generate/validate, through the tiny model."""
 
 import json
-import time
 import uuid
 
-import httpx
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.diffusion.samplers import SamplingCancelled
 from app.main import create_app
 from app.pipelines.image import GenerationSettings
 from app.service.imaging import decode_png, from_base64, read_parameters
 from app.service.previews import latent_to_rgb
 from app.web.state import state_of
 from tests.helpers.models import model_settings
+from tests.helpers.streams import assert_closing_the_stream_cancels_the_job
 
 STREAM, VALIDATE, GENERATE = "/api/v1/generate/stream", "/api/v1/generate/validate", "/api/v1/generate"
 QUERY = {"prompt": "a red circle", "seed": 7, "steps": 5}
@@ -202,25 +200,4 @@ def test_a_job_past_the_time_limit_ends_the_stream_with_a_503_error_event(tiny_m
 
 
 def test_closing_the_stream_cancels_the_job_within_a_step(model_live_app, model_live_server, monkeypatch):
-    service = state_of(model_live_app).sampler
-    jobs = []
-    submit = service.submit
-    monkeypatch.setattr(service, "submit", lambda *a, **k: jobs.append(submit(*a, **k)) or jobs[-1])
-    seen = 0
-    with httpx.Client(timeout=30) as http:
-        with http.stream("GET", model_live_server + STREAM, params={"prompt": "a circle", "steps": 1000}) as r:
-            assert r.status_code == 200
-            for line in r.iter_lines():
-                seen += line.startswith("event: step")
-                if seen == 3:
-                    break
-    [job] = jobs
-    deadline = time.monotonic() + 5
-    while not job.future.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert job.future.done(), f"the job still runs at step {job.steps_done}"
-    stopped_at = job.steps_done
-    time.sleep(0.3)
-    assert job.steps_done == stopped_at < 1000
-    assert isinstance(job.future.exception(), SamplingCancelled)
-    assert service.running == 0
+    assert_closing_the_stream_cancels_the_job(model_live_app, model_live_server, STREAM, {"prompt": "a circle"}, monkeypatch)

@@ -7,7 +7,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -26,6 +25,7 @@ from app.web.state import state_of
 from tests.api.test_stream_api import parse_sse
 from tests.api.test_stream_api import stream as image_stream
 from tests.helpers.models import model_settings
+from tests.helpers.streams import assert_closing_the_stream_cancels_the_job
 
 VIDEO, STREAM = "/api/v1/generate/video", "/api/v1/generate/video/stream"
 ATTENTION, MODEL = "/api/v1/instruments/coherence/attention", "/api/v1/model"
@@ -361,28 +361,7 @@ def test_bad_stream_parameters_are_a_plain_422(model_client, params, field):
 
 
 def test_closing_the_stream_cancels_the_clip_within_a_step(model_live_app, model_live_server, monkeypatch):
-    service = state_of(model_live_app).sampler
-    jobs = []
-    submit_many = service.submit_many
-    monkeypatch.setattr(service, "submit_many", lambda *a, **k: jobs.append(submit_many(*a, **k)) or jobs[-1])
-    seen = 0
-    with httpx.Client(timeout=30) as http:
-        with http.stream("GET", model_live_server + STREAM, params={**BODY, "steps": 1000}) as r:
-            assert r.status_code == 200
-            for line in r.iter_lines():
-                seen += line.startswith("event: step")
-                if seen == 3:
-                    break
-    [job] = jobs
-    deadline = time.monotonic() + 5
-    while not job.future.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert job.future.done(), f"the clip still runs at step {job.steps_done}"
-    stopped_at = job.steps_done
-    time.sleep(0.3)
-    assert job.steps_done == stopped_at < 1000
-    assert isinstance(job.future.exception(), SamplingCancelled)
-    assert service.running == 0
+    assert_closing_the_stream_cancels_the_job(model_live_app, model_live_server, STREAM, BODY, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------- attention, timed

@@ -1,0 +1,34 @@
+"""The streams' shared behaviour, checked the same way for every family: leaving a stream cancels its job."""
+
+import time
+
+import httpx
+
+from app.diffusion.samplers import SamplingCancelled
+from app.web.state import state_of
+
+
+def assert_closing_the_stream_cancels_the_job(app, server: str, path: str, params: dict, monkeypatch) -> None:
+    """Read three step events of a 1,000-step run, close the stream: the job stops within a step and frees the worker."""
+    service = state_of(app).sampler
+    jobs = []
+    submit_many = service.submit_many  # submit() goes through it too
+    monkeypatch.setattr(service, "submit_many", lambda *a, **k: jobs.append(submit_many(*a, **k)) or jobs[-1])
+    seen = 0
+    with httpx.Client(timeout=30) as http:
+        with http.stream("GET", server + path, params={**params, "steps": 1000}) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                seen += line.startswith("event: step")
+                if seen == 3:
+                    break
+    [job] = jobs
+    deadline = time.monotonic() + 5
+    while not job.future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert job.future.done(), f"the job still runs at step {job.steps_done}"
+    stopped_at = job.steps_done
+    time.sleep(0.3)
+    assert job.steps_done == stopped_at < 1000
+    assert isinstance(job.future.exception(), SamplingCancelled)
+    assert service.running == 0
