@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-dev chromium run test bench screenshots docker clean
+.PHONY: install install-dev chromium axe run test bench screenshots docker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,18 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
+# axe-core, which the browser tests load into every page to check its accessibility (pinned by the lock file).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
+
+axe: $(AXE)
+
 run: install
 	$(VENV)/bin/diffusion-lab serve --host $(HOST) --port $(PORT)
 
-test: install-dev chromium
+test: install-dev chromium axe
 	$(PY) -m pytest -q
 
 # Every benchmark; BENCHMARKS.md says what the figures mean. Minutes on a small CPU.
@@ -53,4 +61,4 @@ docker:
 	docker build --build-arg TORCH_VARIANT=$(TORCH_VARIANT) -t diffusion-lab:$(TORCH_VARIANT) .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/browser/node_modules

@@ -228,7 +228,9 @@ const Lab = (() => {
     legend: { orientation: "h", y: -0.2 },
   }, extra);
 
-  const plotConfig = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["toImage", "sendDataToCloud"] };
+  // No mode bar: its buttons would be focusable controls inside a role="img" chart, whose content screen readers
+  // skip (axe: nested-interactive). Drag to zoom and double-click to reset still work with a mouse.
+  const plotConfig = { responsive: true, displaylogo: false, displayModeBar: false };
 
   // Check-yourself widgets: <form class="quiz" data-answer="0.6" data-tolerance="0.01"> or data-kind="bool".
   // The expected answer is put into data-answer by the server, computed with the instrument's own functions.

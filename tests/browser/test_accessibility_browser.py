@@ -1,0 +1,56 @@
+"""axe-core on every page, after its charts have drawn: no serious or critical accessibility violation."""
+
+from pathlib import Path
+
+import pytest
+
+from app.web.routes.pages import PAGES
+from tests.helpers.browser import wait_for
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+
+
+@pytest.fixture(scope="module")
+def axe_page(browser, model_live_server):
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing; `make test` installs it with npm from tests/browser/package.json")
+    # The app's CSP refuses injected scripts; this context lets axe in and changes nothing else.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page, model_live_server
+    context.close()
+
+
+def violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in found if v["impact"] in BLOCKING
+    ]
+
+
+@pytest.mark.parametrize("path", ["/"] + [p.path for p in PAGES] + ["/no-such-page"])
+def test_page_has_no_serious_accessibility_violation(axe_page, path):
+    page, base = axe_page
+    page.goto(base + path, wait_until="networkidle")
+    page.wait_for_timeout(300)  # charts draw after their JSON arrives
+    assert violations(page) == []
+
+
+def test_generate_page_after_a_run_and_a_refused_prompt(axe_page):
+    """What only appears after use: the step previews, the results, the scrubber, an error message."""
+    page, base = axe_page
+    page.goto(base + "/generate?prompt=a+large+red+circle&steps=3&seed=1", wait_until="networkidle")
+    page.click("#generate")
+    page.wait_for_selector("#results figure img")
+    assert violations(page) == []
+    page.fill("#prompt", "a red star")
+    page.click("#generate")
+    wait_for(page, "document.getElementById('prompt-error').textContent.includes('unknown word: star')")
+    assert violations(page) == []
