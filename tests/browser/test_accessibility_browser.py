@@ -54,3 +54,49 @@ def test_generate_page_after_a_run_and_a_refused_prompt(axe_page):
     page.click("#generate")
     wait_for(page, "document.getElementById('prompt-error').textContent.includes('unknown word: star')")
     assert violations(page) == []
+
+
+def test_coherence_page_after_two_clips(axe_page):
+    page, base = axe_page
+    page.goto(base + "/instruments/coherence", wait_until="networkidle")
+    for field, value in {"#video-prompt-input": "a large red circle moving right", "#video-steps": "3",
+                         "#video-frames": "4"}.items():
+        page.fill(field, value)
+    page.click("#video-generate")
+    wait_for(page, "document.getElementById('video-run-status').textContent.startsWith('Done')", timeout=60_000)
+    assert violations(page) == []
+
+
+def test_generate_page_after_the_grid_and_the_guidance_anatomy(axe_page):
+    page, base = axe_page
+    page.goto(base + "/generate?prompt=a+blue+square&steps=3", wait_until="networkidle")
+    page.fill("#grid-scales", "1, 4")
+    page.fill("#grid-rows", "1")
+    page.click("#grid-draw")
+    wait_for(page, "!document.getElementById('grid-table').hidden")
+    page.click("#anatomy-run")
+    wait_for(page, "!document.getElementById('anatomy-result').hidden")
+    assert violations(page) == []
+
+
+def test_guidance_page_after_a_live_sweep(axe_page):
+    page, base = axe_page
+    page.goto(base + "/instruments/guidance", wait_until="networkidle")
+    wait_for(page, "!document.getElementById('real-model-live').disabled")
+    page.click("#real-model-live")
+    wait_for(page, "document.getElementById('real-model-status').textContent.startsWith('Live:')", timeout=60_000)
+    assert violations(page) == []
+
+
+def test_the_check_finds_a_planted_violation(axe_page):
+    """The check can fail: a chart whose focusable control sits inside role="img" is what Plotly's mode bar was."""
+    page, base = axe_page
+    page.goto(base + "/", wait_until="networkidle")
+    page.evaluate("""() => {
+        const chart = document.createElement("div");
+        chart.setAttribute("role", "img");
+        chart.setAttribute("aria-label", "a chart");
+        chart.append(Object.assign(document.createElement("button"), {textContent: "zoom"}));
+        document.querySelector("main").append(chart);
+    }""")
+    assert [v["id"] for v in violations(page)] == ["nested-interactive"]
