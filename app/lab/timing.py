@@ -4,13 +4,14 @@ Each candidate is run once to warm up; then every round times each candidate onc
 to round, so a burst of load lands on all of them alike instead of on whichever was being timed at the moment.
 Per candidate the median of its rounds is reported with the quartiles (its spread) and min..max. Two candidates
 are ordered only when their quartile ranges do not overlap; otherwise the measurement cannot say which is faster.
-The whole measurement is flagged noisy when a candidate's quartile range is wider than NOISY_SPREAD of its median
-or other jobs ran beside it; the 1-minute load average at start and end is recorded either way.
+The whole measurement is flagged noisy when a candidate's quartile range is wider than NOISY_SPREAD of its median,
+other jobs ran beside it, or the 1-minute load average (recorded at start and end either way) exceeded the cores.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -78,6 +79,7 @@ class Conditions:
     """What a measurement ran under, and whether it is to be trusted less."""
 
     rounds: int
+    cpu: str
     load_start: float  # 1-minute load average
     load_end: float
     cores: int
@@ -94,6 +96,17 @@ class Interleaved:
 
     spreads: dict[str, Spread]
     conditions: Conditions
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cores() -> int:
@@ -132,6 +145,10 @@ def interleave(candidates: Sequence[Candidate], rounds: int, budget_s: float, *,
                for name, s in spreads.items() if s.relative_spread > NOISY_SPREAD]
     if jobs_beside:
         reasons.append(f"{jobs_beside} other job(s) ran on the server at the same time")
-    return Interleaved(spreads, Conditions(rounds=done, load_start=load_start, load_end=load_end, cores=cores(),
-                                           jobs_beside=jobs_beside, noisy=bool(reasons), noisy_reasons=reasons,
-                                           noisy_spread=NOISY_SPREAD, seconds=clock() - started))
+    if (busiest := max(load_start, load_end)) > cores():
+        reasons.append(f"the load average ({busiest:.1f}) was above the {cores()} cores: other work competed for "
+                       "the CPU, so the absolute times run long (the ratios, timed in the same rounds, hold better)")
+    return Interleaved(spreads, Conditions(rounds=done, cpu=cpu_model(), load_start=load_start, load_end=load_end,
+                                           cores=cores(), jobs_beside=jobs_beside, noisy=bool(reasons),
+                                           noisy_reasons=reasons, noisy_spread=NOISY_SPREAD,
+                                           seconds=clock() - started))

@@ -86,7 +86,8 @@ def video_forward(results_dir: Path, attention: str, frames: int, tokens: int, p
         return None, (f"bench/results/{VIDEO_FILE} timed another network ({row.tokens:,} tokens, "
                       f"{row.parameters:,} parameters; this server's has {tokens:,} and {parameters:,})")
     basis = (f"bench/video.py: one no-grad guided forward ({VIDEO_BATCH} rows) of the {attention} video DiT built "
-             f"from the committed image weights, {frames} frames, {tokens:,} tokens")
+             f"from the image DiT's weights, {frames} frames, {tokens:,} tokens, "
+             f"{parameters:,} parameters as here")
     machine = (describe(record.machine) if record.machine else
                f"CPU and cores not recorded in the file; torch {record.torch}, {record.threads} threads")
     figure = RecordedTiming(

@@ -6,17 +6,13 @@
 const Timing = (() => {
   const ms = (x) => `${Lab.fmt(x, x < 10 ? 2 : 1)} ms`;
 
-  // "12.3 ms" and "middle half 11.9–12.8 ms over 5 rounds".
+  // "middle half 11.9–12.8 ms over 5 rounds".
   function spread(s, rounds) {
     return `middle half ${Lab.fmt(s.low_ms, s.low_ms < 10 ? 2 : 1)}–${ms(s.high_ms)} over ${rounds} rounds`;
   }
 
-  function load(c) {
-    const busy = c.load_start > c.cores || c.load_end > c.cores;
-    return `load average ${Lab.fmt(c.load_start, 2)} at the start and ${Lab.fmt(c.load_end, 2)} at the end on ` +
-      `${c.cores} core${c.cores === 1 ? "" : "s"}` +
-      (busy ? " (more runnable processes than cores: other work was competing for the CPU)" : "");
-  }
+  const load = (c) => `load average ${Lab.fmt(c.load_start, 2)} at the start and ${Lab.fmt(c.load_end, 2)} at ` +
+    `the end on ${c.cores} core${c.cores === 1 ? "" : "s"} (${c.cpu})`;
 
   // One sentence on how far to trust the figures.
   function conditions(c) {
@@ -36,13 +32,14 @@ const Timing = (() => {
   }
 
   function verdict(cmp) {
+    const slower = cmp.slower[0].toUpperCase() + cmp.slower.slice(1);
     if (!cmp.resolved) {
-      return `${cmp.slower} against ${cmp.faster}: the spreads overlap, so this measurement cannot say which is ` +
+      return `${slower} against ${cmp.faster}: the spreads overlap, so this measurement cannot say which is ` +
         "faster; no ratio is claimed.";
     }
     return cmp.inverted
-      ? `${cmp.slower} measured faster than ${cmp.faster} beyond the spread, against what the arithmetic expects.`
-      : `${cmp.slower} measured slower than ${cmp.faster} beyond the spread, as the arithmetic expects.`;
+      ? `${slower} measured faster than ${cmp.faster} beyond the spread, against what the arithmetic expects.`
+      : `${slower} measured slower than ${cmp.faster} beyond the spread, as the arithmetic expects.`;
   }
 
   function when(m) {

@@ -54,6 +54,7 @@ class TimingConditions(BaseModel):
     rounds: int = Field(description=f"Interleaved rounds run (at least {MIN_ROUNDS}; fewer than asked when the "
                                     "time budget ran out): each round times every candidate once, the order rotated "
                                     "from round to round, after one warm-up each")
+    cpu: str = Field(description="This server's CPU model (/proc/cpuinfo), to set beside a recorded benchmark's")
     load_start: float = Field(description="1-minute load average of the machine when the measurement began")
     load_end: float = Field(description="... and when it ended")
     cores: int = Field(description="CPU cores this server may run on")
