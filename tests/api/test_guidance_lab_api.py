@@ -185,7 +185,7 @@ def test_bad_guidance_fields_are_422(model_client, change, field):
 
 
 def test_the_measured_forward_times_the_real_latent_against_pixels(model_client):
-    first = model_client.get(MEASURED)
+    first = model_client.get(MEASURED, params={"remeasure": "true"})  # whatever this process measured before
     assert first.status_code == 200, first.text
     m = first.json()
     assert (m["resolution"], m["f"], m["latent_channels"], m["ratio"], m["batch"]) == (32, 8, 4, 48.0, 2)  # 3 f^2/c_z
@@ -269,6 +269,30 @@ def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
         for job in held:
             job.future.result(10)
         assert c.post(GRID, json={"prompt": "a red circle", "steps": 1, "scales": [1], "seeds": 1}).status_code == 200
+
+
+def test_a_timing_beside_a_running_job_is_flagged_noisy(tiny_model_dir, monkeypatch):
+    """With two sampler threads a generation can run while the forwards are timed: the result says so."""
+    app = create_app(model_settings(tiny_model_dir, worker_threads=2))
+    with TestClient(app) as c:
+        started, release = threading.Event(), threading.Event()
+        original = state_of(app).model.pipeline.generate_batch
+
+        def held(jobs, callback=None):
+            started.set()
+            assert release.wait(30)
+            return original(jobs, callback)
+
+        monkeypatch.setattr(state_of(app).model.pipeline, "generate_batch", held)
+        job = state_of(app).sampler.submit(GenerationSettings(prompt="", steps=1))
+        try:
+            assert started.wait(10)
+            m = c.get(MEASURED, params={"remeasure": "true"}).json()
+        finally:
+            release.set()
+        job.future.result(10)
+    assert m["conditions"]["jobs_beside"] == 1 and m["conditions"]["noisy"]
+    assert "1 other job(s) ran on the server at the same time" in m["conditions"]["noisy_reasons"]
 
 
 def test_the_client_header_picks_the_fair_queue_line(model_client, model_app, monkeypatch):
