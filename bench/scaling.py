@@ -30,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.lab.timing import cpu_model
 from app.pipelines.image import Pipeline
 from app.service.models import fingerprint, parameter_counts
 from app.web.benchmarks import SCALING_FILE, SCALING_FORMAT, linear_fit, local_exponents, loglog_fit
@@ -127,17 +128,6 @@ def time_decode(pipeline: Pipeline, latents: list[int], repeats: int) -> list[di
         rows.append({"latent": size, "median_ms": statistics.median(runs), "best_ms": min(runs), "runs_ms": runs,
                      "load_average": load_average()})
     return rows
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(threads: int) -> dict:

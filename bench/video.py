@@ -13,9 +13,11 @@ Usage: python bench/video.py [--model-dir models] [--steps 10 20] [--frames 2 4 
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -28,6 +30,7 @@ from app.nets.video_dit import VideoDiT
 from app.pipelines.image import Pipeline
 from app.pipelines.video import ClipSettings, VideoPipeline, sample_per_frame
 from bench.sampling import _table, in_thread, load_average
+from bench.scaling import machine
 
 PROMPT = "a large red circle moving right"
 SCALE = 5.0
@@ -165,7 +168,9 @@ def main() -> int:
     args = p.parse_args()
     n = args.threads
     res = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "threads": n,
-           "torch": torch.__version__, "load_average_start": load_average()}
+           "torch": torch.__version__, "load_average_start": load_average(),
+           "command": "python bench/video.py" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
+           "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(n)}
     image = in_thread(n, Pipeline.load, args.model_dir, "cpu")
     video = in_thread(n, VideoPipeline.load, args.model_dir, image.vae) if VideoPipeline.available(args.model_dir) \
         else None

@@ -1,35 +1,38 @@
-"""What the latent buys, timed on this machine (EQ MM3.3): one denoiser forward on the VAE's latent vs on pixels.
+"""What the latent buys, timed on this machine (EQ MM3.3): one denoising step's forward on the VAE's latent vs on pixels.
 
-The served DiT runs once on its latent grid. The same architecture (width, depth, heads, caption attention) is then
+The served DiT runs on its latent grid. The same architecture (width, depth, heads, caption attention) is then
 built for the full pixel grid, patch 2 and patch 1, with random weights: only its cost is measured, its output
-means nothing. Each forward is timed a few times within a time budget and the median reported; where one full
-pixel-space forward would not fit the budget, one transformer block is timed and multiplied by the depth (all
-blocks are identical), and the figure is marked as estimated. The result is cached per process and model.
+means nothing. Every forward takes a batch of 2, the two rows of classifier-free guidance, as one sampling step
+does. Where one full pixel-space forward would not fit the time budget, one transformer block is timed and
+multiplied by the depth (all blocks are identical), and the figure says so. The three are timed interleaved by
+app/lab/timing.py; the result is cached per process and model until someone asks to measure again.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import torch
 
 from app.instruments.compression import compression_ratio
 from app.lab.once import MeasuredOnce
+from app.lab.timing import Candidate, Comparison, Conditions, Spread, compare, interleave
 from app.nets.dit import DiT, DiTBlock
 from app.pipelines.image import Pipeline
 
-BUDGET_S = 2.0  # CPU seconds the whole measurement may take (a little more if one forward alone is longer)
-LATENT_REPEATS, PIXEL_REPEATS = 7, 3
+BUDGET_S = 4.0  # wall seconds the rounds may take (at least MIN_ROUNDS are run whatever they cost)
+ROUNDS = 5
 FULL_FORWARD_MAX_TOKENS = 1024  # above this a pixel-space forward is estimated from one block
+GUIDANCE_BATCH = 2
+CONTEXT_TOKENS = 12
 RGB = 3
 
 
 @dataclass(frozen=True)
 class ForwardTiming:
-    """One denoiser forward on one grid: its size and its measured wall time."""
+    """One denoiser forward on one grid: its size, and its timed rounds (Spread's fields)."""
 
     label: str
     grid: tuple[int, int, int]  # (height, width, channels) of the tensor the DiT denoises
@@ -37,9 +40,15 @@ class ForwardTiming:
     tokens: int
     attention_pairs: int  # tokens^2 per head and layer
     weights: str  # "trained" or "random"
-    estimated: bool  # True: one block timed, times the depth
+    runs_ms: list[float]
     median_ms: float
-    runs_ms: list[float] = field(default_factory=list)
+    low_ms: float
+    high_ms: float
+    min_ms: float
+    max_ms: float
+    relative_spread: float
+    estimated: bool
+    basis: str | None
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,9 @@ class MeasuredCompression:
 
     latent: ForwardTiming
     pixel: list[ForwardTiming]
+    savings: list[Comparison]  # each pixel forward against the latent one
+    conditions: Conditions
+    batch: int
     dit: dict[str, int]  # width, depth, heads, parameters of the served DiT
     resolution: int
     f: int
@@ -62,59 +74,60 @@ class MeasuredCompression:
     cached: bool = False
 
 
-def _timed(run, repeats: int, deadline: float) -> list[float]:
-    """Call run() up to `repeats` times (at least once) while time is left before deadline; ms per call."""
-    runs: list[float] = []
-    while len(runs) < repeats and (not runs or time.perf_counter() + runs[-1] / 1000 < deadline):
-        started = time.perf_counter()
-        run()
-        runs.append((time.perf_counter() - started) * 1000)
-    return runs
+@dataclass(frozen=True)
+class _Forward:
+    """A candidate and the description of its grid, before it is timed."""
+
+    label: str
+    grid: tuple[int, int, int]
+    patch: int
+    tokens: int
+    weights: str
+    candidate: Candidate
+
+    def timed(self, spread: Spread) -> ForwardTiming:
+        return ForwardTiming(self.label, self.grid, self.patch, self.tokens, self.tokens * self.tokens,
+                             self.weights, **vars(spread))
 
 
-def _context(dit: DiT, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A caption-sized context (1, L, D) and an all-true key mask: enough for the cost, the values do not matter."""
-    context = torch.randn(1, 12, dit.config.context_dim, generator=torch.Generator().manual_seed(0)).to(device)
-    return context, torch.ones(1, 12, dtype=torch.bool, device=device)
+def _inputs(dit: DiT, channels: int, side: int, device: torch.device):
+    """A guided step's inputs (2 rows): noise, timestep, a caption-sized context and its all-true key mask."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(GUIDANCE_BATCH, channels, side, side, generator=generator).to(device)
+    context = torch.randn(GUIDANCE_BATCH, CONTEXT_TOKENS, dit.config.context_dim, generator=generator).to(device)
+    mask = torch.ones(GUIDANCE_BATCH, CONTEXT_TOKENS, dtype=torch.bool, device=device)
+    return x, torch.full((GUIDANCE_BATCH,), 500, device=device), context, mask
 
 
-@torch.inference_mode()
-def time_latent(pipeline: Pipeline, deadline: float) -> ForwardTiming:
+def latent_forward(pipeline: Pipeline) -> _Forward:
     """The served DiT on its own latent grid, with its trained weights."""
-    dit, device = pipeline.dit, pipeline.device
-    cfg = dit.config
-    x = torch.randn(1, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=device)
-    t = torch.full((1,), 500, device=device)
-    context, mask = _context(dit, device)
-    dit(x, t, context, mask)  # warm-up: first calls pay for allocations
-    runs = _timed(lambda: dit(x, t, context, mask), LATENT_REPEATS, deadline)
-    tokens = (cfg.latent_size // cfg.patch) ** 2
-    return ForwardTiming("latent (trained DiT)", (cfg.latent_size, cfg.latent_size, cfg.latent_channels), cfg.patch,
-                         tokens, tokens * tokens, "trained", False, statistics.median(runs), runs)
+    dit, cfg = pipeline.dit, pipeline.dit.config
+    x, t, context, mask = _inputs(dit, cfg.latent_channels, cfg.latent_size, pipeline.device)
+    return _Forward("latent (trained DiT)", (cfg.latent_size, cfg.latent_size, cfg.latent_channels), cfg.patch,
+                    (cfg.latent_size // cfg.patch) ** 2, "trained",
+                    Candidate("latent", lambda: dit(x, t, context, mask)))
 
 
-@torch.inference_mode()
-def time_pixels(pipeline: Pipeline, patch: int, deadline: float) -> ForwardTiming:
+def pixel_forward(pipeline: Pipeline, patch: int) -> _Forward:
     """The served DiT's architecture on the pixel grid at this patch size, randomly initialised."""
     side, device = pipeline.resolution, pipeline.device
     tokens = (side // patch) ** 2
     config = replace(pipeline.dit.config, latent_size=side, latent_channels=RGB, patch=patch)
-    context, mask = _context(pipeline.dit, device)
     torch.manual_seed(0)
+    x, t, context, mask = _inputs(pipeline.dit, RGB, side, device)
+    name = f"pixels, patch {patch}"
     if tokens <= FULL_FORWARD_MAX_TOKENS:
         dit = DiT(config).to(device).eval()
-        x = torch.randn(1, RGB, side, side, device=device)
-        t = torch.full((1,), 500, device=device)
-        runs = _timed(lambda: dit(x, t, context, mask), PIXEL_REPEATS, deadline)
-        median, estimated = statistics.median(runs), False
+        candidate = Candidate(name, lambda: dit(x, t, context, mask))
     else:
         block = DiTBlock(config.width, config.heads, config.mlp_ratio, config.context_dim).to(device).eval()
-        tokens_in = torch.randn(1, tokens, config.width, device=device)
-        c = torch.randn(1, config.width, device=device)
-        runs = [ms * config.depth for ms in _timed(lambda: block(tokens_in, c, context, mask), 1, deadline)]
-        median, estimated = statistics.median(runs), True
-    return ForwardTiming(f"pixels, patch {patch} (random weights)", (side, side, RGB), patch, tokens,
-                         tokens * tokens, "random", estimated, median, runs)
+        hidden = torch.randn(GUIDANCE_BATCH, tokens, config.width, device=device)
+        c = torch.randn(GUIDANCE_BATCH, config.width, device=device)
+        candidate = Candidate(name, lambda: block(hidden, c, context, mask), times=config.depth,
+                              basis=f"one transformer block timed on {tokens:,} tokens, × {config.depth} blocks "
+                                    f"(all {config.depth} are identical; the patch embedding and output layer, "
+                                    "a small share, are left out)")
+    return _Forward(f"{name} (random weights)", (side, side, RGB), patch, tokens, "random", candidate)
 
 
 def vae_psnr(pipeline: Pipeline, card: dict | None) -> tuple[float | None, str]:
@@ -129,29 +142,36 @@ def vae_psnr(pipeline: Pipeline, card: dict | None) -> tuple[float | None, str]:
     return None, "not measured"
 
 
-def measure(pipeline: Pipeline, card: dict | None = None, budget_s: float = BUDGET_S) -> MeasuredCompression:
-    """Time the latent forward and the pixel-space forwards (patch 2, then patch 1) within budget_s."""
+@torch.inference_mode()
+def measure(pipeline: Pipeline, card: dict | None = None, budget_s: float = BUDGET_S,
+            beside=lambda: 0) -> MeasuredCompression:
+    """Time the latent forward and the pixel-space forwards (patch 2, then patch 1) interleaved, within budget_s.
+
+    beside() counts the other jobs running on the server, for the noisy flag."""
     started = time.perf_counter()
-    deadline = started + budget_s
-    latent = time_latent(pipeline, started + 0.15 * budget_s)
-    pixel = [time_pixels(pipeline, patch, deadline) for patch in (2, 1) if pipeline.resolution % patch == 0]
+    forwards = [latent_forward(pipeline)] + [pixel_forward(pipeline, patch) for patch in (2, 1)
+                                             if pipeline.resolution % patch == 0]
+    run = interleave([f.candidate for f in forwards], ROUNDS, budget_s, beside=beside)
+    latent, *pixel = [f.timed(run.spreads[f.candidate.name]) for f in forwards]
     f, c_z = pipeline.vae.config.downsample_factor, pipeline.vae.config.latent_channels
     cfg = pipeline.dit.config
     psnr, source = vae_psnr(pipeline, card)
     return MeasuredCompression(
-        latent=latent, pixel=pixel,
+        latent=latent, pixel=pixel, conditions=run.conditions, batch=GUIDANCE_BATCH,
+        savings=[compare(p.candidate.name, run.spreads[p.candidate.name], "latent", run.spreads["latent"])
+                 for p in forwards[1:]],
         dit={"width": cfg.width, "depth": cfg.depth, "heads": cfg.heads,
              "parameters": sum(p.numel() for p in pipeline.dit.parameters())},
         resolution=pipeline.resolution, f=f, latent_channels=c_z, ratio=compression_ratio(f, c_z),
         psnr_db=psnr, psnr_source=source, device=str(pipeline.device), torch_threads=torch.get_num_threads(),
-        measured_s=time.perf_counter() - started,
-        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        measured_s=time.perf_counter() - started, measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 
 
 _measured = MeasuredOnce()
 
 
-def measured_once(pipeline: Pipeline, model_id: str, card: dict | None = None) -> MeasuredCompression:
-    """measure() the first time per process and model; afterwards the cached result (cached=True)."""
-    return _measured.get(model_id, lambda: measure(pipeline, card))
+def measured_once(pipeline: Pipeline, model_id: str, card: dict | None = None, remeasure: bool = False,
+                  beside=lambda: 0) -> MeasuredCompression:
+    """measure() the first time per process and model, or when asked to again; else the cached result (cached=True)."""
+    return _measured.get(model_id, lambda: measure(pipeline, card, beside=beside), refresh=remeasure)

@@ -1,4 +1,5 @@
-"""Live measurements taken once per server process and key, then served from memory marked `cached`."""
+"""Live measurements taken once per server process and key, then served from memory marked `cached` until someone
+asks for a fresh one."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ class MeasuredOnce:
         self._results: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, measure: Callable[[], Any]) -> Any:
-        """measure() the first time for key; afterwards the stored result with cached=True."""
+    def get(self, key: Hashable, measure: Callable[[], Any], refresh: bool = False) -> Any:
+        """measure() the first time for key, or whenever refresh; otherwise the stored result with cached=True."""
         with self._lock:
-            if key in self._results:
+            if key in self._results and not refresh:
                 return replace(self._results[key], cached=True)
             result = self._results[key] = measure()
             return result

@@ -5,7 +5,6 @@
 
 const CoherenceVideo = (() => {
   const STREAM = "/api/v1/generate/video/stream";
-  const ATTENTION = "/api/v1/instruments/coherence/attention";
   const METHODS = ["per_frame", "video"];
   const LABEL = { per_frame: "Frame by frame", video: "Space-time model" };
   const COLOUR = { per_frame: "#ffb454", video: "#5ee6b0" };
@@ -250,31 +249,8 @@ const CoherenceVideo = (() => {
   // ------------------------------------------------------------------ attention cost of the real token count
 
   async function loadAttention(frames) {
-    attentionFrames = frames;
-    const status = $("attention-status");
-    status.textContent = `Timing one forward of the video model at ${frames} frames, joint and factorised…`;
-    try {
-      const a = await Lab.getJSON(ATTENTION, { frames, repeats: 3 }, "attention");
-      Lab.setText("at-tokens-clip", Lab.fmt(a.tokens));
-      Lab.setText("at-tokens-frame", Lab.fmt(a.tokens_per_frame));
-      Lab.setText("at-frames", Lab.fmt(a.frames));
-      Lab.setText("at-joint-pairs", Lab.fmt(a.joint_pairs));
-      Lab.setText("at-fact-pairs", Lab.fmt(a.factorised_pairs));
-      Lab.setText("at-joint-ms", Lab.fmt(a.joint_ms, 2));
-      Lab.setText("at-fact-ms", Lab.fmt(a.factorised_ms, 2));
-      Lab.setText("at-pair-ratio", Lab.fmt(a.pair_ratio, 2));
-      Lab.setText("at-ms-ratio", Lab.fmt(a.time_ratio, 2));
-      status.textContent = `The served video model at ${a.frames} frames: ${a.latent_size} × ${a.latent_size} ` +
-        `latent cells in patches of ${a.patch}, ${a.tokens_per_frame} tokens per frame.`;
-      Lab.setText("attention-note", `Median of ${a.repeats} forwards each (batch ${a.batch}: the two rows of ` +
-        `guidance) on ${a.device} with ${a.torch_threads} torch thread(s); the joint network reuses the image ` +
-        `weights and is timed for its cost only. ${a.cached ? "Measured earlier by this server" : "Measured just now"} ` +
-        `(${a.measured_at}). Wall times on a shared CPU move with its load; the pair counts do not.`);
-    } catch (err) {
-      if (Lab.isAbort(err)) return;
-      attentionFrames = null;
-      status.textContent = `Could not time the attention: ${err.message}`;
-    }
+    attentionFrames = frames; // coherence_attention.js shows them
+    if (!(await CoherenceAttention.load(frames))) attentionFrames = null;
   }
 
   // ------------------------------------------------------------------ wiring

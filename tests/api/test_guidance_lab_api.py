@@ -1,6 +1,7 @@
 """The guidance lab's endpoints through the tiny random model: grid, live sweep, one step taken apart, measured
 latent-vs-pixel timing; their 422s, the 429 of a full queue and the 503 without a model."""
 
+import json
 import threading
 
 import numpy as np
@@ -14,7 +15,7 @@ from app.measure.image import full_prompts, pairwise_rms
 from app.pipelines.image import GenerationSettings
 from app.service.imaging import decode_png, from_base64
 from app.web.state import state_of
-from tests.helpers.models import model_settings
+from tests.helpers.models import REPO_ROOT, model_settings
 
 GRID, SWEEP, GUIDANCE = "/api/v1/generate/grid", "/api/v1/generate/sweep", "/api/v1/generate/guidance"
 MEASURED, GENERATE = "/api/v1/instruments/compression/measured", "/api/v1/generate"
@@ -184,17 +185,54 @@ def test_bad_guidance_fields_are_422(model_client, change, field):
 
 
 def test_the_measured_forward_times_the_real_latent_against_pixels(model_client):
-    first = model_client.get(MEASURED)
+    first = model_client.get(MEASURED, params={"remeasure": "true"})  # whatever this process measured before
     assert first.status_code == 200, first.text
     m = first.json()
-    assert (m["resolution"], m["f"], m["latent_channels"], m["ratio"]) == (32, 8, 4, 48.0)  # 3 f^2 / c_z
+    assert (m["resolution"], m["f"], m["latent_channels"], m["ratio"], m["batch"]) == (32, 8, 4, 48.0, 2)  # 3 f^2/c_z
     assert (m["latent"]["grid"], m["latent"]["tokens"], m["latent"]["weights"]) == ([4, 4, 4], 16, "trained")
     assert [(p["patch"], p["tokens"], p["weights"]) for p in m["pixel"]] == [(2, 256, "random"), (1, 1024, "random")]
-    assert all(p["attention_pairs"] == p["tokens"] ** 2 and p["median_ms"] > 0 for p in [m["latent"], *m["pixel"]])
+    rounds = m["conditions"]["rounds"]
+    for f in [m["latent"], *m["pixel"]]:
+        assert f["attention_pairs"] == f["tokens"] ** 2 and len(f["runs_ms"]) == rounds
+        assert 0 < f["min_ms"] <= f["low_ms"] <= f["median_ms"] <= f["high_ms"] <= f["max_ms"]
+        assert f["relative_spread"] == pytest.approx((f["high_ms"] - f["low_ms"]) / f["median_ms"])
+        assert f["recorded"] is None and "another configuration" in f["recorded_note"]  # the tiny model's DiT
+    assert [(s["slower"], s["faster"]) for s in m["savings"]] == [("pixels, patch 2", "latent"),
+                                                                   ("pixels, patch 1", "latent")]
+    assert m["savings"][1]["ratio"] == pytest.approx(m["pixel"][1]["median_ms"] / m["latent"]["median_ms"])
+    conditions = m["conditions"]
+    assert conditions["noisy"] == bool(conditions["noisy_reasons"]) and conditions["load_start"] >= 0
     assert m["psnr_source"] != "not measured" or m["psnr_db"] is None
     again = model_client.get(MEASURED).json()
     assert m["cached"] is False and again["cached"] is True
-    assert again["latent"]["runs_ms"] == m["latent"]["runs_ms"]  # measured once per process
+    assert again["latent"]["runs_ms"] == m["latent"]["runs_ms"] and again["measured_at"] == m["measured_at"]
+    fresh = model_client.get(MEASURED, params={"remeasure": "true"}).json()
+    assert fresh["cached"] is False and fresh["latent"]["runs_ms"] != m["latent"]["runs_ms"]
+    after = model_client.get(MEASURED, params={"remeasure": "false"}).json()
+    assert after["cached"] is True and after["latent"]["runs_ms"] == fresh["latent"]["runs_ms"]
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "True", "on", ""])
+def test_remeasure_takes_only_true_or_false(model_client, value):
+    r = model_client.get(MEASURED, params={"remeasure": value})
+    assert r.status_code == 422
+    assert [(e["loc"], e["msg"]) for e in r.json()["detail"]] == [(["query", "remeasure"],
+                                                                   "Input should be true or false")]
+    assert model_client.get(MEASURED, params={"again": "true"}).status_code == 422
+
+
+def test_a_record_of_the_same_forward_is_shown_beside_the_live_figure(tiny_model_dir, tmp_path):
+    """bench/results/scaling.json as recorded, but for the tiny model's DiT configuration (its rows are at 16, 64,
+    256 and 1,024 tokens: the tiny model's latent, and its pixels at patch 2 and 1)."""
+    record = json.loads((REPO_ROOT / "bench" / "results" / "scaling.json").read_text())
+    with TestClient(create_app(model_settings(tiny_model_dir, bench_results_dir=tmp_path))) as c:
+        record["model"]["dit"] = state_of(c.app).model.pipeline.dit.config.to_dict()
+        (tmp_path / "scaling.json").write_text(json.dumps(record))
+        m = c.get(MEASURED).json()
+    rows = {r["tokens"]: r for r in record["resolution"]["rows"]}
+    for f in [m["latent"], *m["pixel"]]:
+        assert f["recorded"]["median_ms"] == rows[f["tokens"]]["dit_median_ms"], f["label"]
+        assert f["recorded"]["recorded_at"] == record["recorded_at"] and f["recorded_note"] == f["recorded"]["basis"]
 
 
 # ---------------------------------------------------------------------------------------------- serving
@@ -223,7 +261,7 @@ def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
         try:
             r = c.post(GRID, json={"prompt": "a red circle", "steps": 2})
             assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["detail"]
-            for timed in (MEASURED, "/api/v1/instruments/coherence/attention?frames=2&repeats=1"):
+            for timed in (MEASURED, "/api/v1/instruments/coherence/attention?frames=2&repeats=3"):
                 r = c.get(timed)  # live timings run the networks too: they wait their turn, or are refused
                 assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, (timed, r.text)
         finally:
@@ -231,6 +269,30 @@ def test_a_full_queue_answers_the_grid_with_429(tiny_model_dir, monkeypatch):
         for job in held:
             job.future.result(10)
         assert c.post(GRID, json={"prompt": "a red circle", "steps": 1, "scales": [1], "seeds": 1}).status_code == 200
+
+
+def test_a_timing_beside_a_running_job_is_flagged_noisy(tiny_model_dir, monkeypatch):
+    """With two sampler threads a generation can run while the forwards are timed: the result says so."""
+    app = create_app(model_settings(tiny_model_dir, worker_threads=2))
+    with TestClient(app) as c:
+        started, release = threading.Event(), threading.Event()
+        original = state_of(app).model.pipeline.generate_batch
+
+        def held(jobs, callback=None):
+            started.set()
+            assert release.wait(30)
+            return original(jobs, callback)
+
+        monkeypatch.setattr(state_of(app).model.pipeline, "generate_batch", held)
+        job = state_of(app).sampler.submit(GenerationSettings(prompt="", steps=1))
+        try:
+            assert started.wait(10)
+            m = c.get(MEASURED, params={"remeasure": "true"}).json()
+        finally:
+            release.set()
+        job.future.result(10)
+    assert m["conditions"]["jobs_beside"] == 1 and m["conditions"]["noisy"]
+    assert "1 other job(s) ran on the server at the same time" in m["conditions"]["noisy_reasons"]
 
 
 def test_the_client_header_picks_the_fair_queue_line(model_client, model_app, monkeypatch):

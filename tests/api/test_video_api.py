@@ -2,6 +2,7 @@
 the video section of GET /model, the app without (or with broken) video weights, and the animation files."""
 
 import io
+import json
 import shutil
 import threading
 import time
@@ -369,24 +370,55 @@ def test_closing_the_stream_cancels_the_clip_within_a_step(model_live_app, model
 
 @pytest.mark.parametrize("frames", [2, 5, 8])
 def test_attention_counts_the_real_tokens_and_times_both_variants(model_client, frames):
-    body = model_client.get(ATTENTION, params={"frames": frames, "repeats": 2}).json()
+    body = model_client.get(ATTENTION, params={"frames": frames, "repeats": 3}).json()
     per_frame = 4 * 4  # the tiny model: 4x4 latent, patch 1
     n = frames * per_frame
     assert body["tokens_per_frame"] == per_frame and body["tokens"] == n
     assert body["joint_pairs"] == n**2
     assert body["factorised_pairs"] == frames * per_frame**2 + per_frame * frames**2
     assert body["pair_ratio"] == pytest.approx(n**2 / body["factorised_pairs"])
-    assert body["batch"] == 2 and body["repeats"] == 2
-    assert len(body["joint_runs_ms"]) == len(body["factorised_runs_ms"]) == 2
-    assert body["factorised_ms"] > 0 and body["joint_ms"] > 0
+    assert body["flop_ratio"] == pytest.approx(body["joint_flops"] / body["factorised_flops"])
+    assert body["batch"] == 2 and body["repeats"] == 3 and body["conditions"]["rounds"] == 3
+    for kind in ("factorised", "joint"):
+        spread = body[kind]
+        assert len(spread["runs_ms"]) == 3 and spread["runs_ms"] == body[f"{kind}_runs_ms"]
+        assert spread["median_ms"] == body[f"{kind}_ms"] > 0 and spread["low_ms"] <= spread["high_ms"]
+        assert body[f"{kind}_recorded"] is None and body[f"{kind}_recorded_note"].startswith("bench/results/video.json")
     assert body["time_ratio"] == pytest.approx(body["joint_ms"] / body["factorised_ms"])
-    again = model_client.get(ATTENTION, params={"frames": frames, "repeats": 2}).json()
+    heavier = "joint" if body["joint_flops"] > body["factorised_flops"] else "factorised"
+    assert body["ordering"]["slower"] == heavier  # the order the arithmetic expects is what is tested
+    again = model_client.get(ATTENTION, params={"frames": frames, "repeats": 3}).json()
     assert again["cached"] is True and again["joint_ms"] == body["joint_ms"]
+    assert again["measured_at"] == body["measured_at"]
 
 
-@pytest.mark.parametrize("params", [{"frames": 9}, {"frames": 1}, {"repeats": 0}, {"repeats": 6}, {"x": 1}])
+def test_attention_is_measured_again_on_request(model_client):
+    first = model_client.get(ATTENTION, params={"frames": 3}).json()
+    fresh = model_client.get(ATTENTION, params={"frames": 3, "remeasure": "true"}).json()
+    assert fresh["cached"] is False and fresh["joint_runs_ms"] != first["joint_runs_ms"]
+    assert model_client.get(ATTENTION, params={"frames": 3}).json()["joint_runs_ms"] == fresh["joint_runs_ms"]
+
+
+def test_attention_shows_the_recorded_figure_of_the_same_network(tiny_model_dir, tmp_path):
+    """A bench/results/video.json whose rows describe the tiny model's networks stands beside the live figures."""
+    with TestClient(create_app(model_settings(tiny_model_dir, bench_results_dir=tmp_path))) as c:
+        live = c.get(ATTENTION, params={"frames": 2}).json()
+        assert live["joint_recorded"] is None and "video.json is absent" in live["joint_recorded_note"]
+        rows = [{"frames": 2, "attention": kind, "tokens": live["tokens"], "median_ms": ms, "best_ms": ms - 1,
+                 "parameters": live[f"{kind}_parameters"], "load_average": 1.5}
+                for kind, ms in (("factorised", 30.0), ("joint", 20.0))]
+        (tmp_path / "video.json").write_text(json.dumps({"threads": 2, "torch": "2.x", "forward": rows}))
+        shown = c.get(ATTENTION, params={"frames": 2}).json()
+    assert shown["cached"] is True
+    assert (shown["factorised_recorded"]["median_ms"], shown["joint_recorded"]["median_ms"]) == (30.0, 20.0)
+    assert shown["joint_recorded"]["threads"] == 2 and "2 rows" in shown["joint_recorded_note"]
+
+
+@pytest.mark.parametrize("params", [{"frames": 9}, {"frames": 1}, {"repeats": 2}, {"repeats": 10}, {"x": 1},
+                                    {"remeasure": "1"}, {"remeasure": "yes"}])
 def test_attention_bounds_are_422(model_client, params):
-    assert model_client.get(ATTENTION, params=params).status_code == 422
+    r = model_client.get(ATTENTION, params=params)
+    assert r.status_code == 422 and [d["loc"] for d in r.json()["detail"]] == [["query", next(iter(params))]]
 
 
 # ---------------------------------------------------------------------------------------------- model card, docs

@@ -3,6 +3,7 @@ both clips streamed and shown, their measures equal to the API's for the same re
 attention timing, errors inline, and a phone-width layout."""
 
 import json
+import re
 import shutil
 import time
 import urllib.request
@@ -127,20 +128,72 @@ def test_generate_both_shows_clips_measures_and_paths_from_the_api(model_probe, 
 
     # the attention block: the served model's tokens and timings for the clip's frames (cached by the server)
     wait_for(page, "document.getElementById('at-frames').textContent === '6'", timeout=60_000)
-    attention = get_json(model_live_server, "/api/v1/instruments/coherence/attention", frames=6, repeats=3)
+    attention = get_json(model_live_server, "/api/v1/instruments/coherence/attention", frames=6, repeats=5)
     assert attention["cached"]
+    assert_attention_shown(page, attention)
+
+    assert "v_prompt=a+large+red+circle+moving+right" in page.url and "v_frames=6" in page.url
+    assert page.is_enabled("#video-generate") and page.is_disabled("#video-cancel")
+    model_probe.assert_clean()
+
+
+def assert_attention_shown(page, attention):
+    """The attention block shows the server's figures: counts, FLOPs, medians and spreads, recorded figures, verdict."""
     assert page.text_content("#at-tokens-clip") == f"{attention['tokens']:,}"
     assert page.text_content("#at-tokens-frame") == f"{attention['tokens_per_frame']:,}"
     assert page.text_content("#at-joint-pairs") == f"{attention['joint_pairs']:,}"
     assert page.text_content("#at-fact-pairs") == f"{attention['factorised_pairs']:,}"
-    assert float(page.text_content("#at-joint-ms").replace(",", "")) == pytest.approx(attention["joint_ms"], abs=6e-3)
-    assert float(page.text_content("#at-fact-ms").replace(",", "")) == pytest.approx(attention["factorised_ms"],
-                                                                                      abs=6e-3)
+    assert float(page.text_content("#at-joint-gflop")) == pytest.approx(attention["joint_flops"] / 1e9, abs=6e-4)
+    assert float(page.text_content("#at-fact-gflop")) == pytest.approx(attention["factorised_flops"] / 1e9, abs=6e-4)
+    for kind, short in (("joint", "joint"), ("factorised", "fact")):
+        spread = attention[kind]
+        assert float(page.text_content(f"#at-{short}-ms").replace(",", "")) == pytest.approx(spread["median_ms"],
+                                                                                               abs=6e-3)
+        shown = page.text_content(f"#at-{short}-spread")
+        assert shown.startswith("middle half ") and shown.endswith(f"over {attention['conditions']['rounds']} rounds")
+        low, high = shown.removeprefix("middle half ").split(" ms")[0].replace(",", "").split("–")
+        assert float(low) == pytest.approx(spread["low_ms"], rel=0.01)
+        assert float(high) == pytest.approx(spread["high_ms"], rel=0.01)
+        assert page.text_content(f"#at-{short}-recorded") == (
+            f"recorded benchmark: none for this figure ({attention[f'{kind}_recorded_note']})")  # the tiny model
     assert float(page.text_content("#at-pair-ratio")) == pytest.approx(attention["pair_ratio"], abs=6e-3)
-    assert float(page.text_content("#at-ms-ratio")) == pytest.approx(attention["time_ratio"], abs=6e-3)
+    assert float(page.text_content("#at-flop-ratio")) == pytest.approx(attention["flop_ratio"], abs=6e-3)
+    if attention["ordering"]["resolved"]:
+        assert float(page.text_content("#at-ms-ratio")) == pytest.approx(attention["time_ratio"], abs=6e-3)
+        assert page.text_content("#at-ms-ratio-unit") == "× the time"
+    else:  # the spreads overlap: no ratio is claimed
+        assert page.text_content("#at-ms-ratio") == "not resolved"
+        assert "cannot say which is faster" in page.text_content("#attention-verdict")
+    conditions = page.text_content("#attention-conditions")
+    c = attention["conditions"]
+    start, end = (float(x) for x in re.search(r"load average ([\d.]+) at the start and ([\d.]+) at the end on "
+                                              rf"{c['cores']} core", conditions).groups())
+    assert (start, end) == (pytest.approx(c["load_start"], abs=6e-3), pytest.approx(c["load_end"], abs=6e-3))
+    assert conditions.startswith("Noisy: ") == c["noisy"]
+    assert page.evaluate("document.getElementById('attention-conditions').classList.contains('timing-noisy')") == \
+        c["noisy"]
+    assert f"{attention['ordering']['faster']} network is the lighter one" in page.text_content("#attention-verdict")
 
-    assert "v_prompt=a+large+red+circle+moving+right" in page.url and "v_frames=6" in page.url
-    assert page.is_enabled("#video-generate") and page.is_disabled("#video-cancel")
+
+def test_the_attention_block_re_measures_on_request(model_probe, model_live_server):
+    page = model_probe.goto(PATH)
+    wait_for(page, "!document.getElementById('attention-remeasure').disabled", timeout=60_000)
+    frames = int(page.text_content("#at-frames"))
+    before = get_json(model_live_server, "/api/v1/instruments/coherence/attention", frames=frames, repeats=5)
+    assert_attention_shown(page, before)
+    page.evaluate("""() => { window.busyStates = [];
+      new MutationObserver(() => window.busyStates.push(document.getElementById('attention-remeasure').disabled))
+        .observe(document.getElementById('attention-remeasure'), { attributes: true }); }""")
+    page.focus("#attention-remeasure")
+    page.keyboard.press("Enter")  # keyboard: a plain button
+    wait_for(page, "window.busyStates.includes(true) && !document.getElementById('attention-remeasure').disabled",
+             timeout=60_000)
+    wait_for(page, "document.getElementById('attention-status').textContent.includes('measured just now')")
+    after = get_json(model_live_server, "/api/v1/instruments/coherence/attention", frames=frames, repeats=5)
+    assert after["cached"] and after["measured_at"] >= before["measured_at"]
+    assert after["joint_runs_ms"] != before["joint_runs_ms"]  # measured again, and the page shows the new figures
+    assert_attention_shown(page, after)
+    assert page.text_content("#attention-remeasure") == "Re-measure"
     model_probe.assert_clean()
 
 

@@ -1,8 +1,14 @@
-"""The latent-vs-pixel page in headless Chromium: readouts, chart, deep links, presets, quizzes."""
+"""The latent-vs-pixel page in headless Chromium: readouts, chart, deep links, presets, quizzes; the measured-here
+panel's spreads, recorded benchmarks and Re-measure button on the tiny model."""
+
+import json
 
 import pytest
 
-from tests.helpers.browser import answer_quiz, wait_for, wait_text
+from app.web.state import state_of
+from tests.helpers.browser import PageProbe, answer_quiz, get_json, wait_for, wait_text
+from tests.helpers.models import REPO_ROOT, model_settings
+from tests.helpers.server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -73,3 +79,92 @@ def test_quizzes(probe):
     assert not answer_quiz(sd3, "48").startswith("Right")
     assert answer_quiz(sd3, "12").startswith("Right")
     probe.assert_clean()
+
+
+# ------------------------------------------------------------------- measured here, on the tiny model
+
+MEASURED = "/api/v1/instruments/compression/measured"
+
+
+def figure(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def assert_measured_shown(page, m):
+    """The panel shows the server's figures: medians, spreads, estimates' basis, recorded figures, the verdicts."""
+    rounds = m["conditions"]["rounds"]
+    for short, f in (("latent", m["latent"]), *((f"p{p['patch']}", p) for p in m["pixel"])):
+        assert figure(page.text_content(f"#me-{short}-ms")) == pytest.approx(f["median_ms"], abs=0.06)
+        shown = page.text_content(f"#me-{short}-spread")
+        assert shown.startswith("middle half ") and shown.endswith(f"over {rounds} rounds")
+        low, high = shown.removeprefix("middle half ").split(" ms")[0].replace(",", "").split("–")
+        assert (float(low), float(high)) == (pytest.approx(f["low_ms"], rel=0.01), pytest.approx(f["high_ms"], rel=0.01))
+        tokens = page.text_content(f"#me-{short}-tokens")
+        assert (f"estimated: {f['basis']}" in tokens) == f["estimated"]
+        recorded = page.text_content(f"#me-{short}-recorded")
+        if f["recorded"] is None:
+            assert recorded == f"recorded benchmark: none for this figure ({f['recorded_note']})"
+        else:
+            r = f["recorded"]
+            assert recorded.startswith(f"recorded benchmark: {r['median_ms']:.1f} ms ({r['file']}, "
+                                       f"{r['recorded_at'][:10]}; {r['machine']}")
+    for cmp, value in zip(m["savings"], ("#me-speedup", "#me-speedup-p1")):
+        if cmp["resolved"]:
+            digits = 1 if value == "#me-speedup" else 0
+            assert figure(page.text_content(value)) == pytest.approx(cmp["ratio"], abs=0.6 * 10 ** -digits)
+        else:
+            assert page.text_content(value) == "not resolved"
+    conditions = page.text_content("#measured-conditions")
+    assert conditions.startswith("Noisy: ") == m["conditions"]["noisy"]
+    assert f"{rounds} interleaved rounds" in conditions and f"on {m['conditions']['cores']} core" in conditions
+    chart = page.evaluate("document.getElementById('measured-chart').data.map(t => [t.y, t.error_y && t.error_y.array])")
+    rows = [m["latent"], *m["pixel"]]
+    assert chart[0] == [[r["median_ms"] for r in rows], [pytest.approx(r["high_ms"] - r["median_ms"]) for r in rows]]
+    assert chart[1][0] == [r["recorded"]["median_ms"] if r["recorded"] else None for r in rows]
+
+
+def test_the_measured_panel_shows_spreads_and_re_measures_on_request(model_probe, model_live_server):
+    page = model_probe.goto(PATH)
+    wait_for(page, "!document.getElementById('measured-remeasure').disabled", timeout=60_000)
+    before = get_json(model_live_server, MEASURED)
+    assert before["cached"]
+    assert_measured_shown(page, before)
+    assert "another configuration" in page.text_content("#me-latent-recorded")  # the tiny model was never benchmarked
+    page.evaluate("""() => { window.busyStates = [];
+      new MutationObserver(() => window.busyStates.push(document.getElementById('measured-remeasure').disabled))
+        .observe(document.getElementById('measured-remeasure'), { attributes: true }); }""")
+    page.focus("#measured-remeasure")
+    page.keyboard.press("Enter")  # keyboard: a plain button
+    wait_for(page, "window.busyStates.includes(true) && !document.getElementById('measured-remeasure').disabled",
+             timeout=60_000)
+    wait_for(page, "document.getElementById('measured-status').textContent.includes('measured just now')")
+    after = get_json(model_live_server, MEASURED)
+    assert after["cached"] and after["latent"]["runs_ms"] != before["latent"]["runs_ms"]
+    assert_measured_shown(page, after)
+    assert page.text_content("#measured-remeasure") == "Re-measure"
+    model_probe.assert_clean()
+
+
+def test_the_recorded_benchmark_of_the_same_forward_stands_beside_the_live_figure(browser, tiny_model_dir, tmp_path):
+    """bench/results/scaling.json as recorded, relabelled with the tiny model's DiT configuration so its rows (16,
+    64, 256 and 1,024 tokens) are the tiny model's latent and pixel forwards."""
+    from app.main import create_app
+
+    app = create_app(model_settings(tiny_model_dir, bench_results_dir=tmp_path))
+    server = serve(app)
+    base = next(server)
+    context = browser.new_context()
+    try:
+        record = json.loads((REPO_ROOT / "bench" / "results" / "scaling.json").read_text())
+        record["model"]["dit"] = state_of(app).model.pipeline.dit.config.to_dict()
+        (tmp_path / "scaling.json").write_text(json.dumps(record))
+        probe = PageProbe(context.new_page(), base)
+        page = probe.goto(PATH)
+        wait_for(page, "!document.getElementById('measured-remeasure').disabled", timeout=60_000)
+        m = get_json(base, MEASURED)
+        assert all(f["recorded"] for f in [m["latent"], *m["pixel"]])
+        assert_measured_shown(page, m)
+        probe.assert_clean()
+    finally:
+        context.close()
+        next(server, None)

@@ -4,8 +4,9 @@ the other torch work (the judge, the timing) runs on the sampler's thread too (a
 """
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from app.lab import forward_timing
 from app.lab import guidance as lab
@@ -17,6 +18,7 @@ from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import ERROR_RESPONSES, TOO_LARGE, located_errors
+from app.web.recorded_timings import scaling_forward
 from app.world.scenes import parse_prompt
 
 router = APIRouter(tags=["guidance lab"])
@@ -125,12 +127,26 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
 
 
 @timing_router.get("/instruments/compression/measured",
-                   responses={429: ERROR_RESPONSES[429], 503: ERROR_RESPONSES[503]},
-                   summary="One denoiser forward on the real latent vs the same DiT on pixels, timed here (EQ MM3.3)")
-async def compression_measured(settings: SettingsDep, model: ModelDep, service: SamplingServiceDep,
+                   responses=ERROR_RESPONSES,
+                   summary="One guided step's denoiser forward on the real latent vs the same DiT on pixels, timed "
+                           "here (EQ MM3.3)")
+async def compression_measured(q: Annotated[schemas.RemeasureQuery, Query()], settings: SettingsDep,
+                               model: ModelDep, service: SamplingServiceDep,
                                client: ClientDep) -> schemas.MeasuredCompressionResult:
-    """Measured once per server process (about 2 s of CPU, as a job of the queue) and cached; `cached` says which."""
+    """Measured once per server process (a few seconds of CPU, as a job of the queue: never beside another job on
+    its worker) and cached until `remeasure=true`; `cached` and `measured_at` say which. The forwards are timed in
+    interleaved rounds: median, quartiles, a noisy flag with the load average, and the recorded benchmark figure
+    for the same forward where bench/results/ has one."""
     card, _ = read_card(settings.model_dir)
-    measured = await service.run_call(lambda: forward_timing.measured_once(model.pipeline, model.model_id, card),
-                                      client)
-    return schemas.MeasuredCompressionResult.model_validate(measured)
+    measured = await service.run_call(
+        lambda: forward_timing.measured_once(model.pipeline, model.model_id, card, q.remeasure,
+                                             beside=lambda: service.running - 1), client)
+    dit = model.pipeline.dit.config.to_dict()
+
+    def forward(timed: forward_timing.ForwardTiming) -> schemas.ForwardTiming:
+        recorded, note = scaling_forward(settings.bench_results_dir, dit, measured.batch, timed.tokens,
+                                         timed.grid[2], timed.patch)
+        return schemas.ForwardTiming(**vars(timed), recorded=recorded, recorded_note=note)
+
+    return schemas.MeasuredCompressionResult.model_validate(
+        {**vars(measured), "latent": forward(measured.latent), "pixel": [forward(p) for p in measured.pixel]})

@@ -24,6 +24,7 @@ from app.service.video_model import LoadedVideo, strip_png
 from app.web import schemas
 from app.web.deps import ClientDep, SamplingServiceDep, SettingsDep, VideoDep
 from app.web.errors import ERROR_RESPONSES, TOO_LARGE, located_errors
+from app.web.recorded_timings import video_forward
 from app.web.streaming import LiveRun
 from app.world.clips import parse_video_prompt
 
@@ -154,12 +155,23 @@ async def generate_video_stream(events: Annotated[AsyncIterator[ServerSentEvent]
 
 
 @timing_router.get("/instruments/coherence/attention", responses=VIDEO_RESPONSES,
-                   summary="The served video model's tokens; joint vs factorised attention pairs and forwards timed here")
-async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], video: VideoDep,
+                   summary="The served video model's tokens; joint vs factorised attention pairs, FLOPs and forwards "
+                           "timed here")
+async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], video: VideoDep, settings: SettingsDep,
                               service: SamplingServiceDep, client: ClientDep) -> schemas.AttentionTimingResult:
-    """Measured once per server process, frames and repeats (as a job of the queue) and cached; `cached` says which."""
+    """Measured once per server process, frames and repeats (as a job of the queue: never beside another job on its
+    worker) and cached until `remeasure=true`; `cached` and `measured_at` say which. The two networks are timed in
+    interleaved rounds: median, quartiles, a noisy flag with the load average, whether the order the FLOPs expect is
+    resolved, and the recorded benchmark figure for the same forward where bench/results/ has one."""
     if errors := schemas.frames_limit_error(q.frames, video.max_frames):
         raise located_errors(errors, "query")
     timing = await service.run_call(
-        lambda: attention_timing.measured_once(video.pipeline, video.model_id, q.frames, q.repeats), client)
-    return schemas.AttentionTimingResult(**vars(timing), model_id=video.model_id)
+        lambda: attention_timing.measured_once(video.pipeline, video.model_id, q.frames, q.repeats, q.remeasure,
+                                               beside=lambda: service.running - 1), client)
+    recorded = {kind: video_forward(settings.bench_results_dir, kind, timing.frames, timing.tokens, parameters)
+                for kind, parameters in (("factorised", timing.factorised_parameters),
+                                         ("joint", timing.joint_parameters))}
+    return schemas.AttentionTimingResult.model_validate({
+        **vars(timing), "model_id": video.model_id,
+        **{f"{kind}_recorded": figure for kind, (figure, _) in recorded.items()},
+        **{f"{kind}_recorded_note": note for kind, (_, note) in recorded.items()}})

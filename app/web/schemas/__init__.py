@@ -20,6 +20,8 @@ from app.web.schemas.benchmarks import (
     ScalingSampling,
     ScalingSteps,
     ScalingStepsRow,
+    VideoForwardRow,
+    VideoRecord,
 )
 from app.web.schemas.common import Strict, prompt_error_detail, steps_limit_error
 from app.web.schemas.generation import (
@@ -87,6 +89,14 @@ from app.web.schemas.stream import (
     StreamStart,
     StreamStep,
 )
+from app.web.schemas.timing import (
+    RecordedTiming,
+    Remeasure,
+    RemeasureQuery,
+    TimingComparison,
+    TimingConditions,
+    TimingSpread,
+)
 from app.web.schemas.video import (
     MAX_VIDEO_FRAMES,
     Animation,
@@ -109,7 +119,7 @@ from app.web.schemas.video import (
 __all__ = [
     "LinearFit", "PowerFit", "Recorded", "ScalingBatch", "ScalingBatchRow", "ScalingLoad", "ScalingMachine",
     "ScalingModel", "ScalingResolution", "ScalingResolutionRow", "ScalingResult", "ScalingSampling", "ScalingSteps",
-    "ScalingStepsRow", "MAX_SEED", "Strict", "prompt_error_detail", "steps_limit_error", "GeneratedImage",
+    "ScalingStepsRow", "VideoForwardRow", "VideoRecord", "MAX_SEED", "Strict", "prompt_error_detail", "steps_limit_error", "GeneratedImage",
     "GenerateParameters", "GenerateRequest", "GenerateResult", "GenerateTimings", "CfgNormCurve", "CfgRow",
     "CfgSnippet", "CoherenceCostPoint", "CoherenceJumpPoint", "CoherenceQuery", "CoherenceRegime", "CoherenceResult",
     "CoherenceTokens", "CompressionCurvePoint", "CompressionPreset", "CompressionQuery", "CompressionResult",
@@ -120,6 +130,7 @@ __all__ = [
     "MeasuredCompressionResult", "StepAnatomy", "SweepPoint", "SweepRequest", "SweepResult", "VariantImage",
     "GenerationLimits", "ModelCardResult", "ModelLive", "QueueState", "VideoModelSection", "GenerateCheck",
     "GenerateStreamQuery", "StepEvent", "StepPreviews", "StreamError", "StreamResult", "StreamStart", "StreamStep",
+    "RecordedTiming", "Remeasure", "RemeasureQuery", "TimingComparison", "TimingConditions", "TimingSpread",
     "MAX_VIDEO_FRAMES", "Animation", "AttentionQuery", "AttentionTimingResult", "ClipMetricsResult", "ParsedClipPrompt",
     "VideoClip", "VideoParameters", "VideoRequest", "VideoResult", "VideoStreamQuery",
     "VideoStreamResult", "VideoStreamStart", "VideoStreamStep", "VideoTimings", "frames_limit_error",

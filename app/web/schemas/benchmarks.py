@@ -145,3 +145,27 @@ class ScalingResult(Recorded):
     steps: ScalingSteps
     batch: ScalingBatch
     resolution: ScalingResolution
+
+
+# ---------------------------------------------------------------- recorded benchmarks (bench/video.py)
+
+
+class VideoForwardRow(BaseModel):
+    frames: int = Field(ge=1)
+    attention: Literal["factorised", "joint"]
+    tokens: int = Field(ge=1)
+    median_ms: Positive
+    best_ms: Positive
+    parameters: int = Field(ge=1)
+    load_average: float = Field(ge=0)
+
+
+class VideoRecord(BaseModel):
+    """The parts of bench/results/video.json that live timings are compared with (the file holds more)."""
+
+    threads: int = Field(ge=1)
+    torch: str
+    forward: list[VideoForwardRow]
+    command: str | None = None  # written by bench/video.py since these fields were added
+    recorded_at: str | None = None
+    machine: ScalingMachine | None = None

@@ -19,6 +19,7 @@ from app.web.schemas.common import (
     known_words,
     seeds_fit,
 )
+from app.web.schemas.timing import RecordedTiming, TimingComparison, TimingConditions, TimingSpread
 from app.world.scenes import parse_prompt
 
 # ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
@@ -256,7 +257,7 @@ class GuidanceAnatomyResult(BaseModel):
     model_id: str
 
 
-class ForwardTiming(BaseModel):
+class ForwardTiming(TimingSpread):
     model_config = ConfigDict(from_attributes=True)
 
     label: str
@@ -265,19 +266,23 @@ class ForwardTiming(BaseModel):
     tokens: int
     attention_pairs: int = Field(description="tokens², per head and layer")
     weights: Literal["trained", "random"]
-    estimated: bool = Field(description="True: one transformer block timed, times the depth")
-    median_ms: float = Field(description="Median wall time of one forward, milliseconds")
-    runs_ms: list[float]
+    recorded: RecordedTiming | None = Field(description="The committed benchmark's figure for the same forward; "
+                                                        "null when none matches (recorded_note says why)")
+    recorded_note: str = Field(description="What the recorded figure timed, or why there is none")
 
 
 class MeasuredCompressionResult(BaseModel):
-    """One denoiser forward on the real latent vs on pixels, timed on this server; the real VAE's numbers."""
+    """One denoising step's forward on the real latent vs on pixels, timed on this server; the real VAE's numbers."""
 
     model_config = ConfigDict(from_attributes=True)
 
     latent: ForwardTiming
     pixel: list[ForwardTiming] = Field(description="The same architecture on the full pixel grid, patch 2 and 1, "
                                                    "randomly initialised: only the cost means something")
+    savings: list[TimingComparison] = Field(description="Each pixel forward against the latent one: the ratio of "
+                                                        "medians, and whether the spreads resolve it")
+    conditions: TimingConditions
+    batch: int = Field(description="Rows per forward: 2, the two rows of classifier-free guidance in one step")
     dit: dict[str, int] = Field(description="width, depth, heads, parameters of the served DiT")
     resolution: int
     f: int = Field(description="The VAE's downsampling factor")
@@ -287,6 +292,7 @@ class MeasuredCompressionResult(BaseModel):
     psnr_source: str
     device: str
     torch_threads: int
-    measured_s: float = Field(description="Seconds the measurement took")
-    measured_at: str = Field(description="UTC, ISO 8601")
-    cached: bool = Field(description="True: measured earlier by this server process and reused")
+    measured_s: float = Field(description="Seconds the measurement took, building the networks included")
+    measured_at: str = Field(description="UTC, ISO 8601: when these figures were measured")
+    cached: bool = Field(description="True: measured earlier by this server process and reused; "
+                                     "?remeasure=true measures again")

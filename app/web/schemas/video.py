@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.lab.timing import MIN_ROUNDS
 from app.web.schemas.common import (
     SERVED_LIMIT,
     Caption,
@@ -22,11 +23,13 @@ from app.web.schemas.common import (
     steps_limit_error,
 )
 from app.web.schemas.stream import StepEvent
+from app.web.schemas.timing import RecordedTiming, Remeasure, TimingComparison, TimingConditions, TimingSpread
 from app.world.clips import parse_video_prompt
 
 # ---------------------------------------------------------------- text-to-video (§3.4, EQ MM3.6)
 
 MAX_VIDEO_FRAMES = 16  # what the OpenAPI document states when no video model is loaded
+MAX_ATTENTION_ROUNDS = 9
 AnimationFormat = Literal["apng", "gif"]
 ClipMethod = Literal["video", "per_frame"]
 Frames = Annotated[int, Field(ge=2, json_schema_extra={SERVED_LIMIT: "max_frames"})]  # the loaded model's
@@ -178,20 +181,23 @@ class VideoStreamResult(VideoResult):
 
 
 class AttentionQuery(Strict):
-    """The clip length whose attention is timed, and how many timed runs per variant."""
+    """The clip length whose attention is timed, how many interleaved rounds, and whether to measure again."""
 
     frames: Frames = Field(8, description="Frames T_f; at most the loaded video model's")
-    repeats: int = Field(3, ge=1, le=5, description="Timed forwards per variant (after one warm-up); the median "
-                                                     "is reported")
+    repeats: int = Field(5, ge=MIN_ROUNDS, le=MAX_ATTENTION_ROUNDS,
+                         description="Interleaved rounds at most (each times both networks once, after one warm-up "
+                                     "each); fewer when the time budget runs out. The median and quartiles are "
+                                     "reported")
+    remeasure: Remeasure = False
 
 
 class AttentionTimingResult(BaseModel):
-    """EQ MM3.6 on the served video model: its tokens, the attention pairs, joint vs factorised timed here."""
+    """EQ MM3.6 on the served video model: its tokens, the attention pairs and FLOPs, joint vs factorised timed here."""
 
     model_config = ConfigDict(from_attributes=True)
 
     frames: int
-    repeats: int
+    repeats: int = Field(description="Rounds asked for; conditions.rounds says how many ran")
     batch: int = Field(description="Clips per forward: 2, the two rows of classifier-free guidance")
     latent_size: int
     patch: int
@@ -200,15 +206,32 @@ class AttentionTimingResult(BaseModel):
     joint_pairs: int = Field(description="N²: every token attends to every token of the clip")
     factorised_pairs: int = Field(description="T_f (HW)² + HW T_f²: within each frame, then across frames")
     pair_ratio: float = Field(description="joint_pairs / factorised_pairs")
-    factorised_ms: float = Field(description="Median ms of one forward of the served (factorised) video DiT")
-    joint_ms: float = Field(description="Median ms of one forward of a joint-attention DiT with the same image "
-                                        "weights")
+    factorised_flops: int = Field(description="FLOPs of one forward of the served (factorised) video DiT, attention "
+                                              "included: its temporal blocks add projections and MLPs the pair "
+                                              "count leaves out")
+    joint_flops: int = Field(description="FLOPs of one forward of the joint-attention DiT")
+    flop_ratio: float = Field(description="joint_flops / factorised_flops")
+    factorised_parameters: int
+    joint_parameters: int
+    factorised: TimingSpread = Field(description="The served (factorised) video DiT's forwards")
+    joint: TimingSpread = Field(description="A joint-attention DiT with the same image weights, timed for its cost")
+    ordering: TimingComparison = Field(description="The network with more FLOPs against the other: whether the "
+                                                   "measurement resolves the order the arithmetic expects")
+    conditions: TimingConditions
+    factorised_ms: float = Field(description="factorised.median_ms")
+    joint_ms: float = Field(description="joint.median_ms")
     time_ratio: float = Field(description="joint_ms / factorised_ms")
-    factorised_runs_ms: list[float]
-    joint_runs_ms: list[float]
+    factorised_runs_ms: list[float] = Field(description="factorised.runs_ms")
+    joint_runs_ms: list[float] = Field(description="joint.runs_ms")
+    factorised_recorded: RecordedTiming | None = Field(description="The committed benchmark's figure for the same "
+                                                                   "forward; null when none matches")
+    factorised_recorded_note: str = Field(description="What the recorded figure timed, or why there is none")
+    joint_recorded: RecordedTiming | None
+    joint_recorded_note: str
     model_id: str
     device: str
     torch_threads: int
-    measured_s: float
-    measured_at: str = Field(description="UTC, ISO 8601")
-    cached: bool = Field(description="True: measured earlier by this server process and reused")
+    measured_s: float = Field(description="Seconds the measurement took, counting the FLOPs included")
+    measured_at: str = Field(description="UTC, ISO 8601: when these figures were measured")
+    cached: bool = Field(description="True: measured earlier by this server process and reused; "
+                                     "remeasure=true measures again")

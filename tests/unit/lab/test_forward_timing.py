@@ -1,10 +1,8 @@
-"""The latent-vs-pixel forward timing: grids, token counts, the budget and the per-process cache."""
-
-import time
+"""The latent-vs-pixel forward timing: grids, token counts, the estimate's basis, the savings and the cache."""
 
 import pytest
 
-from app.lab import forward_timing, once
+from app.lab import forward_timing, once, timing
 from app.lab.once import MeasuredOnce
 from app.pipelines.image import Pipeline
 
@@ -16,22 +14,21 @@ def pipeline(tiny_model_dir) -> Pipeline:
 
 def test_the_real_latent_against_its_architecture_on_pixels(pipeline, monkeypatch):
     monkeypatch.setattr(forward_timing, "FULL_FORWARD_MAX_TOKENS", 256)  # patch 1 (1024 tokens) is then estimated
-    m = forward_timing.measure(pipeline, card={"evaluation": {"vae": {"psnr_db_mean": 41.5}}})
+    m = forward_timing.measure(pipeline, card={"evaluation": {"vae": {"psnr_db_mean": 41.5}}}, budget_s=0.5)
     assert (m.latent.grid, m.latent.tokens, m.latent.weights, m.latent.estimated) == ((4, 4, 4), 16, "trained", False)
     assert [(p.patch, p.tokens, p.grid, p.estimated) for p in m.pixel] == [(2, 256, (32, 32, 3), False),
                                                                         (1, 1024, (32, 32, 3), True)]
-    assert m.ratio == 48.0 and (m.f, m.latent_channels) == (8, 4)
+    depth = pipeline.dit.config.depth
+    assert m.pixel[1].basis.startswith(f"one transformer block timed on 1,024 tokens, × {depth} blocks")
+    assert m.latent.basis is None and m.pixel[0].basis is None
+    assert m.ratio == 48.0 and (m.f, m.latent_channels, m.batch) == (8, 4, 2)
     assert (m.psnr_db, m.psnr_source) == (41.5, "the model card's evaluation")
-    assert 1 <= len(m.latent.runs_ms) <= forward_timing.LATENT_REPEATS
+    rounds = m.conditions.rounds
+    assert timing.MIN_ROUNDS <= rounds <= forward_timing.ROUNDS
+    assert all(len(f.runs_ms) == rounds and f.low_ms <= f.median_ms <= f.high_ms for f in [m.latent, *m.pixel])
+    assert [(s.slower, s.faster) for s in m.savings] == [("pixels, patch 2", "latent"), ("pixels, patch 1", "latent")]
+    assert m.savings[0].ratio == pytest.approx(m.pixel[0].median_ms / m.latent.median_ms)
     assert m.dit["parameters"] == sum(p.numel() for p in pipeline.dit.parameters())
-
-
-def test_the_budget_bounds_the_repeats():
-    calls = []
-    runs = forward_timing._timed(lambda: (calls.append(1), time.sleep(0.02)), repeats=50,
-                                 deadline=time.perf_counter() + 0.1)
-    assert 1 <= len(runs) <= 6 and all(r >= 20 for r in runs)
-    assert len(forward_timing._timed(lambda: None, repeats=3, deadline=time.perf_counter() - 1)) == 1  # at least one
 
 
 def test_without_a_card_the_psnr_comes_from_the_weights_or_is_absent(pipeline):
@@ -44,11 +41,13 @@ def test_without_a_card_the_psnr_comes_from_the_weights_or_is_absent(pipeline):
         del pipeline.metadata["vae"]["validation"]
 
 
-def test_measured_once_per_model(pipeline, monkeypatch):
+def test_measured_once_per_model_until_asked_again(pipeline, monkeypatch):
     calls = []
-    monkeypatch.setattr(forward_timing, "measure", lambda p, card=None: calls.append(1) or "result")
+    monkeypatch.setattr(forward_timing, "measure", lambda p, card=None, beside=None: calls.append(1) or len(calls))
     monkeypatch.setattr(forward_timing, "_measured", MeasuredOnce())
     monkeypatch.setattr(once, "replace", lambda r, cached: (r, cached))
-    assert forward_timing.measured_once(pipeline, "abc") == "result"
-    assert forward_timing.measured_once(pipeline, "abc") == ("result", True)
-    assert forward_timing.measured_once(pipeline, "other") == "result" and len(calls) == 2
+    assert forward_timing.measured_once(pipeline, "abc") == 1
+    assert forward_timing.measured_once(pipeline, "abc") == (1, True)
+    assert forward_timing.measured_once(pipeline, "other") == 2
+    assert forward_timing.measured_once(pipeline, "abc", remeasure=True) == 3
+    assert forward_timing.measured_once(pipeline, "abc") == (3, True) and len(calls) == 3
