@@ -20,6 +20,8 @@ from app.main import create_app
 from app.web.errors import CROSS_FIELD_RULES
 from tests.helpers.models import model_settings
 
+pytestmark = pytest.mark.slow  # 30 to 90 s on two shared cores: most of it the coverage phase's 2,000 cases
+
 # Small caps: the schema states them, so every request the fuzzer calls valid costs the tiny model milliseconds.
 MAX_STEPS, MAX_BATCH = 3, 2
 FUZZ_EXAMPLES = 12  # per operation, beyond the examples and the coverage phase's cases
