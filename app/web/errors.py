@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.diffusion.samplers import SamplingCancelled
 from app.service.jobs import JobTimeout, QueueFull
 from app.service.sampling import SamplingService
+from app.web import schemas
 from app.web.middleware import MAX_BODY_BYTES
 from app.web.routes.pages import not_found_page, wants_page
 from app.web.state import state_of
@@ -26,14 +27,26 @@ from app.web.state import state_of
 NOT_LOADED_RETRY_AFTER_S = 30
 DRAINING_RETRY_AFTER_S = 5  # another replica can take it at once; a lone server is back after its restart
 
-ERROR_RESPONSES = {
-    422: {"description": "A bad parameter, named in `detail[].loc`; an unknown prompt word lists the vocabulary"},
-    429: {"description": "The sampler's queue is full; retry after `Retry-After` seconds"},
-    503: {"description": "No model loaded, the job ran past the time limit, or the server is shutting down; "
-                         "see `Retry-After`"},
+CROSS_FIELD_RULES = "x-cross-field-rules"  # on a 422 response: error type -> rule, for the rules the schema can't state
+REFUSALS = {
+    429: {"model": schemas.Refused, "description": "The sampler's queue is full; retry after `Retry-After` seconds"},
+    503: {"model": schemas.Refused, "description": "No model loaded, the job ran past the time limit, or the server is "
+                                                   "shutting down; see `Retry-After`"},
 }
+TOO_LARGE = {413: {"model": schemas.Refused,
+                   "description": f"The request body is over the server's limit of {MAX_BODY_BYTES} bytes"}}
 
-TOO_LARGE = {413: {"description": f"The request body is over the server's limit of {MAX_BODY_BYTES} bytes"}}
+
+def unprocessable(*models: type[schemas.Strict]) -> dict:
+    """The 422 response of an operation that takes these request models: the error shape, and the rules that a
+    request the schema admits may still break, by error type (so a client, or a fuzzer, knows such a 422 is in the
+    contract)."""
+    rules = {rule.type: rule.text for model in models for rule in model.RULES}
+    description = "A bad parameter: each error names its field in `loc` and its rule in `type` and `msg`"
+    if rules:
+        description += ". Besides the constraints of the schema, these rules (by error type) hold: " + "; ".join(
+            f"`{kind}`: {text}" for kind, text in rules.items())
+    return {422: {"model": schemas.Unprocessable, "description": description, CROSS_FIELD_RULES: rules}}
 
 
 def refusal(err: Exception, sampler: SamplingService | None) -> HTTPException | None:

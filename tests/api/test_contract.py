@@ -1,8 +1,13 @@
 """What every POST operation answers to a body it cannot take, as its OpenAPI document says it will."""
 
 import pytest
+from fastapi.testclient import TestClient
 
+from app.main import create_app
+from app.web.errors import CROSS_FIELD_RULES
 from app.web.middleware import MAX_BODY_BYTES
+from app.web.openapi import JSON
+from tests.helpers.models import settings_for_tests
 
 
 def post_paths(client) -> list[str]:
@@ -97,3 +102,45 @@ def test_every_operation_is_listed_once_under_one_tag(client):
     for path, operations in client.get("/openapi.json").json()["paths"].items():
         for method, operation in operations.items():
             assert len(operation.get("tags", [])) == 1, (method, path, operation.get("tags"))
+
+
+def test_every_operation_that_takes_input_declares_its_422_with_the_error_shape(client):
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("parameters") or operation.get("requestBody"):
+                response = operation["responses"]["422"]
+                assert response["content"] == {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Unprocessable"}}}, (method, path)
+                assert isinstance(response[CROSS_FIELD_RULES], dict), (method, path)
+            for status, response in operation["responses"].items():  # the streams' errors too: JSON bodies
+                assert status[0] not in "45" or list(response.get("content", {JSON: 1})) == [JSON], (method, path)
+
+
+def test_the_422_states_the_rules_the_schema_cannot(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    rules = {path: set(paths[path][method]["responses"]["422"][CROSS_FIELD_RULES]) for path, method in (
+        ("/api/v1/generate", "post"), ("/api/v1/generate/grid", "post"), ("/api/v1/instruments/compression", "get"),
+        ("/api/v1/instruments/guidance", "get"))}
+    assert rules == {"/api/v1/generate": {"prompt_unknown_words", "prompt_invalid", "seed_range"},
+                     "/api/v1/generate/grid": {"prompt_unknown_words", "prompt_invalid", "grid_too_large",
+                                               "seed_range"},
+                     "/api/v1/instruments/compression": {"f_divides_image", "patch_divides_latent"},
+                     "/api/v1/instruments/guidance": set()}
+
+
+def test_a_default_above_the_served_limit_is_stated_as_required():
+    """DIFFUSION_LAB_MAX_STEPS=10 is below the default of 20 steps: a request must give steps, and the document
+    says so; at 50 (model_client) the default stands."""
+    with TestClient(create_app(settings_for_tests(max_steps=10))) as client:
+        spec = client.get("/openapi.json").json()
+        body = spec["components"]["schemas"]["GenerateRequest"]
+        assert "steps" in body["required"] and "default" not in body["properties"]["steps"]
+        query = {p["name"]: p for p in spec["paths"]["/api/v1/generate/validate"]["get"]["parameters"]}
+        assert query["steps"]["required"] is True and "default" not in query["steps"]["schema"]
+        refused = client.get("/api/v1/generate/validate", params={"prompt": "a red circle"})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "steps"]
+        assert client.get("/api/v1/generate/validate", params={"prompt": "a red circle", "steps": 10}).status_code == 200
+    with TestClient(create_app(settings_for_tests(max_steps=50))) as client:
+        spec = client.get("/openapi.json").json()
+        assert spec["components"]["schemas"]["GenerateRequest"]["properties"]["steps"]["default"] == 20

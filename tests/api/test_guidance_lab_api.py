@@ -217,7 +217,7 @@ def test_remeasure_takes_only_true_or_false(model_client, value):
     r = model_client.get(MEASURED, params={"remeasure": value})
     assert r.status_code == 422
     assert [(e["loc"], e["msg"]) for e in r.json()["detail"]] == [(["query", "remeasure"],
-                                                                   "Input should be true or false")]
+                                                                   "Input should be a boolean, true or false")]
     assert model_client.get(MEASURED, params={"again": "true"}).status_code == 422
 
 

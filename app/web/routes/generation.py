@@ -10,7 +10,7 @@ from app.service.jobs import Job, random_seed
 from app.service.models import MODEL_NAME, LoadedModel
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
-from app.web.errors import ERROR_RESPONSES, TOO_LARGE, located_errors
+from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
 from app.world.scenes import parse_prompt
 
 router = APIRouter(tags=["generation"])
@@ -52,7 +52,7 @@ def build_result(result: GenerationResult, job: Job, params: schemas.GeneratePar
     )
 
 
-@router.post("/generate", responses={**ERROR_RESPONSES, **TOO_LARGE},
+@router.post("/generate", responses={**unprocessable(schemas.GenerateRequest), **REFUSALS, **TOO_LARGE},
              summary="Text to image with the trained latent diffusion model (guided by EQ MM3.4)")
 async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: ModelDep,
                    service: SamplingServiceDep, client: ClientDep) -> schemas.GenerateResult:

@@ -17,7 +17,7 @@ from app.service.models import read_card
 from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
-from app.web.errors import ERROR_RESPONSES, TOO_LARGE, located_errors
+from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
 from app.web.recorded_timings import scaling_forward
 from app.world.scenes import parse_prompt
 
@@ -47,7 +47,7 @@ def _timings(results: list[GenerationResult], job: Job, admitted: float) -> sche
                               network_forwards=int(first["network_forwards"]))
 
 
-@router.post("/generate/grid", responses={**ERROR_RESPONSES, **TOO_LARGE},
+@router.post("/generate/grid", responses={**unprocessable(schemas.GridRequest), **REFUSALS, **TOO_LARGE},
              summary="A grid of guidance scales x seeds, with adherence and diversity measured per scale (EQ MM3.4)")
 async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                service: SamplingServiceDep) -> schemas.GridResult:
@@ -71,7 +71,7 @@ async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDe
     )
 
 
-@router.post("/generate/sweep", responses={**ERROR_RESPONSES, **TOO_LARGE},
+@router.post("/generate/sweep", responses={**unprocessable(schemas.SweepRequest), **REFUSALS, **TOO_LARGE},
              summary="Adherence and diversity against s, measured live on the model card's first prompts (EQ MM3.4)")
 async def sweep(req: schemas.SweepRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                 service: SamplingServiceDep) -> schemas.SweepResult:
@@ -89,7 +89,8 @@ async def sweep(req: schemas.SweepRequest, client: ClientDep, settings: Settings
     )
 
 
-@router.post("/generate/guidance", responses={**ERROR_RESPONSES, **TOO_LARGE},
+@router.post("/generate/guidance",
+             responses={**unprocessable(schemas.GuidanceAnatomyRequest), **REFUSALS, **TOO_LARGE},
              summary="EQ MM3.4 made visible: eps(∅), eps(c), their difference and the guided result at one step")
 async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
                    service: SamplingServiceDep) -> schemas.GuidanceAnatomyResult:
@@ -127,7 +128,7 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
 
 
 @timing_router.get("/instruments/compression/measured",
-                   responses=ERROR_RESPONSES,
+                   responses={**unprocessable(schemas.RemeasureQuery), **REFUSALS},
                    summary="One guided step's denoiser forward on the real latent vs the same DiT on pixels, timed "
                            "here (EQ MM3.3)")
 async def compression_measured(q: Annotated[schemas.RemeasureQuery, Query()], settings: SettingsDep,

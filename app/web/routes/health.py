@@ -14,7 +14,8 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Not ready: starting, shutting down, or the model failed to "
+                                                      "load; `reason` says which; see `Retry-After`"}})
 def readyz(request: Request) -> JSONResponse:
     state = state_of(request.app)
     body = {"ready": state.ready, "model_loaded": state.model is not None}

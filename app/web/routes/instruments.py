@@ -9,13 +9,15 @@ from app.instruments import compression as compression_mod
 from app.instruments.denoising import denoising_instrument
 from app.instruments.guidance import guidance_instrument
 from app.web import schemas
+from app.web.errors import unprocessable
 
 router = APIRouter(prefix="/instruments", tags=["instruments"])
 
 # ---------------------------------------------------------------- latent vs pixel (MM3.1, EQ MM3.3)
 
 
-@router.get("/compression", summary="Pixel tensor vs VAE latent: values, tokens and attention cost (EQ MM3.3)")
+@router.get("/compression", responses=unprocessable(schemas.CompressionQuery),
+            summary="Pixel tensor vs VAE latent: values, tokens and attention cost (EQ MM3.3)")
 def compression(q: Annotated[schemas.CompressionQuery, Query()]) -> schemas.CompressionResult:
     """EQ MM3.3 for one image size, f, c_z and patch size, with the cost of every valid f and the presets."""
     return schemas.CompressionResult.model_validate(compression_mod.compare(**q.model_dump()))
@@ -24,7 +26,8 @@ def compression(q: Annotated[schemas.CompressionQuery, Query()]) -> schemas.Comp
 # ---------------------------------------------------------------- guidance scale (MM3.2, EQ MM3.4)
 
 
-@router.get("/guidance", summary="Classifier-free guidance on an exact toy diffusion (EQ MM3.4)")
+@router.get("/guidance", responses=unprocessable(schemas.GuidanceQuery),
+            summary="Classifier-free guidance on an exact toy diffusion (EQ MM3.4)")
 def guidance(q: Annotated[schemas.GuidanceQuery, Query()]) -> schemas.GuidanceResult:
     """Sample the toy at scale s with the guided estimate; measure adherence, diversity and the regime."""
     return schemas.GuidanceResult.model_validate(guidance_instrument(**q.model_dump()))
@@ -33,7 +36,8 @@ def guidance(q: Annotated[schemas.GuidanceQuery, Query()]) -> schemas.GuidanceRe
 # ---------------------------------------------------------------- denoising walk (EQ MM3.1-3.2)
 
 
-@router.get("/denoising", summary="An oracle denoiser walking a 2-D latent from noise to x0 (EQ MM3.1-3.2)")
+@router.get("/denoising", responses=unprocessable(schemas.DenoisingQuery),
+            summary="An oracle denoiser walking a 2-D latent from noise to x0 (EQ MM3.1-3.2)")
 def denoising(q: Annotated[schemas.DenoisingQuery, Query()]) -> schemas.DenoisingResult:
     """The chapter's first snippet, live: the whole trajectory, the schedule and the readouts."""
     return schemas.DenoisingResult.model_validate(denoising_instrument(**q.model_dump()))
@@ -42,7 +46,8 @@ def denoising(q: Annotated[schemas.DenoisingQuery, Query()]) -> schemas.Denoisin
 # ---------------------------------------------------------------- frame coherence (MM3.3, EQ MM3.6)
 
 
-@router.get("/coherence", summary="Per-frame vs joint denoising of a moving object; spacetime tokens (EQ MM3.6)")
+@router.get("/coherence", responses=unprocessable(schemas.CoherenceQuery),
+            summary="Per-frame vs joint denoising of a moving object; spacetime tokens (EQ MM3.6)")
 def coherence(q: Annotated[schemas.CoherenceQuery, Query()]) -> schemas.CoherenceResult:
     """Denoise the tracked object's path at this coherence; N, joint and factorised attention cost over frames."""
     return schemas.CoherenceResult.model_validate(coherence_mod.coherence_report(**q.model_dump()))

@@ -14,7 +14,7 @@ from app.service.models import LoadedModel
 from app.service.previews import LATENT_PREVIEW, view_step
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
-from app.web.errors import ERROR_RESPONSES, located_errors
+from app.web.errors import REFUSALS, located_errors, unprocessable
 from app.web.routes.generation import build_result, parameters
 from app.web.streaming import LiveRun
 from app.world.scenes import parse_prompt
@@ -24,7 +24,8 @@ router = APIRouter(tags=["generation"])
 STREAM_RESPONSES = {
     200: {"description": "text/event-stream: `start` (StreamStart), one `step` (StreamStep) per denoising step, "
                          "then `result` (StreamResult, the POST /generate payload) or `error` (StreamError)"},
-    **ERROR_RESPONSES,
+    **unprocessable(schemas.GenerateStreamQuery),
+    **REFUSALS,
 }
 
 
@@ -87,7 +88,7 @@ async def generate_stream(events: Annotated[AsyncIterator[ServerSentEvent], Depe
             yield event
 
 
-@router.get("/generate/validate", responses={422: ERROR_RESPONSES[422]},
+@router.get("/generate/validate", responses=unprocessable(schemas.GenerateStreamQuery),
             summary="Check a generation request without running it (the stream's 422, as JSON)")
 def validate(q: Annotated[schemas.GenerateStreamQuery, Query()], settings: SettingsDep) -> schemas.GenerateCheck:
     """200 with the canonical captions when the stream would accept these parameters; 422 naming the field if not."""

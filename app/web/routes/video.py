@@ -23,7 +23,7 @@ from app.service.sampling import SamplingService
 from app.service.video_model import LoadedVideo, strip_png
 from app.web import schemas
 from app.web.deps import ClientDep, SamplingServiceDep, SettingsDep, VideoDep
-from app.web.errors import ERROR_RESPONSES, TOO_LARGE, located_errors
+from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
 from app.web.recorded_timings import video_forward
 from app.web.streaming import LiveRun
 from app.world.clips import parse_video_prompt
@@ -31,16 +31,18 @@ from app.world.clips import parse_video_prompt
 router = APIRouter(tags=["video"])
 timing_router = APIRouter(tags=["instruments"])  # the live timing, listed with the other instruments
 
-VIDEO_RESPONSES = {
-    **ERROR_RESPONSES,
-    503: {"description": "No image or no video model loaded (the detail says which file is missing), or the job ran "
+REFUSED = {
+    **REFUSALS,
+    503: {"model": schemas.Refused,
+          "description": "No image or no video model loaded (the detail says which file is missing), or the job ran "
                          "past the time limit; see `Retry-After`"},
 }
 STREAM_RESPONSES = {
     200: {"description": "text/event-stream: `start` (VideoStreamStart), one `step` (VideoStreamStep) per denoising "
                          "step of each method, then `result` (VideoStreamResult, the POST /generate/video payload) "
                          "or `error` (StreamError)"},
-    **VIDEO_RESPONSES,
+    **unprocessable(schemas.VideoStreamQuery),
+    **REFUSED,
 }
 
 
@@ -99,7 +101,7 @@ async def build_video_result(clips: list[ClipResult], job: Job, params: schemas.
                                baseline=baseline[0] if baseline else None, timings=timings)
 
 
-@router.post("/generate/video", responses={**VIDEO_RESPONSES, **TOO_LARGE},
+@router.post("/generate/video", responses={**unprocessable(schemas.VideoRequest), **REFUSED, **TOO_LARGE},
              summary="Text to video with the space-time DiT (EQ MM3.6), optionally beside the per-frame baseline")
 async def generate_video(req: schemas.VideoRequest, client: ClientDep, settings: SettingsDep, video: VideoDep,
                          service: SamplingServiceDep) -> schemas.VideoResult:
@@ -154,7 +156,7 @@ async def generate_video_stream(events: Annotated[AsyncIterator[ServerSentEvent]
 # ------------------------------------------------------------------------------------------ EQ MM3.6, timed
 
 
-@timing_router.get("/instruments/coherence/attention", responses=VIDEO_RESPONSES,
+@timing_router.get("/instruments/coherence/attention", responses={**unprocessable(schemas.AttentionQuery), **REFUSED},
                    summary="The served video model's tokens; joint vs factorised attention pairs, FLOPs and forwards "
                            "timed here")
 async def coherence_attention(q: Annotated[schemas.AttentionQuery, Query()], video: VideoDep, settings: SettingsDep,

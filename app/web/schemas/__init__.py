@@ -23,7 +23,7 @@ from app.web.schemas.benchmarks import (
     VideoForwardRow,
     VideoRecord,
 )
-from app.web.schemas.common import Strict, prompt_error_detail, steps_limit_error
+from app.web.schemas.common import Refused, Strict, Unprocessable, prompt_error_detail, steps_limit_error
 from app.web.schemas.generation import (
     GeneratedImage,
     GenerateParameters,
@@ -119,7 +119,7 @@ from app.web.schemas.video import (
 __all__ = [
     "LinearFit", "PowerFit", "Recorded", "ScalingBatch", "ScalingBatchRow", "ScalingLoad", "ScalingMachine",
     "ScalingModel", "ScalingResolution", "ScalingResolutionRow", "ScalingResult", "ScalingSampling", "ScalingSteps",
-    "ScalingStepsRow", "VideoForwardRow", "VideoRecord", "MAX_SEED", "Strict", "prompt_error_detail", "steps_limit_error", "GeneratedImage",
+    "ScalingStepsRow", "VideoForwardRow", "VideoRecord", "MAX_SEED", "Refused", "Strict", "Unprocessable", "prompt_error_detail", "steps_limit_error", "GeneratedImage",
     "GenerateParameters", "GenerateRequest", "GenerateResult", "GenerateTimings", "CfgNormCurve", "CfgRow",
     "CfgSnippet", "CoherenceCostPoint", "CoherenceJumpPoint", "CoherenceQuery", "CoherenceRegime", "CoherenceResult",
     "CoherenceTokens", "CompressionCurvePoint", "CompressionPreset", "CompressionQuery", "CompressionResult",

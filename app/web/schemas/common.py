@@ -1,27 +1,56 @@
 """What the request models share: the strict base, the fields several requests carry, their checks and errors."""
 
 from collections.abc import Callable
-from typing import Annotated, Literal, get_args
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.service.jobs import MAX_SEED
-from app.world.scenes import MAX_PROMPT_CHARS, PromptError
+from app.world.scenes import MAX_PROMPT_CHARS, PromptError, vocabulary_help
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule the OpenAPI schema cannot state (between two fields, or among a prompt's words): a request that the
+    schema admits may still break it. `type` is its error's type in the 422, `text` the rule in words; the
+    fields' descriptions state it, and the operation's 422 response lists it (see app/web/errors.py)."""
+
+    type: str
+    text: str
+
+    def error(self, message: str, **ctx) -> PydanticCustomError:
+        """The 422 error of this rule; `message` names ctx's values as {name} (never user text: it has braces)."""
+        return PydanticCustomError(self.type, message, ctx)
 
 
 class Strict(BaseModel):
     """Base for request models: unknown fields are an error, not silently ignored; NaN and infinities are not
-    numbers a request can send (one message, "finite number", wherever they come); and a boolean is never taken
-    for a number (pydantic's lax mode reads `true` as 1 and `false` as 0)."""
+    numbers a request can send (one message, "finite number", wherever they come); a boolean is never taken
+    for a number nor a number for a boolean (pydantic's lax mode reads `true` as 1 and 0 as `false`).
+
+    RULES lists the model's rules that the schema cannot state; IN_QUERY says the values arrive as query text,
+    where a boolean is the word `true` or `false` (in a JSON body it is a JSON boolean)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    IN_QUERY: ClassVar[bool] = False
 
     @field_validator("*", mode="before")
     @classmethod
-    def _booleans_are_not_numbers(cls, value, info: ValidationInfo):
+    def _booleans_are_booleans(cls, value, info: ValidationInfo):
+        annotation = cls.model_fields[info.field_name].annotation
+        if _is_bool(annotation):
+            if isinstance(value, bool):
+                return value
+            if cls.IN_QUERY and value in ("true", "false"):
+                return value == "true"
+            if value is None and annotation is not bool:
+                return value
+            raise PydanticCustomError("bool_type", "Input should be a boolean, true or false")
         given = value if isinstance(value, list) else [value]
-        if any(isinstance(v, bool) for v in given) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+        if any(isinstance(v, bool) for v in given) and not _takes_bool(annotation):
             raise PydanticCustomError("bool_not_number", "Input should be a number, not a boolean")
         return value
 
@@ -29,6 +58,11 @@ class Strict(BaseModel):
 def _takes_bool(annotation) -> bool:
     """Whether a field's type admits a boolean anywhere (bool itself, or inside a union or a list)."""
     return annotation is bool or any(_takes_bool(arg) for arg in get_args(annotation))
+
+
+def _is_bool(annotation) -> bool:
+    """Whether a field is a boolean (or an optional one): nothing else is taken for it."""
+    return annotation is bool or (bool in get_args(annotation) and set(get_args(annotation)) <= {bool, type(None)})
 
 
 # ---------------------------------------------------------------- fields several requests share
@@ -47,10 +81,17 @@ GuidanceRescale = Annotated[Fraction, Field(description="Pull the guided estimat
                                                         "one's; 0 = off")]
 Eta = Annotated[Fraction, Field(description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")]
 Caption = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+# Scene prompts (images): the words are checked by the scene grammar, which the schema cannot state.
+SCENE_PROMPT_RULES = (
+    Rule("prompt_unknown_words", f"Every word of a prompt must be one the model knows. {vocabulary_help()}"),
+    Rule("prompt_invalid", "A prompt names at most one shape, colour, size and position, and a shape whenever it "
+                           "names any of them"),
+)
+SCENE_GRAMMAR = " ".join(rule.text for rule in SCENE_PROMPT_RULES)
 ScenePrompt = Annotated[Caption, Field(examples=["a large red circle at the top left"],
-                                       description="What to draw, in the scene grammar's words")]
+                                       description=f"What to draw. {SCENE_GRAMMAR}")]
 NegativePrompt = Annotated[Caption, Field(description="The caption guidance steers away from (EQ MM3.4); "
-                                                      "empty = null caption")]
+                                                      "empty = null caption; the same grammar as prompt")]
 
 
 # ---------------------------------------------------------------- errors
@@ -77,16 +118,18 @@ def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
     return check
 
 
-def seeds_fit(count_field: str, uses: str) -> Callable[[int | None, ValidationInfo], int | None]:
-    """A `seed` validator: the request uses seeds seed .. seed + count - 1, count the int in `count_field`."""
+def seeds_fit(count_field: str, uses: str) -> tuple[Rule, Callable[[int | None, ValidationInfo], int | None]]:
+    """The rule that seeds seed .. seed + count - 1 (count the int in `count_field`) are all seeds, and its `seed`
+    validator."""
+    rule = Rule("seed_range", f"seed + {count_field} - 1 must be at most {MAX_SEED} ({uses})")
 
     def check(seed: int | None, info: ValidationInfo) -> int | None:
         count = info.data.get(count_field)
         if seed is not None and isinstance(count, int) and seed + count - 1 > MAX_SEED:
-            raise ValueError(f"seed + {count_field} - 1 must be at most {MAX_SEED} ({uses})")
+            raise rule.error(rule.text, count=count, max_seed=MAX_SEED)
         return seed
 
-    return check
+    return rule, check
 
 
 def limit_error(field: str, value: int, cap: int, whose: str) -> list[dict]:
@@ -108,3 +151,28 @@ class Timings(BaseModel):
     queue_s: float = Field(description="Waiting for a free sampler thread")
     total_s: float = Field(description="From admission to the response, everything included")
     network_forwards: int = Field(description="Denoiser calls (conditional and unconditional batched as one)")
+
+
+# ---------------------------------------------------------------- error bodies (the 4xx and 503 responses)
+
+
+class FieldError(BaseModel):
+    """One reason a request was refused (pydantic's error shape)."""
+
+    type: str = Field(description="What rule failed, e.g. less_than_equal, bool_not_number, prompt_unknown_words")
+    loc: list[str | int] = Field(description="Where: 'body' or 'query', then the field (and index) at fault")
+    msg: str = Field(description="The rule, in words, with the value it allows")
+    input: Any = Field(None, description="The value given")
+    ctx: dict[str, Any] | None = Field(None, description="The rule's parameters, e.g. {'le': 8}")
+
+
+class Unprocessable(BaseModel):
+    """422: every reason the request cannot be run."""
+
+    detail: list[FieldError]
+
+
+class Refused(BaseModel):
+    """A refusal that is not about one field: the reason in words."""
+
+    detail: str

@@ -3,6 +3,8 @@
 from pydantic import BaseModel, Field, field_validator
 
 from app.web.schemas.common import (
+    SCENE_GRAMMAR,
+    SCENE_PROMPT_RULES,
     SERVED_LIMIT,
     Eta,
     GuidanceRescale,
@@ -23,11 +25,15 @@ from app.world.scenes import parse_prompt
 
 # ---------------------------------------------------------------- text-to-image generation (§3.3, EQ MM3.4)
 
+SEEDS_FIT, _seeds_fit = seeds_fit("batch_size", "image i uses seed + i")
+
 
 class GenerateRequest(Strict):
     """One text-to-image request; the settings-dependent caps (steps, batch) are checked by limit_errors()."""
 
-    prompt: ScenePrompt = Field(description="What to draw, in the scene grammar's words; empty = unconditional")
+    RULES = (*SCENE_PROMPT_RULES, SEEDS_FIT)
+
+    prompt: ScenePrompt = Field(description=f"What to draw; empty = unconditional. {SCENE_GRAMMAR}")
     negative_prompt: NegativePrompt = ""
     steps: Steps = 20
     guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4: 0 unconditional, "
@@ -38,10 +44,10 @@ class GenerateRequest(Strict):
     batch_size: int = Field(1, ge=1, json_schema_extra={SERVED_LIMIT: "max_batch"},
                             description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
     seed: Seed | None = Field(None, description="Seed of image 0 (image i starts from the noise of seed + i); "
-                                                "absent = random")
+                                                f"absent = random; {SEEDS_FIT.text}")
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
-    _seeds = field_validator("seed")(seeds_fit("batch_size", "image i uses seed + i"))
+    _seeds = field_validator("seed")(_seeds_fit)
 
     def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:
         """Errors shaped like pydantic's for the caps the server's settings put on steps and batch_size."""

@@ -4,28 +4,35 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.web.schemas.common import Seed, Strict
+from app.web.schemas.common import Rule, Seed, Strict
 
 # ---------------------------------------------------------------- latent vs pixel (MM3.1, EQ MM3.3)
+
+F_DIVIDES = Rule("f_divides_image", "f must divide the height and the width")
+PATCH_DIVIDES = Rule("patch_divides_latent", "patch must divide the latent grid, height / f by width / f")
 
 
 class CompressionQuery(Strict):
     """The latent-vs-pixel instrument's inputs: image size, the VAE's f and c_z, the DiT's patch size."""
 
+    RULES = (F_DIVIDES, PATCH_DIVIDES)
+    IN_QUERY = True
+
     height: int = Field(512, ge=8, le=4096, description="Image height H in pixels")
     width: int = Field(512, ge=8, le=4096, description="Image width W in pixels")
     f: int = Field(8, ge=1, le=64, validate_default=True,
-                   description="The VAE's downsampling factor f; must divide H and W")
+                   description=f"The VAE's downsampling factor f; {F_DIVIDES.text}")
     channels: int = Field(4, ge=1, le=64, description="Latent channels c_z")
     patch: int = Field(2, ge=1, le=16, validate_default=True,
-                       description="DiT patch side p, in latent cells; must divide H/f and W/f")
+                       description=f"DiT patch side p, in latent cells; {PATCH_DIVIDES.text}")
 
     @field_validator("f")
     @classmethod
     def _f_divides_image(cls, f: int, info: ValidationInfo) -> int:
         height, width = info.data.get("height"), info.data.get("width")
         if height is not None and width is not None and (height % f or width % f):
-            raise ValueError(f"f = {f} must divide the height ({height}) and the width ({width})")
+            raise F_DIVIDES.error("f = {f} must divide the height ({height}) and the width ({width})",
+                                  f=f, height=height, width=width)
         return f
 
     @field_validator("patch")
@@ -33,7 +40,8 @@ class CompressionQuery(Strict):
     def _patch_divides_latent(cls, patch: int, info: ValidationInfo) -> int:
         height, width, f = info.data.get("height"), info.data.get("width"), info.data.get("f")
         if None not in (height, width, f) and ((height // f) % patch or (width // f) % patch):
-            raise ValueError(f"patch {patch} must divide the latent grid {height // f} x {width // f}")
+            raise PATCH_DIVIDES.error("patch {patch} must divide the latent grid {rows} x {columns}",
+                                      patch=patch, rows=height // f, columns=width // f)
         return patch
 
 
@@ -106,6 +114,8 @@ Point = tuple[float, float]
 
 class GuidanceQuery(Strict):
     """The guidance instrument's inputs: a scale, a seed, the toy's prompt, and the worked example's two estimates."""
+
+    IN_QUERY = True
 
     scale: float = Field(
         7.5, ge=0, le=20, description="Guidance scale s of EQ MM3.4 (0: no prompt, 1: plain conditional)"
@@ -213,15 +223,21 @@ class GuidanceResult(BaseModel):
 # ---------------------------------------------------------------- denoising walk (EQ MM3.1-3.2)
 
 
+BETA_ORDER = Rule("beta_order", "beta_end must be larger than beta_start")
+
+
 class DenoisingQuery(Strict):
     """The denoising walk's inputs: the chapter's first snippet with its defaults."""
+
+    RULES = (BETA_ORDER,)
+    IN_QUERY = True
 
     target_x: float = Field(1.5, ge=-3, le=3, description="First component of the target latent x0")
     target_y: float = Field(-0.8, ge=-3, le=3, description="Second component of the target latent x0")
     steps: int = Field(40, ge=2, le=1000, description="Number of steps T of the schedule and of the walk")
     beta_start: float = Field(1e-3, ge=1e-5, le=0.5, description="beta at t = 0 (linear schedule, EQ MM3.1)")
     beta_end: float = Field(0.08, ge=1e-5, le=0.5, validate_default=True,
-                            description="beta at t = T-1; must exceed beta_start")
+                            description=f"beta at t = T-1; {BETA_ORDER.text}")
     seed: Seed = Field(0, description="Seed of numpy's default_rng, as in the snippet")
     eps_error: float = Field(
         0.0, ge=0, le=1, description="Std of an error added to the oracle's noise estimate (0: the oracle)"
@@ -233,7 +249,7 @@ class DenoisingQuery(Strict):
     def _end_above_start(cls, beta_end: float, info: ValidationInfo) -> float:
         start = info.data.get("beta_start")
         if start is not None and beta_end <= start:
-            raise ValueError(f"must be larger than beta_start ({start})")
+            raise BETA_ORDER.error("beta_end must be larger than beta_start ({beta_start})", beta_start=start)
         return beta_end
 
 
@@ -289,8 +305,14 @@ class DenoisingResult(BaseModel):
 # ---------------------------------------------------------------- frame coherence (MM3.3, EQ MM3.6)
 
 
+PATCH_DIVIDES_AXIS = Rule("patch_divides_axis", "p_t must divide frames, p_h latent_height and p_w latent_width")
+
+
 class CoherenceQuery(Strict):
     """The frame-coherence instrument's inputs: how jointly frames are denoised, the clip, its spacetime patches."""
+
+    RULES = (PATCH_DIVIDES_AXIS,)
+    IN_QUERY = True
 
     coherence: float = Field(0.5, ge=0, le=1,
                              description="0: every frame denoised on its own; 1: the clip denoised jointly")
@@ -311,7 +333,8 @@ class CoherenceQuery(Strict):
         axis, label = _PATCH_AXES[info.field_name]
         total = info.data.get(axis)
         if total is not None and total % patch:
-            raise ValueError(f"{info.field_name} = {patch} must divide the {label} ({total})")
+            raise PATCH_DIVIDES_AXIS.error(f"{info.field_name} = {{patch}} must divide the {label} ({{total}})",
+                                           patch=patch, total=total)
         return patch
 
 

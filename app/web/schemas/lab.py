@@ -7,10 +7,12 @@ from pydantic_core import PydanticCustomError
 
 from app.lab import guidance as _lab
 from app.web.schemas.common import (
+    SCENE_PROMPT_RULES,
     Caption,
     Fraction,
     GenerationSampler,
     GuidanceScale,
+    Rule,
     Sampler,
     ScenePrompt,
     Seed,
@@ -24,22 +26,32 @@ from app.world.scenes import parse_prompt
 
 # ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
 
-LabNegativePrompt = Annotated[Caption, Field(description="The unconditional branch's caption")]
+LabNegativePrompt = Annotated[Caption, Field(description="The unconditional branch's caption; the same grammar as "
+                                                        "prompt")]
+GRID_SIZE = Rule("grid_too_large", f"len(scales) x rows must be at most {_lab.MAX_GRID_IMAGES} images")
+GRID_SEEDS_FIT, _grid_seeds_fit = seeds_fit("seeds", "row i uses seed + i")
+# The schema states the list's bounds; the validator says them in one message (a union's own errors name both arms).
+SeedList = Annotated[list[Seed], Field(json_schema_extra={"minItems": 1, "maxItems": _lab.MAX_GRID_SEEDS,
+                                                          "uniqueItems": True})]
 
 
 class GridRequest(Strict):
     """A grid of guidance scales (columns) x seeds (rows): the same starting noise along each row."""
+
+    RULES = (*SCENE_PROMPT_RULES, GRID_SIZE, GRID_SEEDS_FIT)
 
     prompt: ScenePrompt
     negative_prompt: LabNegativePrompt = ""
     scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.GRID_SCALES), min_length=1,
                                         max_length=_lab.MAX_GRID_SCALES,
                                         description=f"Guidance scales s of EQ MM3.4, 0..20, at most "
-                                                    f"{_lab.MAX_GRID_SCALES}")
-    seeds: list[Seed] | Annotated[int, Field(ge=1, le=_lab.MAX_GRID_SEEDS)] = Field(
+                                                    f"{_lab.MAX_GRID_SCALES}; {GRID_SIZE.text}")
+    seeds: SeedList | Annotated[int, Field(ge=1, le=_lab.MAX_GRID_SEEDS)] = Field(
         4, validate_default=True, description=f"The seeds of the rows (a list of at most {_lab.MAX_GRID_SEEDS}, "
-                                              "no repeats), or how many rows, seeded `seed`, `seed` + 1, ...")
-    seed: Seed | None = Field(None, description="First seed when `seeds` is a count; absent = random")
+                                              "no repeats), or how many rows, seeded `seed`, `seed` + 1, ...; "
+                                              f"{GRID_SIZE.text}")
+    seed: Seed | None = Field(None, description="First seed when `seeds` is a count; absent = random; "
+                                                f"{GRID_SEEDS_FIT.text}")
     steps: Steps = 20
     sampler: Sampler = "dpmpp_2m"
 
@@ -50,17 +62,18 @@ class GridRequest(Strict):
     def _seed_list(cls, seeds, info: ValidationInfo):
         if isinstance(seeds, list):
             if not 1 <= len(seeds) <= _lab.MAX_GRID_SEEDS:
-                raise ValueError(f"give 1 to {_lab.MAX_GRID_SEEDS} seeds, got {len(seeds)}")
+                raise PydanticCustomError("seeds_count", "give 1 to {cap} seeds, got {given}",
+                                          {"cap": _lab.MAX_GRID_SEEDS, "given": len(seeds)})
             if len(set(seeds)) != len(seeds):
-                raise ValueError("the seeds must differ (a repeated seed draws the same image twice)")
+                raise PydanticCustomError("seeds_repeated", "the seeds must differ (a repeated seed draws the same "
+                                                            "image twice)")
         rows, scales = (len(seeds) if isinstance(seeds, list) else seeds), len(info.data.get("scales") or [])
         if scales * rows > _lab.MAX_GRID_IMAGES:
-            raise PydanticCustomError("grid_too_large", "{scales} scales x {rows} seeds = {images} images; at most "
-                                      "{cap} per grid", {"scales": scales, "rows": rows, "images": scales * rows,
-                                                         "cap": _lab.MAX_GRID_IMAGES})
+            raise GRID_SIZE.error("{scales} scales x {rows} seeds = {images} images; at most {cap} per grid",
+                                  scales=scales, rows=rows, images=scales * rows, cap=_lab.MAX_GRID_IMAGES)
         return seeds
 
-    _rows = field_validator("seed")(seeds_fit("seeds", "row i uses seed + i"))
+    _rows = field_validator("seed")(_grid_seeds_fit)
 
     def seed_list(self, first: int) -> list[int]:
         """The rows' seeds: the list as given, or `seeds` consecutive ones from `first`."""
@@ -117,14 +130,20 @@ class GridResult(BaseModel):
     model_id: str
 
 
+SWEEP_SIZE = Rule("sweep_too_large", f"prompts x seeds x len(scales) must be at most {_lab.MAX_SWEEP_IMAGES} images")
+
+
 class SweepRequest(Strict):
     """A small live version of the model card's guidance sweep: the card's first full prompts, a few seeds."""
+
+    RULES = (SWEEP_SIZE,)
 
     prompts: int = Field(4, ge=1, le=8,
                          description="How many of the card's full prompts (app.evaluation.image.full_prompts)")
     seeds: int = Field(2, ge=2, le=4, description="Seeds per prompt (prompt i uses seeds i*seeds, ...), as the card")
     scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.SWEEP_SCALES), min_length=1, max_length=4,
-                                        validate_default=True, description="Guidance scales s, at most 4")
+                                        validate_default=True,
+                                        description=f"Guidance scales s, at most 4; {SWEEP_SIZE.text}")
     steps: Steps = 20
     sampler: GenerationSampler = "dpmpp_2m"
 
@@ -133,8 +152,8 @@ class SweepRequest(Strict):
     def _bounded(cls, scales: list[float], info: ValidationInfo) -> list[float]:
         images = (info.data.get("prompts") or 0) * (info.data.get("seeds") or 0) * len(scales)
         if images > _lab.MAX_SWEEP_IMAGES:
-            raise PydanticCustomError("sweep_too_large", "prompts x seeds x scales = {images} images; at most {cap}",
-                                      {"images": images, "cap": _lab.MAX_SWEEP_IMAGES})
+            raise SWEEP_SIZE.error("prompts x seeds x scales = {images} images; at most {cap}",
+                                   images=images, cap=_lab.MAX_SWEEP_IMAGES)
         return scales
 
 
@@ -158,21 +177,29 @@ class SweepResult(BaseModel):
     model_id: str
 
 
+INTERVAL_ORDER = Rule("interval_order", "interval.start must not be after interval.end")
+AT_STEP_RANGE = Rule("at_step_range", "at_step must be below steps")
+
+
 class GuidanceInterval(Strict):
     """Where guidance applies, as fractions of the way from pure noise (0) to clean (1)."""
 
-    start: Fraction = Field(0.2, description="Guidance starts here")
+    RULES = (INTERVAL_ORDER,)
+
+    start: Fraction = Field(0.2, description=f"Guidance starts here; {INTERVAL_ORDER.text}")
     end: Fraction = Field(0.8, description="and stops here (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self):
         if self.start > self.end:
-            raise ValueError(f"start ({self.start}) must not be after end ({self.end})")
+            raise INTERVAL_ORDER.error("start ({start}) must not be after end ({end})", start=self.start, end=self.end)
         return self
 
 
 class GuidanceAnatomyRequest(Strict):
     """One run taken apart at one step, and the same seed drawn with three ways of guiding."""
+
+    RULES = (*SCENE_PROMPT_RULES, AT_STEP_RANGE, *GuidanceInterval.RULES)
 
     prompt: ScenePrompt
     negative_prompt: LabNegativePrompt = ""
@@ -181,11 +208,11 @@ class GuidanceAnatomyRequest(Strict):
     sampler: GenerationSampler = "dpmpp_2m"
     guidance_scale: GuidanceScale = Field(5.0, description="s of EQ MM3.4")
     at_step: int | None = Field(None, ge=0, le=999, description="The step to take apart (0 = the noisiest); "
-                                                                 "absent = the middle one; below `steps`")
+                                                                 f"absent = the middle one; {AT_STEP_RANGE.text}")
     variant: Literal["cfg", "cfg_rescale", "cfg_interval"] = Field("cfg", description="Whose step is taken apart")
     rescale: Fraction = Field(0.7, description="φ of the cfg_rescale variant")
     interval: GuidanceInterval = Field(default_factory=GuidanceInterval,
-                                       description="Where the cfg_interval variant guides")
+                                       description=f"Where the cfg_interval variant guides; {INTERVAL_ORDER.text}")
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
 
@@ -194,7 +221,8 @@ class GuidanceAnatomyRequest(Strict):
     def _inside_the_run(cls, at_step: int | None, info: ValidationInfo) -> int | None:
         steps = info.data.get("steps")
         if at_step is not None and steps is not None and at_step >= steps:
-            raise ValueError(f"at_step must be below steps ({steps}): steps are numbered 0 .. {steps - 1}")
+            raise AT_STEP_RANGE.error("at_step must be below steps ({steps}): steps are numbered 0 .. {last}",
+                                      steps=steps, last=steps - 1)
         return at_step
 
     def step_index(self) -> int:

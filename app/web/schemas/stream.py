@@ -10,6 +10,8 @@ from app.web.schemas.generation import GenerateParameters, GenerateRequest, Gene
 class GenerateStreamQuery(GenerateRequest):
     """GET /generate/stream's query: a GenerateRequest, plus whether to send per-step previews."""
 
+    IN_QUERY = True
+
     previews: bool = Field(True, description="Send small PNGs of x_t, x̂0 (one VAE decode per step) and ε̂ each step")
 
 

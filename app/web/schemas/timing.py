@@ -4,28 +4,20 @@ figure shown beside it."""
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.lab.timing import MIN_ROUNDS, NOISY_SPREAD
 from app.web.schemas.common import Strict
 
 
-def _true_or_false(value):
-    """Only true and false (JSON or the query words): pydantic's lax bool would also take 1, yes, on, t..."""
-    if isinstance(value, bool):
-        return value
-    if value in ("true", "false"):
-        return value == "true"
-    raise PydanticCustomError("bool_true_or_false", "Input should be true or false")
-
-
-Remeasure = Annotated[bool, BeforeValidator(_true_or_false), Field(
+Remeasure = Annotated[bool, Field(
     description="true: measure again now (as a job of the queue) and replace the cached result; false (default): "
                 "the cached result when there is one")]
 
 
 class RemeasureQuery(Strict):
+    IN_QUERY = True
+
     remeasure: Remeasure = False
 
 

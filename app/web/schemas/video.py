@@ -12,6 +12,7 @@ from app.web.schemas.common import (
     GuidanceRescale,
     GuidanceScale,
     NegativePrompt,
+    Rule,
     Sampler,
     Seed,
     Steps,
@@ -24,7 +25,7 @@ from app.web.schemas.common import (
 )
 from app.web.schemas.stream import StepEvent
 from app.web.schemas.timing import RecordedTiming, Remeasure, TimingComparison, TimingConditions, TimingSpread
-from app.world.clips import parse_video_prompt
+from app.world.clips import parse_video_prompt, video_vocabulary_help
 
 # ---------------------------------------------------------------- text-to-video (§3.4, EQ MM3.6)
 
@@ -33,6 +34,13 @@ MAX_ATTENTION_ROUNDS = 9
 AnimationFormat = Literal["apng", "gif"]
 ClipMethod = Literal["video", "per_frame"]
 Frames = Annotated[int, Field(ge=2, json_schema_extra={SERVED_LIMIT: "max_frames"})]  # the loaded model's
+CLIP_PROMPT_RULES = (
+    Rule("prompt_unknown_words", f"Every word of a clip prompt must be one the clip grammar knows. "
+                                 f"{video_vocabulary_help()}"),
+    Rule("prompt_invalid", "A clip prompt names at most one shape, colour, size, direction and start (once, after "
+                           "'from the'), and a shape whenever it names any of them"),
+)
+SEEDS_FIT, _seeds_fit = seeds_fit("frames", "the baseline's frame k uses seed + k")
 
 
 def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
@@ -43,9 +51,12 @@ def frames_limit_error(frames: int, max_frames: int) -> list[dict]:
 class VideoRequest(Strict):
     """One text-to-clip request; the server's caps (steps, the model's frames) are checked by limit_errors()."""
 
+    RULES = (*CLIP_PROMPT_RULES, SEEDS_FIT)
+
     prompt: Caption = Field(examples=["a small red circle moving right from the left"],
                             description="The clip, in the clip grammar's words: '{size} {colour} {shape} moving "
-                                        "{direction} from the {start}'; empty = unconditional")
+                                        "{direction} from the {start}'; empty = unconditional. "
+                                        + " ".join(rule.text for rule in CLIP_PROMPT_RULES))
     negative_prompt: NegativePrompt = ""
     steps: Steps = 20
     guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4")
@@ -53,15 +64,14 @@ class VideoRequest(Strict):
     sampler: Sampler = "dpmpp_2m"
     eta: Eta = 0.0
     frames: Frames = Field(8, description="Frames of the clip; at most the loaded video model's (8 for the served one)")
-    seed: Seed | None = Field(None, description="Seed of the clip's noise (the baseline's frame k uses seed + k); "
-                                                "absent = random")
+    seed: Seed | None = Field(None, description=f"Seed of the clip's noise; absent = random; {SEEDS_FIT.text}")
     compare: bool = Field(False, description="Also sample the per-frame baseline: the image model draws every "
                                              "frame from its own noise")
     format: AnimationFormat = Field("apng", description="The animation's file format: apng (lossless) or gif")
     include_frames: bool = Field(True, description="Also return every frame as a PNG")
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_video_prompt))
-    _seeds = field_validator("seed")(seeds_fit("frames", "the baseline's frame k uses seed + k"))
+    _seeds = field_validator("seed")(_seeds_fit)
 
     def limit_errors(self, max_steps: int, max_frames: int) -> list[dict]:
         """Errors shaped like pydantic's for the server's step cap and the loaded model's frame count."""
@@ -76,6 +86,8 @@ class VideoParameters(VideoRequest):
 
 class VideoStreamQuery(VideoRequest):
     """GET /generate/video/stream's query: the fields of POST /generate/video's body."""
+
+    IN_QUERY = True
 
 
 class ParsedClipPrompt(BaseModel):
@@ -182,6 +194,8 @@ class VideoStreamResult(VideoResult):
 
 class AttentionQuery(Strict):
     """The clip length whose attention is timed, how many interleaved rounds, and whether to measure again."""
+
+    IN_QUERY = True
 
     frames: Frames = Field(8, description="Frames T_f; at most the loaded video model's")
     repeats: int = Field(5, ge=MIN_ROUNDS, le=MAX_ATTENTION_ROUNDS,
