@@ -47,10 +47,13 @@ GuidanceRescale = Annotated[Fraction, Field(description="Pull the guided estimat
                                                         "one's; 0 = off")]
 Eta = Annotated[Fraction, Field(description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")]
 Caption = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+# One rule for every prompt: it must be sent, and empty or blank asks for an unconditional sample (the caption
+# dropout EQ MM3.4's guidance steers away from).
 ScenePrompt = Annotated[Caption, Field(examples=["a large red circle at the top left"],
-                                       description="What to draw, in the scene grammar's words")]
+                                       description="What to draw, in the scene grammar's words; empty or blank "
+                                                   "(only spaces) = an unconditional sample")]
 NegativePrompt = Annotated[Caption, Field(description="The caption guidance steers away from (EQ MM3.4); "
-                                                      "empty = null caption")]
+                                                      "empty or blank = the null caption")]
 
 
 # ---------------------------------------------------------------- errors

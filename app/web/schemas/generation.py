@@ -27,7 +27,7 @@ from app.world.scenes import parse_prompt
 class GenerateRequest(Strict):
     """One text-to-image request; the settings-dependent caps (steps, batch) are checked by limit_errors()."""
 
-    prompt: ScenePrompt = Field(description="What to draw, in the scene grammar's words; empty = unconditional")
+    prompt: ScenePrompt
     negative_prompt: NegativePrompt = ""
     steps: Steps = 20
     guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4: 0 unconditional, "

@@ -42,7 +42,7 @@ class VideoRequest(Strict):
 
     prompt: Caption = Field(examples=["a small red circle moving right from the left"],
                             description="The clip, in the clip grammar's words: '{size} {colour} {shape} moving "
-                                        "{direction} from the {start}'; empty = unconditional")
+                                        "{direction} from the {start}'; empty or blank = an unconditional clip")
     negative_prompt: NegativePrompt = ""
     steps: Steps = 20
     guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4")
