@@ -223,6 +223,7 @@ const Lab = (() => {
       }
     }
     showLinkNote(form, notes);
+    if (notes.length) syncURL(read()); // the link in the address bar becomes one that reproduces what is shown
     function read() {
       const values = {};
       for (const field of fields) {
@@ -300,8 +301,8 @@ const Lab = (() => {
     }
   }
 
-  // The box beside a field for its own messages: #<id>-error if the page has one, else made at the end of the
-  // field's .control and named in the field's aria-describedby.
+  // The box beside a field for its own messages: #<id>-error if the page has one, else made just below the field
+  // (below the row or label that holds it) and named in the field's aria-describedby.
   function errorBoxFor(field) {
     const id = `${field.id}-error`;
     let box = document.getElementById(id);
@@ -309,7 +310,7 @@ const Lab = (() => {
     box = document.createElement("p");
     box.id = id;
     box.className = "error field-error";
-    (field.closest(".control") || field.parentElement).append(box);
+    (field.closest(".inline, label") || field).after(box);
     const described = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
     field.setAttribute("aria-describedby", [...described, id].join(" "));
     return box;
@@ -341,6 +342,25 @@ const Lab = (() => {
       }
     }
     return { invalid, rest };
+  }
+
+  // A refused request shown where it can be fixed: each message by its field (showFieldErrors), the first such field
+  // in view and focused, and errorBox naming those fields, then what names none. Returns the invalid fields.
+  function showRefusal(form, details, errorBox) {
+    const { invalid, rest } = showFieldErrors(form, details);
+    const label = (field) => {
+      const own = form.querySelector(`label[for="${field.id}"]`);
+      return (own ? (own.querySelector("span") || own).textContent : field.name).trim();
+    };
+    const lines = invalid.length
+      ? [`Not started: fix ${invalid.length === 1 ? "this field" : "these fields"} first: ` +
+        `${invalid.map(label).join(", ")}.`] : [];
+    errorBox.textContent = [...lines, ...rest].join(" ");
+    if (invalid.length) {
+      invalid[0].scrollIntoView({ block: "center" });
+      invalid[0].focus();
+    }
+    return invalid;
   }
 
   const plotLayout = (extra = {}) => Object.assign({
@@ -403,6 +423,6 @@ const Lab = (() => {
 
   return {
     base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, setText, plotLayout,
-    plotConfig, bindQuizzes, describeError, stepLabel, markStale, showFieldErrors, rightAxis, parseNumber,
+    plotConfig, bindQuizzes, describeError, stepLabel, markStale, showFieldErrors, showRefusal, rightAxis, parseNumber,
   };
 })();

@@ -86,6 +86,10 @@ def test_guidance_made_visible_shows_the_step_and_three_variants(model_probe):
     assert variants.count() == 3 and variants.nth(2).get_attribute("data-variant") == "cfg_interval"
     assert "ε(c) elsewhere" in variants.nth(2).text_content()
     assert page.get_attribute("#anatomy-step", "max") == "3"
+    # one step numbering on every page: "step k of N", k counting from 1, beside the t of that step
+    assert page.text_content("#anatomy-step-out") == "step 4 of 4"
+    t, step = page.text_content("#an-t").split(" ", 1)
+    assert int(t) >= 0 and step == "(step 4 of 4)"
     assert "±" in page.text_content("#anatomy-display") and page.locator("#anatomy-panel math").count() == 3
     model_probe.assert_clean()
 
