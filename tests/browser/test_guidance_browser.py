@@ -1,8 +1,10 @@
 """The guidance page in headless Chromium: live readouts, charts, deep links, presets and quizzes."""
 
+import re
+
 import pytest
 
-from tests.helpers.browser import answer_quiz, get_json, wait_for, wait_text
+from tests.helpers.browser import answer_quiz, assert_current, assert_out_of_date, get_json, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -58,9 +60,31 @@ def test_preset_button_and_error_message(probe):
     wait_text(page, "#ro-regime", "ignores the prompt")
     assert page.input_value("#scale") == "0" and "scale=0" in page.url
     probe.assert_clean()
+    assert_current(page, 2)
     page.fill("#seed", "-4")
-    wait_for(page, "document.getElementById('guidance-error').textContent.startsWith('seed:')")
+    wait_for(page, "document.getElementById('guidance-error').textContent !== ''")
+    assert page.text_content("#guidance-error") == "seed: Input should be greater than or equal to 0"
+    assert_out_of_date(page, 2)  # the readouts and charts, and the snippet's table
+    assert page.text_content("#ro-regime") == "ignores the prompt"
+    page.fill("#seed", "4")
+    wait_for(page, "document.getElementById('guidance-error').textContent === ''")
+    assert_current(page, 2)
     assert all("422" in e for e in probe.console_errors)  # Chromium logs the refused request itself, nothing else
+
+
+def test_the_right_axis_has_round_ticks_clear_of_its_title(probe):
+    page = probe.goto(PATH)
+    wait_text(page, "#ro-regime", "sweet spot")
+    axis = page.evaluate("""(() => {
+      const chart = document.getElementById('guidance-curve');
+      const ticks = Array.from(chart.querySelectorAll('.y2tick text'));
+      return {labels: ticks.map(t => t.textContent), right: Math.max(...ticks.map(t => t.getBoundingClientRect().right)),
+              title: chart.querySelector('.g-y2title text').getBoundingClientRect().left,
+              width: chart.getBoundingClientRect().right};
+    })()""")
+    assert len(axis["labels"]) >= 3 and all(re.fullmatch(r"\d+(\.\d{1,2})?", t) for t in axis["labels"]), axis
+    assert axis["right"] < axis["title"] < axis["width"], axis
+    probe.assert_clean()
 
 
 def test_quizzes(probe):

@@ -80,3 +80,25 @@ def get_json(base_url: str, path: str, **params) -> dict:
     """GET base_url + path with a query from params, straight from the server (what the page should show)."""
     with urllib.request.urlopen(f"{base_url}{path}?{urllib.parse.urlencode(params)}") as response:
         return json.load(response)
+
+
+def figures(page) -> list[dict]:
+    """Each view of an instrument's figures ([data-figures]): marked out of date or not, its note, its content's
+    opacity."""
+    return page.evaluate("""Array.from(document.querySelectorAll('[data-figures]')).map(v => ({
+        stale: v.classList.contains('stale'),
+        note: (v.querySelector(':scope > .stale-note') || {textContent: ''}).textContent,
+        opacity: Number(getComputedStyle(v.querySelector(':scope > :not(.stale-note)')).opacity),
+    }))""")
+
+
+def assert_out_of_date(page, count: int) -> None:
+    """The page's `count` figure views are dimmed and say they are out of date (a refused request)."""
+    views = figures(page)
+    assert len(views) == count and all(v["stale"] and v["opacity"] < 0.5 for v in views), views
+    assert all(v["note"].startswith("Out of date: these figures are for the last settings") for v in views), views
+
+
+def assert_current(page, count: int) -> None:
+    """The page's `count` figure views are the answer to the settings on show: no mark, no note, full opacity."""
+    assert figures(page) == [{"stale": False, "note": "", "opacity": 1}] * count
