@@ -375,11 +375,11 @@ const Lab = (() => {
 
   const plotConfig = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["toImage", "sendDataToCloud"] };
 
-  // A second y axis on the right: round ticks with at most two decimals, and its title pushed clear of them
-  // (automargin grows the right margin to fit both).
+  // A second y axis on the right: its own round ticks (Plotly would otherwise put them level with the left axis's,
+  // at values such as 0.445), and its title pushed clear of them (automargin grows the right margin to fit both).
   const rightAxis = (title) => ({
     title: { text: title, standoff: 12 }, overlaying: "y", side: "right", rangemode: "tozero", showgrid: false,
-    tickmode: "auto", nticks: 6, tickformat: ".2~f", automargin: true,
+    tickmode: "auto", nticks: 6, automargin: true,
   });
 
   // A number as a reader writes it, in the page's own formats too: "2,048" (thousands), "0,6" (a decimal comma),

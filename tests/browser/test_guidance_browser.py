@@ -1,10 +1,16 @@
 """The guidance page in headless Chromium: live readouts, charts, deep links, presets and quizzes."""
 
-import re
-
 import pytest
 
-from tests.helpers.browser import answer_quiz, assert_current, assert_out_of_date, get_json, wait_for, wait_text
+from tests.helpers.browser import (
+    answer_quiz,
+    assert_current,
+    assert_out_of_date,
+    assert_right_axis_readable,
+    get_json,
+    wait_for,
+    wait_text,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -75,15 +81,7 @@ def test_preset_button_and_error_message(probe):
 def test_the_right_axis_has_round_ticks_clear_of_its_title(probe):
     page = probe.goto(PATH)
     wait_text(page, "#ro-regime", "sweet spot")
-    axis = page.evaluate("""(() => {
-      const chart = document.getElementById('guidance-curve');
-      const ticks = Array.from(chart.querySelectorAll('.y2tick text'));
-      return {labels: ticks.map(t => t.textContent), right: Math.max(...ticks.map(t => t.getBoundingClientRect().right)),
-              title: chart.querySelector('.g-y2title text').getBoundingClientRect().left,
-              width: chart.getBoundingClientRect().right};
-    })()""")
-    assert len(axis["labels"]) >= 3 and all(re.fullmatch(r"\d+(\.\d{1,2})?", t) for t in axis["labels"]), axis
-    assert axis["right"] < axis["title"] < axis["width"], axis
+    assert_right_axis_readable(page, "guidance-curve")
     probe.assert_clean()
 
 

@@ -3,6 +3,7 @@ and the /generate page's guidance grid and guidance-made-visible partials, again
 
 import pytest
 
+from tests.helpers.browser import assert_right_axis_readable
 from tests.helpers.browser import wait_for as poll
 
 pytestmark = pytest.mark.browser
@@ -67,6 +68,7 @@ def test_the_grid_draws_the_forms_prompt_at_each_scale(model_probe):
     assert page.locator("#grid-table tbody img").count() == 6
     assert page.locator("#grid-table tfoot tr.grid-adherence td").count() == 3
     wait_for(page, "document.getElementById('grid-chart').data && document.getElementById('grid-chart').data[0].x.length === 3")
+    assert_right_axis_readable(page, "grid-chart")
     assert "a blue square" in page.text_content("#grid-status")
     page.fill("#grid-scales", "1, x")
     page.click("#grid-draw")

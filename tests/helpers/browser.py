@@ -1,6 +1,7 @@
 """Driving the pages in headless Chromium: the browser's flags, a page probe, and polling helpers."""
 
 import json
+import math
 import os
 import time
 import urllib.parse
@@ -102,3 +103,22 @@ def assert_out_of_date(page, count: int) -> None:
 def assert_current(page, count: int) -> None:
     """The page's `count` figure views are the answer to the settings on show: no mark, no note, full opacity."""
     assert figures(page) == [{"stale": False, "note": "", "opacity": 1}] * count
+
+
+def assert_right_axis_readable(page, chart_id: str) -> None:
+    """A chart's right y axis: round tick labels (a 1, 2 or 5 times a power of ten step, as Plotly picks its own),
+    and its title to the right of every tick label, inside the chart."""
+    axis = page.evaluate("""id => {
+      const chart = document.getElementById(id);
+      const ticks = Array.from(chart.querySelectorAll('.y2tick text'));
+      return {labels: ticks.map(t => t.textContent), right: Math.max(...ticks.map(t => t.getBoundingClientRect().right)),
+              title: chart.querySelector('.g-y2title text').getBoundingClientRect().left,
+              width: chart.getBoundingClientRect().right};
+    }""", chart_id)
+    values = [float(label) for label in axis["labels"]]
+    steps = {round(b - a, 12) for a, b in zip(values, values[1:])}
+    assert len(values) >= 3 and len(steps) == 1, axis
+    step = steps.pop()
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 5)), axis
+    assert axis["right"] < axis["title"] < axis["width"], axis
