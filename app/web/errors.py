@@ -81,9 +81,14 @@ def _json_safe(value):
     return value
 
 
+def error_details(exc: RequestValidationError) -> list[dict]:
+    """A validation error's items as a 422's `detail` lists them, JSON-safe."""
+    return _json_safe(jsonable_encoder(exc.errors()))
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422, except that a non-finite number in the input does not turn it into a 500."""
-    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+    return JSONResponse(status_code=422, content={"detail": error_details(exc)})
 
 
 BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 for a body it cannot decode

@@ -15,6 +15,7 @@
 
   const form = document.getElementById("coherence-form");
   const errorBox = document.getElementById("coherence-error");
+  const figures = document.querySelectorAll("[data-figures]");
   const presetButtons = Array.from(form.querySelectorAll("button[data-coherence]"));
   const frameNumbers = (n) => Array.from({ length: n }, (_, k) => k + 1);
   const LEGEND_BELOW = { legend: { orientation: "h", y: -0.32 }, margin: { l: 56, r: 16, t: 24, b: 84 } };
@@ -139,9 +140,11 @@
     Lab.setText("ro-saving", Lab.fmt(r.factorised_saving, 1));
   }
 
+  // values null: no preset is on (the server refused the settings, so none of them is on show).
   function markPresets(values) {
     for (const button of presetButtons) {
-      button.setAttribute("aria-pressed", String(Number(button.dataset.coherence) === Number(values.coherence)));
+      const on = values !== null && Number(button.dataset.coherence) === Number(values.coherence);
+      button.setAttribute("aria-pressed", String(on));
     }
   }
 
@@ -149,7 +152,7 @@
     markPresets(values);
     try {
       const r = await Lab.getJSON(ENDPOINT, values);
-      errorBox.textContent = "";
+      Lab.markStale(figures, errorBox);
       showReadouts(r);
       drawStrip(r);
       drawPath(r);
@@ -157,7 +160,8 @@
       drawCost(r);
     } catch (err) {
       if (Lab.isAbort(err)) return;
-      errorBox.textContent = err.message;
+      markPresets(null);
+      Lab.markStale(figures, errorBox, err.message);
     }
   }
 

@@ -70,7 +70,8 @@ const CoherenceVideo = (() => {
       const bar = $(`progress-${method}`);
       bar.max = Math.max(1, steps);
       bar.value = 0;
-      Lab.setText(`progress-${method}-text`, methods.includes(method) ? `waiting · step 0/${steps}` : "not asked");
+      Lab.setText(`progress-${method}-text`, methods.includes(method) ? `waiting for the first of ${steps} steps`
+        : "not asked");
       $(`live-${method}`).hidden = true;
     }
   }
@@ -79,11 +80,11 @@ const CoherenceVideo = (() => {
     const bar = $(`progress-${step.method}`);
     bar.max = step.total;
     bar.value = step.index + 1;
-    Lab.setText(`progress-${step.method}-text`, `step ${step.index + 1}/${step.total} · t = ${step.t}`);
+    Lab.setText(`progress-${step.method}-text`, Lab.stepLabel(step.index, step.total, step.t));
     const live = $(`live-${step.method}`);
     live.src = dataURL("image/png", step.preview);
     live.hidden = false;
-    runStatus.textContent = `${LABEL[step.method]}: step ${step.index + 1} of ${step.total}; about ` +
+    runStatus.textContent = `${LABEL[step.method]}: ${Lab.stepLabel(step.index, step.total, step.t)}; about ` +
       `${Lab.fmt(step.remaining_s, 1)} s of sampling left.`;
   }
 
@@ -223,10 +224,11 @@ const CoherenceVideo = (() => {
       `${data.parameters.seed}.`;
   }
 
-  function onEnd(how, message) {
+  function onEnd(how, message, err) {
     run = null;
     setRunning(false);
-    if (message) errorBox.textContent = message;
+    if (err && err.detail) Lab.showRefusal(form, err.detail, errorBox);
+    else if (message) errorBox.textContent = message;
     if (ENDINGS[how]) runStatus.textContent = ENDINGS[how]();
   }
 
@@ -255,6 +257,11 @@ const CoherenceVideo = (() => {
 
   // ------------------------------------------------------------------ wiring
 
+  // An error is about the request that was sent: once the reader edits it, the error no longer applies.
+  form.addEventListener("input", () => {
+    errorBox.textContent = "";
+    Lab.showFieldErrors(form, []);
+  });
   form.addEventListener("submit", start);
   generateButton.addEventListener("click", start);
   cancelButton.addEventListener("click", cancel);

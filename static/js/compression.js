@@ -10,6 +10,7 @@
   const form = document.getElementById("compression-form");
   const errorBox = document.getElementById("compression-error");
   const presetBox = document.getElementById("compression-presets");
+  const figures = document.querySelectorAll("[data-figures]");
   const LEGEND_BELOW = { legend: { orientation: "h", y: -0.32 }, margin: { l: 56, r: 16, t: 24, b: 84 } };
   const shape = (s) => s.map((n) => Lab.fmt(n)).join(" × ");
 
@@ -71,9 +72,11 @@
     Lab.setText("ro-pixel-pairs", Lab.fmt(r.pixel.attention_pairs));
   }
 
+  // values null: no preset is on (the server refused the settings, so none of them is on show).
   function markPresets(values) {
     for (const button of presetBox.querySelectorAll("button")) {
-      const on = button.dataset.f === String(values.f) && button.dataset.channels === String(values.channels);
+      const on = values !== null && button.dataset.f === String(values.f) &&
+        button.dataset.channels === String(values.channels);
       button.setAttribute("aria-pressed", String(on));
     }
   }
@@ -97,7 +100,7 @@
     markPresets(values);
     try {
       const r = await Lab.getJSON(ENDPOINT, values);
-      errorBox.textContent = "";
+      Lab.markStale(figures, errorBox);
       renderPresets(r.presets);
       markPresets(values);
       showReadouts(r);
@@ -105,7 +108,8 @@
       drawCurve(r);
     } catch (err) {
       if (Lab.isAbort(err)) return;
-      errorBox.textContent = err.message;
+      markPresets(null);
+      Lab.markStale(figures, errorBox, err.message);
     }
   }
 

@@ -16,6 +16,7 @@
 
   const form = document.getElementById("denoising-form");
   const errorBox = document.getElementById("denoising-error");
+  const figures = document.querySelectorAll("[data-figures]");
   const column = (points, i) => points.map((p) => p[i]);
   const pair = (p, digits = 4) => `[${p.map((x) => Lab.fmt(x, digits)).join(", ")}]`;
 
@@ -101,12 +102,12 @@
   async function update(values) {
     try {
       const r = await Lab.getJSON(ENDPOINT, values);
-      errorBox.textContent = "";
+      Lab.markStale(figures, errorBox);
       showReadouts(r);
       drawPath(r);
       drawSchedule(r);
     } catch (err) {
-      if (!Lab.isAbort(err)) errorBox.textContent = err.message;
+      if (!Lab.isAbort(err)) Lab.markStale(figures, errorBox, err.message);
     }
   }
 

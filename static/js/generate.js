@@ -72,21 +72,25 @@ const GeneratePage = (() => {
     return params;
   }
 
-  // The server's own check of the request (no sampling): shows the 422 inline, or the caption it will read.
-  async function validate(values) {
+  // The server's own check of the request, no sampling. A refusal is its 200 answer, so checking as the reader
+  // types logs no failed request. Resolves to the check, or null when it failed or a newer one replaced it.
+  async function check(values) {
     try {
-      const check = await Lab.getJSON("/api/v1/generate/validate", query(values), "validate");
-      $("prompt-error").textContent = "";
-      $("prompt-canonical").textContent = check.prompt_canonical
-        ? `The model will read: “${check.prompt_canonical}”.`
-        : "Empty prompt: the unconditional model.";
-      return true;
+      return await Lab.getJSON("/api/v1/generate/validate", query(values), "validate");
     } catch (err) {
-      if (Lab.isAbort(err)) return false;
-      $("prompt-error").textContent = err.message;
-      $("prompt-canonical").textContent = "";
-      return false;
+      if (!Lab.isAbort(err)) $("generate-error").textContent = `Could not check the request: ${err.message}`;
+      return null;
     }
+  }
+
+  // As the reader types: each message beside its field (the focus stays where it is), or the caption to be read.
+  async function validate(values) {
+    const answer = await check(values);
+    if (!answer) return;
+    $("generate-error").textContent = Lab.showFieldErrors(form, answer.errors).rest.join(" ");
+    $("prompt-canonical").textContent = !answer.valid ? ""
+      : answer.prompt_canonical ? `The model will read: “${answer.prompt_canonical}”.`
+        : "Empty prompt: an unconditional sample (no caption).";
   }
 
   let controls = null; // bound once the model's limits are known, so a deep link's steps are not clamped early
@@ -111,12 +115,12 @@ const GeneratePage = (() => {
   function showStep(step) {
     $("progress").max = step.total;
     $("progress").value = step.index + 1;
-    Lab.setText("ro-step", `${step.index + 1} / ${step.total}`);
+    Lab.setText("ro-step", Lab.stepLabel(step.index, step.total));
     Lab.setText("ro-t", String(step.t));
     Lab.setText("ro-abar", Lab.fmt(step.abar_t, 4));
     Lab.setText("ro-left", Lab.fmt(step.remaining_s, 2));
     $("run-status").textContent =
-      `Step ${step.index + 1} of ${step.total} · ${Lab.fmt(step.elapsed_s, 2)} s elapsed · ` +
+      `${Lab.stepLabel(step.index, step.total, step.t)} · ${Lab.fmt(step.elapsed_s, 2)} s elapsed · ` +
       `about ${Lab.fmt(step.remaining_s, 2)} s left`;
     if (step.previews) {
       $("live-xt").src = dataURL(step.previews.x_t);
@@ -202,9 +206,10 @@ const GeneratePage = (() => {
     announce("result", result);
   }
 
-  function onEnd(how, message) {
-    if (message) $("generate-error").textContent = message;
+  function onEnd(how, message, err) {
     finish(ENDINGS[how]());
+    if (err && err.detail) Lab.showRefusal(form, err.detail, $("generate-error"));
+    else if (message) $("generate-error").textContent = message;
   }
 
   async function start() {
@@ -212,8 +217,10 @@ const GeneratePage = (() => {
     $("generate-error").textContent = "";
     if (!controls) return;
     const values = controls.read();
-    if (!(await validate(values))) {
-      $("generate-error").textContent = "Fix the request first (see above).";
+    const answer = await check(values);
+    if (!answer) return;
+    if (!answer.valid) {
+      Lab.showRefusal(form, answer.errors, $("generate-error"));
       return;
     }
     run = { id: null, total: Number(values.steps), steps: [], done: false, started: false, result: null };
@@ -257,7 +264,7 @@ const GeneratePage = (() => {
   function showScrub() {
     const step = run && run.steps[Number(scrub.value)];
     if (!step) return;
-    Lab.setText("scrub-out", `${step.index + 1} / ${step.total}`);
+    Lab.setText("scrub-out", Lab.stepLabel(step.index, step.total, step.t));
     Lab.setText("sc-t", String(step.t));
     Lab.setText("sc-abar", Lab.fmt(step.abar_t, 4));
     Lab.setText("sc-signal", Lab.fmt(step.sqrt_abar_t, 4));

@@ -37,9 +37,8 @@
   }
 
   function showOutputs() {
-    for (const id of ["anatomy-step", "anatomy-rescale", "anatomy-start", "anatomy-end"]) {
-      $(`${id}-out`).textContent = $(id).value;
-    }
+    for (const id of ["anatomy-rescale", "anatomy-start", "anatomy-end"]) $(`${id}-out`).textContent = $(id).value;
+    $("anatomy-step-out").textContent = Lab.stepLabel(Number(stepInput.value), Number(stepInput.max) + 1);
   }
 
   function request() {
@@ -77,7 +76,7 @@
 
   function show(r) {
     const step = r.step;
-    Lab.setText("an-t", `${step.t} (step ${step.index} of ${step.total})`);
+    Lab.setText("an-t", `${step.t} (${Lab.stepLabel(step.index, step.total)})`);
     Lab.setText("an-abar", Lab.fmt(step.abar_t, 4));
     Lab.setText("an-guided", step.guided ? `yes, s = ${Lab.fmt(step.scale)}` : "no: ε̃ = ε(c)");
     const maps = Object.fromEntries(step.maps.map((m) => [m.name, m]));
@@ -110,7 +109,8 @@
     errorBox.textContent = "";
     runButton.disabled = true;
     const body = request();
-    status.textContent = `Sampling “${body.prompt}” three ways and taking step ${body.at_step} apart…`;
+    status.textContent = `Sampling “${body.prompt}” three ways and taking ${Lab.stepLabel(body.at_step, body.steps)} ` +
+      "apart…";
     try {
       const r = await Lab.postJSON(ENDPOINT, body);
       show(r);

@@ -10,6 +10,7 @@
 
   const form = document.getElementById("guidance-form");
   const errorBox = document.getElementById("guidance-error");
+  const figures = document.querySelectorAll("[data-figures]");
   const rgb = (c) => `rgb(${c.join(",")})`;
   const pct = (x) => Lab.fmt(100 * x, 1);
   const vec = (v) => `[${v.map((x) => Lab.fmt(x, 3)).join(", ")}]`;
@@ -77,8 +78,7 @@
     const layout = Lab.plotLayout({
       xaxis: { title: { text: "guidance scale s" }, gridcolor: "#2a3440", range: [-0.5, 20.5] },
       yaxis: { title: { text: "adherence (%)" }, range: [0, 105], gridcolor: "#2a3440" },
-      yaxis2: { title: { text: "diversity (latent units)" }, overlaying: "y", side: "right", rangemode: "tozero",
-        showgrid: false },
+      yaxis2: Lab.rightAxis("diversity (latent units)"),
       shapes: [{ type: "line", xref: "x", yref: "paper", x0: r.scale, x1: r.scale, y0: 0, y1: 1,
         line: { color: "#9aa7b4", dash: "dot" } }],
       margin: { l: 56, r: 56, t: 24, b: 48 },
@@ -134,13 +134,13 @@
   async function update(values) {
     try {
       const r = await Lab.getJSON(ENDPOINT, values);
-      errorBox.textContent = "";
+      Lab.markStale(figures, errorBox);
       showReadouts(r);
       drawScatter(r);
       drawCurve(r);
       drawSnippet(r);
     } catch (err) {
-      if (!Lab.isAbort(err)) errorBox.textContent = err.message;
+      if (!Lab.isAbort(err)) Lab.markStale(figures, errorBox, err.message);
     }
   }
 

@@ -62,8 +62,7 @@
     Plotly.react("real-model-chart", traces, Lab.plotLayout({
       xaxis: { title: { text: "guidance scale s" }, gridcolor: "#2a3440", range: [-0.5, 20.5] },
       yaxis: { title: { text: "adherence (%)" }, range: [0, 105], gridcolor: "#2a3440" },
-      yaxis2: { title: { text: "diversity (RMS, pixels 0–1)" }, overlaying: "y", side: "right", rangemode: "tozero",
-        showgrid: false },
+      yaxis2: Lab.rightAxis("diversity (RMS, pixels 0–1)"),
       margin: { l: 56, r: 56, t: 24, b: 48 },
       legend: { orientation: "h", y: -0.3 },
     }), Lab.plotConfig);

@@ -10,15 +10,24 @@ const Lab = (() => {
     };
   }
 
+  // One item of a 422's detail: the field it names ("query" and "body" are where, not what) and its message in words
+  // (pydantic's "Value error, " prefix is how the error was raised, not what is wrong).
+  const fieldOf = (d) => (d.loc || []).filter((p) => p !== "query" && p !== "body").join(".");
+  const messageOf = (d) => String(d.msg).replace(/^Value error, /, "");
+
   // Turn FastAPI's 422 detail into one readable line: "scale: Input should be less than or equal to 20".
   function describeError(status, body) {
     if (body && Array.isArray(body.detail)) {
-      return body.detail
-        .map((d) => `${(d.loc || []).filter((p) => p !== "query" && p !== "body").join(".")}: ${d.msg}`)
-        .join("; ");
+      return body.detail.map((d) => (fieldOf(d) ? `${fieldOf(d)}: ${messageOf(d)}` : messageOf(d))).join("; ");
     }
     if (body && typeof body.detail === "string") return body.detail;
-    return `HTTP ${status}`;
+    return `The server answered with status ${status} and no explanation.`;
+  }
+
+  // A refusal as an Error: the message in words, err.status the HTTP status, err.detail a 422's items (else absent).
+  function refused(status, body) {
+    const detail = body && Array.isArray(body.detail) ? body.detail : undefined;
+    return Object.assign(new Error(describeError(status, body)), { status, detail });
   }
 
   // The app may sit under a path prefix behind a reverse proxy; the server tells the page which.
@@ -42,21 +51,22 @@ const Lab = (() => {
     const controller = new AbortController();
     inflight.set(key, controller);
     const url = new URL(base() + path, window.location.origin);
+    // An empty value is sent as such (an empty prompt means "unconditional"), exactly as the streams send it.
     for (const [k, v] of Object.entries(params)) {
-      if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+      if (v !== undefined && v !== null) url.searchParams.set(k, v);
     }
     try {
       const response = await fetch(url, { signal: controller.signal, headers: authHeaders({ Accept: "application/json" }) });
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }
-      if (!response.ok) throw new Error(describeError(response.status, body));
+      if (!response.ok) throw refused(response.status, body);
       return body;
     } finally {
       if (inflight.get(key) === controller) inflight.delete(key);
     }
   }
 
-  // POST a JSON body; errors as getJSON's (err.status holds the HTTP status). A newer call with the same key
+  // POST a JSON body; errors as getJSON's (err.status, err.detail). A newer call with the same key
   // aborts the older one.
   async function postJSON(path, body, key = `POST ${path}`) {
     if (inflight.has(key)) inflight.get(key).abort();
@@ -69,7 +79,7 @@ const Lab = (() => {
       });
       let data = null;
       try { data = await response.json(); } catch (_) { data = null; }
-      if (!response.ok) throw Object.assign(new Error(describeError(response.status, data)), { status: response.status });
+      if (!response.ok) throw refused(response.status, data);
       return data;
     } finally {
       if (inflight.get(key) === controller) inflight.delete(key);
@@ -86,7 +96,7 @@ const Lab = (() => {
     if (!response.ok) {
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }
-      throw Object.assign(new Error(describeError(response.status, body)), { status: response.status });
+      throw refused(response.status, body);
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -116,31 +126,33 @@ const Lab = (() => {
   // The run an event belongs to: every stream's events carry its id.
   const runOf = (data) => data.id;
 
-  // A stream that failed, in one line: the server's refusal ("422: prompt: …", 429, 503) or the lost connection.
+  // A stream that failed, in one line of words: the server's refusal ("prompt: unknown word: star …", a full queue,
+  // no model) or the lost connection. The status is the program's business; the reader gets the reason.
   function failure(err) {
-    return err.status ? `${err.status}: ${err.message}` : `The connection failed: ${err.message}`;
+    return err.status ? err.message : `The connection failed: ${err.message}`;
   }
 
   // One sampler run streamed from `path`: a start event, steps, then a result or an error. Only this run's events
   // reach the callbacks: the start event names the run, and another run's events are dropped. The run is over at
   // its result or error, when the stream ends or fails, or on cancel(); the stream is then closed (a cancelled job
-  // stops at the server's next step) and onEnd(how, message) runs once, so the page can re-enable its controls.
-  // how: "result", "error", "ended" (no result came), "failed" or "cancelled"; message: the error line to show.
+  // stops at the server's next step) and onEnd(how, message, err) runs once, so the page can re-enable its controls.
+  // how: "result", "error", "ended" (no result came), "failed" or "cancelled"; message: the error line to show;
+  // err: the refusal when it "failed" (err.detail holds a 422's items, to put beside their fields).
   function streamRun(path, params, { onStart, onStep, onResult, onError = () => {}, onEnd }) {
     const controller = new AbortController();
     let open = true;
     let id = null;
-    function end(how, message = "") {
+    function end(how, message = "", err = undefined) {
       if (!open) return;
       open = false;
       controller.abort();
-      onEnd(how, message);
+      onEnd(how, message, err);
     }
     const handlers = {
       start(data) { id = runOf(data); onStart(data); },
       step: onStep,
       result(data) { onResult(data); end("result"); },
-      error(data) { onError(data); end("error", `${data.status}: ${data.detail}`); },
+      error(data) { onError(data); end("error", data.detail); },
     };
     function onEvent(name, data) {
       if (!open || !handlers[name]) return;
@@ -148,23 +160,70 @@ const Lab = (() => {
       handlers[name](data);
     }
     streamEvents(path, params, { signal: controller.signal, onEvent })
-      .then(() => end("ended"), (err) => end("failed", failure(err)));
+      .then(() => end("ended"), (err) => end("failed", failure(err), err));
     return { cancel: () => end("cancelled") };
   }
 
-  // Controls are inputs/selects with a name inside `form`. Their values live in the URL's query string,
+  const FIELDS = "input[name], select[name], textarea[name]";
+
+  // Why a link's value cannot go into a field, in words; "" when it can. Checked before the browser would quietly
+  // blank a select or clamp a slider.
+  function linkProblem(field, given) {
+    if (field.type === "checkbox") return ["true", "false"].includes(given) ? "" : "is neither true nor false";
+    if (field.tagName === "SELECT") {
+      const options = Array.from(field.options, (o) => o.value);
+      return options.includes(given) ? "" : `is not one of ${options.join(", ")}`;
+    }
+    if (field.type !== "range" && field.type !== "number") return "";
+    if (given.trim() === "") return field.type === "number" ? "" : "is empty";
+    const x = Number(given);
+    if (!Number.isFinite(x)) return "is not a number";
+    if (field.min !== "" && x < Number(field.min)) return `is below the least value, ${field.min}`;
+    if (field.max !== "" && x > Number(field.max)) return `is above the greatest value, ${field.max}`;
+    return "";
+  }
+
+  // The link's values the fields cannot take are not dropped in silence: the note at the top of the form says what
+  // was set aside and what is used instead.
+  function showLinkNote(form, notes) {
+    const id = `${form.id}-link-note`;
+    let note = document.getElementById(id);
+    if (!notes.length) { if (note) note.remove(); return; }
+    if (!note) {
+      note = document.createElement("p");
+      note.id = id;
+      note.className = "notice link-note";
+      note.setAttribute("role", "status");
+      form.prepend(note);
+    }
+    note.textContent = `From the link: ${notes.join("; ")}.`;
+  }
+
+  // Controls are inputs/selects/textareas with a name inside `form`. Their values live in the URL's query string,
   // so a copied link reproduces the view; a second form on the page keeps its names apart there with a `prefix`.
+  // A value a field cannot take keeps the field's own and is named in a note (showLinkNote).
   // Returns {read, write, fire, show, sync}: show re-labels the outputs after the page changed a field's limits.
   function bindControls(form, onChange, { delay = 120, prefix = "" } = {}) {
-    const fields = Array.from(form.querySelectorAll("input[name], select[name]"));
+    const fields = Array.from(form.querySelectorAll(FIELDS));
     const query = new URLSearchParams(window.location.search);
+    const notes = [];
     for (const field of fields) {
       const key = prefix + field.name;
-      if (query.has(key)) {
-        if (field.type === "checkbox") field.checked = query.get(key) === "true";
-        else field.value = query.get(key);
+      if (!query.has(key)) continue;
+      const given = query.get(key);
+      const problem = linkProblem(field, given);
+      const own = field.type === "checkbox" ? String(field.checked) : field.value;
+      if (problem) notes.push(`${key}=${given} ${problem}, so it is ${own || "empty"}`);
+      else if (field.type === "checkbox") field.checked = given === "true";
+      else {
+        field.value = given;
+        if (field.type === "range" && Number(field.value) !== Number(given)) {
+          notes.push(`${key}=${given} falls between the slider's steps of ${field.step}, so it is ${field.value}`);
+        }
       }
     }
+    showLinkNote(form, notes);
+    if (notes.length) syncURL(read()); // the link in the address bar becomes one that reproduces what is shown
     function read() {
       const values = {};
       for (const field of fields) {
@@ -218,6 +277,92 @@ const Lab = (() => {
     if (el) el.textContent = text;
   }
 
+  // One way to say where a sampler is, on every page: "step k of N" counts the steps done (k = index + 1 of the
+  // 0-based index the streams send), with the timestep t of that step's input beside it when known.
+  const stepLabel = (index, total, t) => `step ${index + 1} of ${total}${t === undefined ? "" : ` · t = ${t}`}`;
+
+  // An instrument's figures answer the settings that computed them. When the server refuses newer settings, the
+  // figures stay for comparison but are dimmed and say they are out of date, and errorBox gives the reason;
+  // message "" (an answer arrived) makes them current again.
+  function markStale(views, errorBox, message = "") {
+    errorBox.textContent = message;
+    for (const view of views) {
+      view.classList.toggle("stale", Boolean(message));
+      let note = view.querySelector(":scope > .stale-note");
+      if (!message) { if (note) note.remove(); continue; }
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "stale-note";
+        note.setAttribute("role", "status");
+        view.prepend(note);
+      }
+      note.textContent = "Out of date: these figures are for the last settings the server accepted; " +
+        "the current ones were refused (see the reason by the controls).";
+    }
+  }
+
+  // The box beside a field for its own messages: #<id>-error if the page has one, else made just below the field
+  // (below the row or label that holds it) and named in the field's aria-describedby.
+  function errorBoxFor(field) {
+    const id = `${field.id}-error`;
+    let box = document.getElementById(id);
+    if (box) return box;
+    box = document.createElement("p");
+    box.id = id;
+    box.className = "error field-error";
+    (field.closest(".inline, label") || field).after(box);
+    const described = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+    field.setAttribute("aria-describedby", [...described, id].join(" "));
+    return box;
+  }
+
+  // A 422's items beside the fields they name (aria-invalid and the message the field is described by); the
+  // previous messages are cleared. Returns the invalid fields in the form's order, and the lines for items that
+  // name no field of the form.
+  function showFieldErrors(form, details = []) {
+    const fields = Array.from(form.querySelectorAll(FIELDS));
+    const byName = new Map();
+    const rest = [];
+    for (const d of details) {
+      const name = fieldOf(d);
+      if (fields.some((f) => f.name === name)) byName.set(name, [...(byName.get(name) || []), messageOf(d)]);
+      else rest.push(name ? `${name}: ${messageOf(d)}` : messageOf(d));
+    }
+    const invalid = [];
+    for (const field of fields) {
+      const messages = byName.get(field.name);
+      if (messages) {
+        errorBoxFor(field).textContent = messages.join(" ");
+        field.setAttribute("aria-invalid", "true");
+        invalid.push(field);
+      } else {
+        field.removeAttribute("aria-invalid");
+        const box = document.getElementById(`${field.id}-error`);
+        if (box) box.textContent = "";
+      }
+    }
+    return { invalid, rest };
+  }
+
+  // A refused request shown where it can be fixed: each message by its field (showFieldErrors), the first such field
+  // in view and focused, and errorBox naming those fields, then what names none. Returns the invalid fields.
+  function showRefusal(form, details, errorBox) {
+    const { invalid, rest } = showFieldErrors(form, details);
+    const label = (field) => {
+      const own = form.querySelector(`label[for="${field.id}"]`);
+      return (own ? (own.querySelector("span") || own).textContent : field.name).trim();
+    };
+    const lines = invalid.length
+      ? [`Not started: fix ${invalid.length === 1 ? "this field" : "these fields"} first: ` +
+        `${invalid.map(label).join(", ")}.`] : [];
+    errorBox.textContent = [...lines, ...rest].join(" ");
+    if (invalid.length) {
+      invalid[0].scrollIntoView({ block: "center" });
+      invalid[0].focus();
+    }
+    return invalid;
+  }
+
   const plotLayout = (extra = {}) => Object.assign({
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "#171e26",
@@ -232,6 +377,28 @@ const Lab = (() => {
   // skip (axe: nested-interactive). Drag to zoom and double-click to reset still work with a mouse.
   const plotConfig = { responsive: true, displaylogo: false, displayModeBar: false };
 
+  // A second y axis on the right: its own round ticks (Plotly would otherwise put them level with the left axis's,
+  // at values such as 0.445), and its title pushed clear of them (automargin grows the right margin to fit both).
+  const rightAxis = (title) => ({
+    title: { text: title, standoff: 12 }, overlaying: "y", side: "right", rangemode: "tozero", showgrid: false,
+    tickmode: "auto", nticks: 6, automargin: true,
+  });
+
+  // A number as a reader writes it, in the page's own formats too: "2,048" (thousands), "0,6" (a decimal comma),
+  // "1.234,5", "2 048", "12x" or "12×" (a factor), "−0.5"; spaces around are fine. NaN for anything else.
+  function parseNumber(text) {
+    let s = String(text).trim().replace(/\u2212/g, "-").replace(/\s*[x×]$/i, "");
+    if (/^[+-]?\d{1,3}([\s\u00a0\u202f]\d{3})+([.,]\d+)?$/.test(s)) s = s.replace(/[\s\u00a0\u202f]/g, "");
+    const thousands = /^[+-]?\d{1,3}(,\d{3})+$/.test(s);
+    const decimal = s.lastIndexOf(",") > s.lastIndexOf(".") && !thousands ? "," : ".";
+    const group = decimal === "," ? "." : ",";
+    const [whole, fraction, ...more] = s.split(decimal);
+    if (more.length) return NaN;
+    if (whole.includes(group) && !new RegExp(`^[+-]?\\d{1,3}(\\${group}\\d{3})+$`).test(whole)) return NaN;
+    s = whole.split(group).join("") + (fraction === undefined ? "" : `.${fraction}`);
+    return /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(s) ? Number(s) : NaN;
+  }
+
   // Check-yourself widgets: <form class="quiz" data-answer="0.6" data-tolerance="0.01"> or data-kind="bool".
   // The expected answer is put into data-answer by the server, computed with the instrument's own functions.
   function bindQuizzes(root = document) {
@@ -245,8 +412,8 @@ const Lab = (() => {
         if (quiz.dataset.kind === "bool") {
           right = ["true", "t", "yes"].includes(raw) === (quiz.dataset.answer === "true") && ["true", "t", "yes", "false", "f", "no"].includes(raw);
         } else {
-          const value = Number(raw);
-          right = raw !== "" && Number.isFinite(value) && Math.abs(value - Number(quiz.dataset.answer)) <= Number(quiz.dataset.tolerance || 1e-6);
+          const value = parseNumber(raw);
+          right = Number.isFinite(value) && Math.abs(value - Number(quiz.dataset.answer)) <= Number(quiz.dataset.tolerance || 1e-6);
         }
         verdict.textContent = right ? `Right. ${quiz.dataset.explain || ""}` : "Not quite — try again (the instrument above can help).";
         verdict.className = `verdict ${right ? "right" : "wrong"}`;
@@ -256,5 +423,8 @@ const Lab = (() => {
 
   document.addEventListener("DOMContentLoaded", () => bindQuizzes());
 
-  return { base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, setText, plotLayout, plotConfig, bindQuizzes, describeError };
+  return {
+    base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, setText, plotLayout,
+    plotConfig, bindQuizzes, describeError, stepLabel, markStale, showFieldErrors, showRefusal, rightAxis, parseNumber,
+  };
 })();

@@ -12,7 +12,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.config import SchemathesisConfig
-from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES  # its defaults, plus 422 below
+from schemathesis.config._checks import (  # its defaults, widened below where the contract says so
+    NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
+    POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+)
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python.asgi import shutdown_lifespans
 
@@ -25,6 +28,7 @@ pytestmark = pytest.mark.slow  # 30 to 90 s on two shared cores: most of it the 
 # Small caps: the schema states them, so every request the fuzzer calls valid costs the tiny model milliseconds.
 MAX_STEPS, MAX_BATCH = 3, 2
 FUZZ_EXAMPLES = 12  # per operation, beyond the examples and the coverage phase's cases
+VALIDATE = "/api/v1/generate/validate"  # answers a request it would refuse with 200 {valid: false, errors}
 
 
 def stated_rules(document: dict, method: str, path: str) -> dict[str, str]:
@@ -36,8 +40,11 @@ def config(document: dict) -> SchemathesisConfig:
     """Every check on, deterministic; on an operation whose 422 states rules the schema cannot (a prompt's
     grammar, a patch that must divide the grid), a 422 to schema-valid data is in the contract, and schemathesis's
     own way to say so is that operation's expected statuses (`st explain ST202`). Which 422 is allowed is then
-    held exactly by only_stated_rules()."""
-    operations = [{"include-name": f"{method.upper()} {path}",
+    held exactly by only_stated_rules(). The check answers invalid data with a 200 that lists the errors (that
+    they are the stream's 422 items is held by tests/api/test_stream_api.py)."""
+    check = {"include-name": f"GET {VALIDATE}", "checks": {"negative_data_rejection": {
+        "expected-statuses": [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "200"]}}}
+    operations = [check] + [{"include-name": f"{method.upper()} {path}",
                    "checks": {"positive_data_acceptance": {
                        "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "422"]}}}
                   for path, methods in document["paths"].items() for method in methods

@@ -144,12 +144,17 @@ def test_the_stream_is_documented_as_event_stream(model_client):
     ({"prompt": "a circle", "colour": "red"}, "colour"),
     ({}, "prompt"),
 ])
-def test_bad_parameters_are_a_plain_422_naming_the_field(model_client, params, field):
-    for path in (STREAM, VALIDATE):
-        response = model_client.get(path, params=params)
-        assert response.status_code == 422, (path, response.text)
-        assert response.headers["content-type"] == "application/json"
-        assert ["query", field] in [d["loc"] for d in response.json()["detail"]]
+def test_bad_parameters_are_a_plain_422_naming_the_field_and_the_check_says_the_same_in_a_200(model_client, params,
+                                                                                             field):
+    refused = model_client.get(STREAM, params=params)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/json"
+    detail = refused.json()["detail"]
+    assert ["query", field] in [d["loc"] for d in detail]
+    check = model_client.get(VALIDATE, params=params)  # a page checks as the reader types: no failed request
+    assert check.status_code == 200
+    assert check.json() == {"valid": False, "prompt_canonical": None, "negative_prompt_canonical": None,
+                            "errors": [{k: d[k] for k in ("loc", "msg", "type")} for d in detail]}
 
 
 def test_an_unknown_word_names_it_and_lists_the_vocabulary(model_client):
@@ -161,8 +166,24 @@ def test_validate_answers_the_captions_the_model_will_read(model_client, client)
     for c in (model_client, client):  # no model needed to check a request
         response = c.get(VALIDATE, params={"prompt": "Big RED disc, top left", "negative_prompt": "blue square"})
         assert response.status_code == 200
-        assert response.json() == {"prompt_canonical": "a large red circle at the top left",
+        assert response.json() == {"valid": True, "errors": [], "prompt_canonical": "a large red circle at the top left",
                                    "negative_prompt_canonical": "a blue square"}
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", " the "])
+def test_an_empty_or_blank_prompt_is_the_unconditional_sample_everywhere(model_client, prompt):
+    """One rule: the prompt must be sent, and empty or blank (or only filler words) asks for no caption."""
+    check = model_client.get(VALIDATE, params={"prompt": prompt}).json()
+    assert check["valid"] and check["prompt_canonical"] == ""
+    [(name, start)] = stream(model_client, prompt=prompt, steps=1, previews="false")[:1]
+    assert name == "start" and start["prompt_canonical"] == ""
+    body = model_client.post(GENERATE, json={"prompt": prompt, "steps": 1, "seed": 3}).json()
+    assert body["prompt_canonical"] == "" and body["parameters"]["prompt"] == prompt
+
+
+def test_the_check_documents_no_422(model_client):
+    responses = model_client.get("/openapi.json").json()["paths"][VALIDATE]["get"]["responses"]
+    assert "422" not in responses and set(responses) == {"200", "4XX"}
 
 
 def test_without_a_model_the_stream_is_503_with_retry_after(client):

@@ -117,6 +117,13 @@ def test_gif_and_no_frames(model_client):
         assert gif.format == "GIF" and gif.size == (32, 32)
 
 
+@pytest.mark.parametrize("prompt", ["", "   "])
+def test_an_empty_or_blank_prompt_is_an_unconditional_clip_as_for_images(model_client, prompt):
+    body = model_client.post(VIDEO, json={"prompt": prompt, "steps": 1, "frames": 2, "seed": 1}).json()
+    assert body["prompt"] == "" and body["video"]["caption"] == ""
+    assert body["parsed"] == {"shape": None, "colour": None, "size": None, "direction": None, "start": None}
+
+
 def test_an_absent_seed_is_drawn_and_reported(model_client):
     body = model_client.post(VIDEO, json={"prompt": "a circle", "steps": 1, "frames": 2}).json()
     assert 0 <= body["seed"] == body["parameters"]["seed"] <= 2**31 - 2

@@ -77,7 +77,7 @@ def test_generate_both_shows_clips_measures_and_paths_from_the_api(model_probe, 
 
     # the stream's progress reached the last step of both methods
     for method in METHODS:
-        assert page.text_content(f"#progress-{method}-text").startswith("step 3/3 · t = ")
+        assert page.text_content(f"#progress-{method}-text").startswith("step 3 of 3 · t = ")
         assert page.eval_on_selector(f"#progress-{method}", "p => [p.value, p.max]") == [3, 3]
         assert page.is_visible(f"#live-{method}")
 
@@ -200,7 +200,7 @@ def test_the_attention_block_re_measures_on_request(model_probe, model_live_serv
 def test_cancel_stops_the_run_on_the_page_and_on_the_server(model_probe, model_live_app):
     page = model_probe.goto(PATH)
     generate(page, steps=1000)
-    wait_for(page, "/^step ([3-9]|\\d\\d+)\\/1000/.test(document.getElementById('progress-video-text').textContent)")
+    wait_for(page, "/^step ([3-9]|\\d\\d+) of 1000 /.test(document.getElementById('progress-video-text').textContent)")
     page.click("#video-cancel")
     assert page.text_content("#video-run-status").startswith("Cancelled")
     assert page.is_enabled("#video-generate") and page.is_disabled("#video-cancel")
@@ -226,15 +226,21 @@ def test_a_deep_link_restores_the_panel_and_the_toy_still_works(model_probe):
     model_probe.assert_clean()
 
 
-def test_an_unknown_word_shows_the_servers_422_inline(model_probe):
+def test_an_unknown_word_is_shown_by_the_prompt_in_words_until_the_prompt_changes(model_probe):
     page = model_probe.goto(PATH)
     generate(page, prompt="a red star moving right", steps=2)
     wait_for(page, "document.getElementById('video-error').textContent !== ''")
-    error = page.text_content("#video-error")
-    assert error.startswith("422: prompt: ") and "star" in error
+    assert page.text_content("#video-error") == "Not started: fix this field first: Prompt."
+    assert page.text_content("#video-prompt-input-error").startswith("unknown word: star")
+    assert page.get_attribute("#video-prompt-input", "aria-invalid") == "true"
+    assert "video-prompt-input-error" in page.get_attribute("#video-prompt-input", "aria-describedby").split()
+    assert page.evaluate("document.activeElement.id") == "video-prompt-input"
     assert page.text_content("#video-run-status") == "The run did not start."
     assert page.is_enabled("#video-generate") and page.is_disabled("#video-cancel")
     assert page.is_hidden("#anim-video")
+    page.fill("#video-prompt-input", "a red circle moving right")  # the error was about the old prompt
+    assert page.text_content("#video-error") == "" and page.text_content("#video-prompt-input-error") == ""
+    assert page.get_attribute("#video-prompt-input", "aria-invalid") is None
     # the only console noise is the browser logging the 422 answer itself
     assert all("422" in message for message in model_probe.console_errors), model_probe.console_errors
     assert model_probe.foreign_requests == []
@@ -346,7 +352,7 @@ def test_tracked_clips_fill_the_table_and_the_path_chart(model_probe):
     model_probe.goto(PATH)
     page.click("#video-generate")
     wait_done(page)
-    assert page.text_content("#progress-video-text") == "step 2/2 · t = 499"
+    assert page.text_content("#progress-video-text") == "step 2 of 2 · t = 499"
     for method, clip in (("per_frame", result["baseline"]), ("video", result["video"])):
         m = clip["metrics"]
         assert m["tracked_frames"] == 8 and m["mean_jump_px"] is not None
@@ -372,17 +378,19 @@ def test_tracked_clips_fill_the_table_and_the_path_chart(model_probe):
 @pytest.mark.parametrize("answer, shown", [
     ({"status": 503, "content_type": "application/json",
       "body": json.dumps({"detail": "video model not loaded: files video_denoiser.safetensors missing in models"})},
-     "503: video model not loaded: files video_denoiser.safetensors missing in models"),
+     "video model not loaded: files video_denoiser.safetensors missing in models"),
     ({"status": 200, "content_type": "text/event-stream",
       "body": 'event: start\ndata: {"id": "r", "frames": 8, "total_steps": 2, "methods": ["video"], '
               '"prompt": "p", "parameters": {"seed": 1, "steps": 2}}\n\n'
               'event: error\ndata: {"id": "r", "status": 503, "detail": "the job ran past its 60 s limit"}\n\n'},
-     "503: the job ran past its 60 s limit"),
+     "the job ran past its 60 s limit"),
 ])
 def test_server_errors_are_shown_inline(model_probe, answer, shown):
     page = model_probe.page
     page.route("**/api/v1/generate/video/stream?*", lambda route: route.fulfill(**answer))
     model_probe.goto(PATH)
+    # the model card was read (the page then times the attention), so Generate is enabled after a failed run
+    wait_for(page, "!document.getElementById('attention-status').textContent.startsWith('Timed once')")
     page.click("#video-generate")
     wait_for(page, "document.getElementById('video-error').textContent !== ''")
     assert page.text_content("#video-error") == shown

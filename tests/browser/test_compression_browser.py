@@ -6,7 +6,15 @@ import json
 import pytest
 
 from app.web.state import state_of
-from tests.helpers.browser import PageProbe, answer_quiz, get_json, wait_for, wait_text
+from tests.helpers.browser import (
+    PageProbe,
+    answer_quiz,
+    assert_current,
+    assert_out_of_date,
+    get_json,
+    wait_for,
+    wait_text,
+)
 from tests.helpers.models import REPO_ROOT, model_settings
 from tests.helpers.server import serve
 
@@ -68,6 +76,31 @@ def test_presets_come_from_the_api_and_work(probe):
 def test_impossible_combination_shows_the_servers_reason(probe):
     page = probe.goto(PATH + "?height=64&width=64&f=64&patch=2")
     wait_for(page, "document.getElementById('compression-error').textContent.includes('patch')")
+    assert page.text_content("#compression-error") == "patch: patch 2 must divide the latent grid 1 x 1"
+
+
+def pressed(page) -> dict[str, str]:
+    return page.evaluate("Object.fromEntries(Array.from(document.querySelectorAll('#compression-presets button'),"
+                         " b => [b.dataset.preset, b.getAttribute('aria-pressed')]))")
+
+
+def test_a_refused_setting_leaves_the_figures_marked_out_of_date_and_no_preset_on(probe):
+    page = probe.goto(PATH + "?height=64&width=64&f=8&channels=4&patch=2")
+    wait_text(page, "#ro-latent-shape", "8 × 8 × 4")
+    assert_current(page, 1)
+    assert pressed(page) == {"pixel": "false", "sd": "true", "sd3": "false"}
+    bars = latent_bar_values(page)
+    page.select_option("#patch", "16")  # a 16 x 16 patch cannot cut the 8 x 8 latent grid
+    wait_for(page, "document.getElementById('compression-error').textContent !== ''")
+    assert page.text_content("#compression-error") == "patch: patch 16 must divide the latent grid 8 x 8"
+    assert_out_of_date(page, 1)
+    assert pressed(page) == {"pixel": "false", "sd": "false", "sd3": "false"}
+    # the last answer stays to compare against, marked as such
+    assert page.text_content("#ro-latent-shape") == "8 × 8 × 4" and latent_bar_values(page) == bars
+    page.select_option("#patch", "4")
+    wait_text(page, "#ro-tokens", "4")
+    assert_current(page, 1)
+    assert page.text_content("#compression-error") == "" and pressed(page)["sd"] == "true"
 
 
 def test_quizzes(probe):
@@ -78,6 +111,10 @@ def test_quizzes(probe):
     sd3 = page.locator("form.quiz").nth(1)
     assert not answer_quiz(sd3, "48").startswith("Right")
     assert answer_quiz(sd3, "12").startswith("Right")
+    for written in ("12x", "12 ×", "  12  ", "12X", "12,0"):  # the page's own way of writing a factor, too
+        assert answer_quiz(sd3, written).startswith("Right"), written
+    for wrong in ("48x", "12,5", "1,2", "12 apples", "x"):
+        assert not answer_quiz(sd3, wrong).startswith("Right"), wrong
     probe.assert_clean()
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers.browser import answer_quiz, get_json, wait_for, wait_text
+from tests.helpers.browser import answer_quiz, assert_current, assert_out_of_date, get_json, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -57,8 +57,16 @@ def test_presets_and_a_refused_schedule(probe):
     page.click("button[data-preset='snippet']")
     wait_for(page, f"{WALK_LEN} === 41")
     probe.assert_clean()
+    assert_current(page, 2)
+    printout = page.text_content("#printout")
     page.fill("#beta_start", "0.1")
-    wait_for(page, "document.getElementById('denoising-error').textContent.startsWith('beta_end:')")
+    wait_for(page, "document.getElementById('denoising-error').textContent !== ''")
+    assert page.text_content("#denoising-error") == "beta_end: must be larger than beta_start (0.1)"
+    assert_out_of_date(page, 2)  # the readouts and charts, and the printout below them
+    assert page.text_content("#printout") == printout
+    page.fill("#beta_start", "0.001")
+    wait_for(page, "document.getElementById('denoising-error').textContent === ''")
+    assert_current(page, 2)
     assert all("422" in e for e in probe.console_errors)  # Chromium logs the refused request itself, nothing else
 
 
@@ -67,4 +75,6 @@ def test_quiz(probe):
     quiz = page.locator("form.quiz")
     assert not answer_quiz(quiz, "0.8").startswith("Right")
     assert answer_quiz(quiz, "0.6").startswith("Right")
+    assert answer_quiz(quiz, " 0,6 ").startswith("Right")  # a decimal comma
+    assert not answer_quiz(quiz, "0,8").startswith("Right")
     probe.assert_clean()

@@ -7,7 +7,7 @@ import pytest
 
 from app.service.imaging import read_parameters
 from app.web.state import state_of
-from tests.helpers.browser import wait_for
+from tests.helpers.browser import get_json, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,7 @@ def test_typing_generating_previews_download_and_scrubber(model_probe):
 
     page.click("#generate")
     page.wait_for_selector("#results figure img")
-    assert page.text_content("#ro-seed") == "42" and page.text_content("#ro-step") == "6 / 6"
+    assert page.text_content("#ro-seed") == "42" and page.text_content("#ro-step") == "step 6 of 6"
     assert page.eval_on_selector("#progress", "p => [p.value, p.max]") == [6, 6]
     live_xt = page.get_attribute("#live-xt", "src")
     assert png_of(live_xt) and png_of(page.get_attribute("#live-x0", "src"))
@@ -49,7 +49,7 @@ def test_typing_generating_previews_download_and_scrubber(model_probe):
 
     assert page.is_enabled("#scrub") and page.get_attribute("#scrub", "max") == "5"
     page.fill("#scrub", "0")
-    assert page.text_content("#scrub-out") == "1 / 6" and page.text_content("#sc-t") == "999"
+    assert page.text_content("#scrub-out") == "step 1 of 6 · t = 999" and page.text_content("#sc-t") == "999"
     abar_first = float(page.text_content("#sc-abar"))
     signal, noise = float(page.text_content("#sc-signal")), float(page.text_content("#sc-noise"))
     assert 0 < abar_first < 0.01 and signal ** 2 == pytest.approx(abar_first, abs=2e-4)
@@ -64,8 +64,8 @@ def test_typing_generating_previews_download_and_scrubber(model_probe):
 def test_cancel_a_long_run_returns_to_idle_and_stops_the_server(model_probe, model_live_app):
     page = model_probe.goto("/generate?prompt=a+circle&steps=1000&seed=1")
     page.click("#generate")
-    wait_for(page, "parseInt(document.getElementById('ro-step').textContent) >= 3")
-    assert page.text_content("#ro-step").endswith(" / 1000")
+    wait_for(page, "parseInt(document.getElementById('ro-step').textContent.slice(5)) >= 3")
+    assert page.text_content("#ro-step").endswith(" of 1000")
     page.click("#cancel")
     assert page.is_enabled("#generate") and page.is_disabled("#cancel")
     assert page.text_content("#run-status").startswith("Cancelled after")
@@ -84,12 +84,116 @@ def test_an_unknown_word_shows_the_servers_message_inline(model_probe):
     page.fill("#prompt", "a red star")
     wait_for(page, "document.getElementById('prompt-error').textContent.includes('unknown word: star')")
     assert "The model knows" in page.text_content("#prompt-error")
+    assert page.get_attribute("#prompt", "aria-invalid") == "true"
     page.click("#generate")
     wait_for(page, "document.getElementById('generate-error').textContent !== ''")
+    assert page.text_content("#generate-error") == "Not started: fix this field first: Prompt."
+    assert page.evaluate("document.activeElement.id") == "prompt"
     assert page.text_content("#run-status") == "Idle." and page.is_enabled("#generate")
-    # the only console noise is the browser logging the 422 answers themselves
-    assert all("422" in message for message in model_probe.console_errors), model_probe.console_errors
-    assert model_probe.foreign_requests == []
+    model_probe.assert_clean()  # the check answers 200 even when it refuses: no failed request in the console
+
+
+def typed_checks(page) -> list[int]:
+    """The statuses of the page's checks of its request, as they answer."""
+    statuses = []
+    page.on("response", lambda r: "/api/v1/generate/validate" in r.url and statuses.append(r.status))
+    return statuses
+
+
+def test_typing_an_invalid_then_a_valid_prompt_keeps_the_console_clean(model_probe):
+    page = model_probe.goto("/generate")
+    statuses = typed_checks(page)
+    page.fill("#prompt", "")
+    page.type("#prompt", "a red star", delay=60)
+    wait_for(page, "document.getElementById('prompt-error').textContent.includes('unknown word: star')")
+    for _ in "a red star":
+        page.keyboard.press("Backspace")
+    page.type("#prompt", "a blue square", delay=60)
+    wait_for(page, "document.getElementById('prompt-canonical').textContent.includes('a blue square')")
+    assert page.text_content("#prompt-error") == "" and page.get_attribute("#prompt", "aria-invalid") is None
+    assert statuses and set(statuses) == {200}, statuses
+    model_probe.assert_clean()
+
+
+def test_each_refusal_is_shown_by_its_own_field_and_the_first_is_focused(model_probe):
+    page = model_probe.goto("/generate?steps=2")
+    page.fill("#negative_prompt", "a star")
+    page.fill("#seed", "-1")
+    page.fill("#batch_size", "0")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # the form is off-screen when the button is
+    page.click("#generate")
+    wait_for(page, "document.getElementById('generate-error').textContent !== ''")
+    assert page.text_content("#generate-error") == \
+        "Not started: fix these fields first: Negative prompt, Seed of the starting noise, Batch size."
+    shown = {field: page.text_content(f"#{field}-error") for field in ("negative_prompt", "seed", "batch_size")}
+    assert shown["negative_prompt"].startswith("unknown word: star")
+    assert shown["seed"] == "Input should be greater than or equal to 0"
+    assert shown["batch_size"] == "Input should be greater than or equal to 1"
+    for field in shown:
+        assert page.get_attribute(f"#{field}", "aria-invalid") == "true"
+        assert f"{field}-error" in page.get_attribute(f"#{field}", "aria-describedby").split()
+    assert page.text_content("#prompt-error") == "" and page.get_attribute("#prompt", "aria-invalid") is None
+    assert page.evaluate("document.activeElement.id") == "negative_prompt"
+    assert page.evaluate("(() => { const r = document.activeElement.getBoundingClientRect();"
+                         " return r.top >= 0 && r.bottom <= window.innerHeight; })()")
+    assert page.query_selector("#results figure") is None
+
+    page.fill("#negative_prompt", "a blue square")
+    page.fill("#seed", "5")
+    page.fill("#batch_size", "2")
+    wait_for(page, "document.querySelectorAll('#generate-form [aria-invalid]').length === 0")
+    assert all(page.text_content(f"#{field}-error") == "" for field in shown)
+    page.click("#generate")
+    page.wait_for_selector("#results figure img")
+    assert page.locator("#results figure").count() == 2 and page.text_content("#generate-error") == ""
+    model_probe.assert_clean()
+
+
+@pytest.mark.parametrize("prompt", ["", "   "])
+def test_an_empty_or_blank_prompt_is_an_unconditional_sample_as_the_api_says(model_probe, prompt):
+    page = model_probe.goto("/generate?steps=2&seed=4")
+    assert "unconditional sample" in page.text_content("#prompt-hint")
+    page.fill("#prompt", prompt)
+    wait_for(page, "document.getElementById('prompt-canonical').textContent.startsWith('Empty prompt')")
+    assert page.text_content("#prompt-error") == ""
+    page.click("#generate")
+    page.wait_for_selector("#results figure img")
+    assert page.locator("#results figure").count() == 1 and page.text_content("#generate-error") == ""
+    assert get_json(model_probe.base_url, "/api/v1/generate/validate", prompt=prompt)["prompt_canonical"] == ""
+    model_probe.assert_clean()
+
+
+def test_a_link_value_the_form_cannot_take_falls_back_and_says_why(model_probe):
+    page = model_probe.goto("/generate?sampler=bogus&steps=5000&guidance_scale=abc&previews=maybe&seed=7")
+    assert page.input_value("#sampler") == "dpmpp_2m" and page.input_value("#steps") == "20"
+    assert page.input_value("#guidance_scale") == "5" and page.is_checked("#previews")
+    assert page.input_value("#seed") == "7"  # what it can take, it takes
+    note = page.text_content("#generate-form-link-note")
+    assert page.is_visible("#generate-form-link-note")
+    assert "sampler=bogus is not one of ddim, ddpm, dpmpp_2m, so it is dpmpp_2m" in note
+    assert "steps=5000 is above the greatest value, 1000, so it is 20" in note
+    assert "guidance_scale=abc is not a number, so it is 5" in note
+    assert "previews=maybe is neither true nor false, so it is true" in note
+    assert "sampler=dpmpp_2m" in page.url and "bogus" not in page.url  # the address bar now reproduces the view
+    page.goto(model_probe.base_url + "/generate?sampler=ddim")
+    assert page.input_value("#sampler") == "ddim" and page.query_selector("#generate-form-link-note") is None
+    model_probe.assert_clean()
+
+
+def test_the_prompt_field_shows_a_whole_prompt_and_enter_still_generates(model_probe):
+    page = model_probe.goto("/generate?steps=2")
+    for prompt in ("a large red circle at the top left", "a large purple triangle at the bottom right, please"):
+        page.fill("#prompt", prompt)
+        assert page.evaluate("(() => { const e = document.getElementById('prompt');"
+                             " return e.scrollHeight <= e.clientHeight && e.scrollWidth <= e.clientWidth; })()"), prompt
+    width = page.evaluate("[document.getElementById('prompt').offsetWidth,"
+                          " document.getElementById('prompt').closest('.control').clientWidth]")
+    assert width[0] == width[1]
+    page.fill("#prompt", "a green square")
+    page.press("#prompt", "Enter")
+    page.wait_for_selector("#results figure img")
+    assert page.input_value("#prompt") == "a green square"  # Enter generated, it did not add a line
+    model_probe.assert_clean()
 
 
 def test_without_a_model_the_page_says_so_and_fits_a_phone(probe):
@@ -116,7 +220,7 @@ def test_with_an_api_key_the_page_generates_once_the_reader_gives_the_key(browse
         probe = PageProbe(context.new_page(), base)
         page = probe.goto("/generate?prompt=a+red+circle&steps=3&seed=1")
         page.click("#generate")
-        wait_for(page, "document.getElementById('prompt-error').textContent.includes('API key')")
+        wait_for(page, "document.getElementById('generate-error').textContent.includes('API key')")
         assert page.query_selector("#results figure img") is None
         page.click("#generate-form details summary")
         page.fill("#api-key", "s3cret-key")

@@ -2,7 +2,15 @@
 
 import pytest
 
-from tests.helpers.browser import answer_quiz, get_json, wait_for, wait_text
+from tests.helpers.browser import (
+    answer_quiz,
+    assert_current,
+    assert_out_of_date,
+    assert_right_axis_readable,
+    get_json,
+    wait_for,
+    wait_text,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -58,9 +66,23 @@ def test_preset_button_and_error_message(probe):
     wait_text(page, "#ro-regime", "ignores the prompt")
     assert page.input_value("#scale") == "0" and "scale=0" in page.url
     probe.assert_clean()
+    assert_current(page, 2)
     page.fill("#seed", "-4")
-    wait_for(page, "document.getElementById('guidance-error').textContent.startsWith('seed:')")
+    wait_for(page, "document.getElementById('guidance-error').textContent !== ''")
+    assert page.text_content("#guidance-error") == "seed: Input should be greater than or equal to 0"
+    assert_out_of_date(page, 2)  # the readouts and charts, and the snippet's table
+    assert page.text_content("#ro-regime") == "ignores the prompt"
+    page.fill("#seed", "4")
+    wait_for(page, "document.getElementById('guidance-error').textContent === ''")
+    assert_current(page, 2)
     assert all("422" in e for e in probe.console_errors)  # Chromium logs the refused request itself, nothing else
+
+
+def test_the_right_axis_has_round_ticks_clear_of_its_title(probe):
+    page = probe.goto(PATH)
+    wait_text(page, "#ro-regime", "sweet spot")
+    assert_right_axis_readable(page, "guidance-curve")
+    probe.assert_clean()
 
 
 def test_quizzes(probe):

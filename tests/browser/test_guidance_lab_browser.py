@@ -3,6 +3,7 @@ and the /generate page's guidance grid and guidance-made-visible partials, again
 
 import pytest
 
+from tests.helpers.browser import assert_right_axis_readable
 from tests.helpers.browser import wait_for as poll
 
 pytestmark = pytest.mark.browser
@@ -67,6 +68,7 @@ def test_the_grid_draws_the_forms_prompt_at_each_scale(model_probe):
     assert page.locator("#grid-table tbody img").count() == 6
     assert page.locator("#grid-table tfoot tr.grid-adherence td").count() == 3
     wait_for(page, "document.getElementById('grid-chart').data && document.getElementById('grid-chart').data[0].x.length === 3")
+    assert_right_axis_readable(page, "grid-chart")
     assert "a blue square" in page.text_content("#grid-status")
     page.fill("#grid-scales", "1, x")
     page.click("#grid-draw")
@@ -86,6 +88,10 @@ def test_guidance_made_visible_shows_the_step_and_three_variants(model_probe):
     assert variants.count() == 3 and variants.nth(2).get_attribute("data-variant") == "cfg_interval"
     assert "ε(c) elsewhere" in variants.nth(2).text_content()
     assert page.get_attribute("#anatomy-step", "max") == "3"
+    # one step numbering on every page: "step k of N", k counting from 1, beside the t of that step
+    assert page.text_content("#anatomy-step-out") == "step 4 of 4"
+    t, step = page.text_content("#an-t").split(" ", 1)
+    assert int(t) >= 0 and step == "(step 4 of 4)"
     assert "±" in page.text_content("#anatomy-display") and page.locator("#anatomy-panel math").count() == 3
     model_probe.assert_clean()
 

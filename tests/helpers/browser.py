@@ -1,6 +1,7 @@
 """Driving the pages in headless Chromium: the browser's flags, a page probe, and polling helpers."""
 
 import json
+import math
 import os
 import time
 import urllib.parse
@@ -80,3 +81,44 @@ def get_json(base_url: str, path: str, **params) -> dict:
     """GET base_url + path with a query from params, straight from the server (what the page should show)."""
     with urllib.request.urlopen(f"{base_url}{path}?{urllib.parse.urlencode(params)}") as response:
         return json.load(response)
+
+
+def figures(page) -> list[dict]:
+    """Each view of an instrument's figures ([data-figures]): marked out of date or not, its note, its content's
+    opacity."""
+    return page.evaluate("""Array.from(document.querySelectorAll('[data-figures]')).map(v => ({
+        stale: v.classList.contains('stale'),
+        note: (v.querySelector(':scope > .stale-note') || {textContent: ''}).textContent,
+        opacity: Number(getComputedStyle(v.querySelector(':scope > :not(.stale-note)')).opacity),
+    }))""")
+
+
+def assert_out_of_date(page, count: int) -> None:
+    """The page's `count` figure views are dimmed and say they are out of date (a refused request)."""
+    views = figures(page)
+    assert len(views) == count and all(v["stale"] and v["opacity"] < 0.5 for v in views), views
+    assert all(v["note"].startswith("Out of date: these figures are for the last settings") for v in views), views
+
+
+def assert_current(page, count: int) -> None:
+    """The page's `count` figure views are the answer to the settings on show: no mark, no note, full opacity."""
+    assert figures(page) == [{"stale": False, "note": "", "opacity": 1}] * count
+
+
+def assert_right_axis_readable(page, chart_id: str) -> None:
+    """A chart's right y axis: round tick labels (a 1, 2 or 5 times a power of ten step, as Plotly picks its own),
+    and its title to the right of every tick label, inside the chart."""
+    axis = page.evaluate("""id => {
+      const chart = document.getElementById(id);
+      const ticks = Array.from(chart.querySelectorAll('.y2tick text'));
+      return {labels: ticks.map(t => t.textContent), right: Math.max(...ticks.map(t => t.getBoundingClientRect().right)),
+              title: chart.querySelector('.g-y2title text').getBoundingClientRect().left,
+              width: chart.getBoundingClientRect().right};
+    }""", chart_id)
+    values = [float(label) for label in axis["labels"]]
+    steps = {round(b - a, 12) for a, b in zip(values, values[1:])}
+    assert len(values) >= 3 and len(steps) == 1, axis
+    step = steps.pop()
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 5)), axis
+    assert axis["right"] < axis["title"] < axis["width"], axis

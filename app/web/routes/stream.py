@@ -5,7 +5,10 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.pipelines.image import GenerationResult, GenerationSettings, Step
@@ -14,7 +17,7 @@ from app.service.models import LoadedModel
 from app.service.previews import LATENT_PREVIEW, view_step
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
-from app.web.errors import REFUSALS, located_errors, unprocessable
+from app.web.errors import REFUSALS, error_details, located_errors, unprocessable
 from app.web.routes.generation import build_result, parameters
 from app.web.streaming import LiveRun
 from app.world.scenes import parse_prompt
@@ -33,7 +36,7 @@ def _check(q: schemas.GenerateStreamQuery, max_steps: int, max_batch: int) -> sc
     """The server's caps on top of the query model's own validation; 422 naming the field."""
     if errors := q.limit_errors(max_steps, max_batch):
         raise located_errors(errors, "query")
-    return schemas.GenerateCheck(prompt_canonical=parse_prompt(q.prompt).canonical,
+    return schemas.GenerateCheck(valid=True, prompt_canonical=parse_prompt(q.prompt).canonical,
                                  negative_prompt_canonical=parse_prompt(q.negative_prompt).canonical)
 
 
@@ -88,8 +91,31 @@ async def generate_stream(events: Annotated[AsyncIterator[ServerSentEvent], Depe
             yield event
 
 
-@router.get("/generate/validate", responses=unprocessable(schemas.GenerateStreamQuery),
-            summary="Check a generation request without running it (the stream's 422, as JSON)")
+class _RefusalIsTheAnswer(APIRoute):
+    """A route that answers a request it would refuse with 200 {valid: false, errors}, not a 422: a page that checks
+    the form as the reader types then never has a failed request logged in the browser's console."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return JSONResponse(schemas.GenerateCheck(valid=False, errors=error_details(exc)).model_dump())
+
+        return answer
+
+
 def validate(q: Annotated[schemas.GenerateStreamQuery, Query()], settings: SettingsDep) -> schemas.GenerateCheck:
-    """200 with the canonical captions when the stream would accept these parameters; 422 naming the field if not."""
+    """Always 200: valid with the canonical captions when the stream would accept these parameters, else the
+    errors its 422 would list (`loc` names the field)."""
     return _check(q, settings.max_steps, settings.max_batch)
+
+
+router.add_api_route(
+    "/generate/validate", validate, methods=["GET"], route_class_override=_RefusalIsTheAnswer,
+    summary="Check a generation request without running it: valid, or the stream's errors, as a 200",
+    responses={"4XX": {"description": "401 without the API key the operator set; never a 422 (a refused request "
+                                      "is a 200 with `valid: false`)"}},
+)

@@ -88,10 +88,13 @@ SCENE_PROMPT_RULES = (
                            "names any of them"),
 )
 SCENE_GRAMMAR = " ".join(rule.text for rule in SCENE_PROMPT_RULES)
+# One rule for every prompt: it must be sent, and empty or blank asks for an unconditional sample (the caption
+# dropout EQ MM3.4's guidance steers away from).
 ScenePrompt = Annotated[Caption, Field(examples=["a large red circle at the top left"],
-                                       description=f"What to draw. {SCENE_GRAMMAR}")]
+                                       description="What to draw; empty or blank (only spaces) = an unconditional "
+                                                   f"sample. {SCENE_GRAMMAR}")]
 NegativePrompt = Annotated[Caption, Field(description="The caption guidance steers away from (EQ MM3.4); "
-                                                      "empty = null caption; the same grammar as prompt")]
+                                                      "empty or blank = the null caption; the same grammar as prompt")]
 
 
 # ---------------------------------------------------------------- errors

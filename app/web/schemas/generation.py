@@ -3,7 +3,6 @@
 from pydantic import BaseModel, Field, field_validator
 
 from app.web.schemas.common import (
-    SCENE_GRAMMAR,
     SCENE_PROMPT_RULES,
     SERVED_LIMIT,
     Eta,
@@ -33,7 +32,7 @@ class GenerateRequest(Strict):
 
     RULES = (*SCENE_PROMPT_RULES, SEEDS_FIT)
 
-    prompt: ScenePrompt = Field(description=f"What to draw; empty = unconditional. {SCENE_GRAMMAR}")
+    prompt: ScenePrompt
     negative_prompt: NegativePrompt = ""
     steps: Steps = 20
     guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4: 0 unconditional, "

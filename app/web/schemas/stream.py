@@ -15,11 +15,23 @@ class GenerateStreamQuery(GenerateRequest):
     previews: bool = Field(True, description="Send small PNGs of x_t, x̂0 (one VAE decode per step) and ε̂ each step")
 
 
-class GenerateCheck(BaseModel):
-    """A request that would be accepted, as the model will read it."""
+class RequestError(BaseModel):
+    """One reason a request is refused, as an item of a 422's `detail`."""
 
-    prompt_canonical: str = Field(description="The caption the model will be conditioned on ('' = unconditional)")
-    negative_prompt_canonical: str = Field(description="The caption of the unconditional branch")
+    loc: list[str | int] = Field(description="Where: 'query', then the field's name")
+    msg: str = Field(description="Why, in words")
+    type: str = Field(description="pydantic's error type, e.g. greater_than_equal or prompt_unknown_words")
+
+
+class GenerateCheck(BaseModel):
+    """Whether the stream would take a request; if so, the captions the model will read, if not, why."""
+
+    valid: bool = Field(description="Whether GET /generate/stream would accept these parameters")
+    errors: list[RequestError] = Field([], description="What the stream's 422 would list; empty when valid")
+    prompt_canonical: str | None = Field(None, description="The caption the model will be conditioned on "
+                                                           "('' = unconditional); null when not valid")
+    negative_prompt_canonical: str | None = Field(None, description="The caption of the unconditional branch; "
+                                                                    "null when not valid")
 
 
 class StreamStart(BaseModel):

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.lab.timing import MIN_ROUNDS, NOISY_SPREAD
 from app.web.schemas.common import Strict
 
-
 Remeasure = Annotated[bool, Field(
     description="true: measure again now (as a job of the queue) and replace the cached result; false (default): "
                 "the cached result when there is one")]

@@ -55,7 +55,7 @@ class VideoRequest(Strict):
 
     prompt: Caption = Field(examples=["a small red circle moving right from the left"],
                             description="The clip, in the clip grammar's words: '{size} {colour} {shape} moving "
-                                        "{direction} from the {start}'; empty = unconditional. "
+                                        "{direction} from the {start}'; empty or blank = an unconditional clip. "
                                         + " ".join(rule.text for rule in CLIP_PROMPT_RULES))
     negative_prompt: NegativePrompt = ""
     steps: Steps = 20
