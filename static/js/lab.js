@@ -15,11 +15,12 @@ const Lab = (() => {
   const fieldOf = (d) => (d.loc || []).filter((p) => p !== "query" && p !== "body").join(".");
   const messageOf = (d) => String(d.msg).replace(/^Value error, /, "");
 
-  // Turn FastAPI's 422 detail into one readable line: "scale: Input should be less than or equal to 20".
+  // Turn FastAPI's 422 detail into one readable line: "scale: Input should be less than or equal to 20"; a message
+  // that already starts with its field's name ("beta_end must be larger than ...") is not prefixed twice.
+  const named = (d) => (!fieldOf(d) || messageOf(d).startsWith(fieldOf(d)) ? messageOf(d) : `${fieldOf(d)}: ${messageOf(d)}`);
+
   function describeError(status, body) {
-    if (body && Array.isArray(body.detail)) {
-      return body.detail.map((d) => (fieldOf(d) ? `${fieldOf(d)}: ${messageOf(d)}` : messageOf(d))).join("; ");
-    }
+    if (body && Array.isArray(body.detail)) return body.detail.map(named).join("; ");
     if (body && typeof body.detail === "string") return body.detail;
     return `The server answered with status ${status} and no explanation.`;
   }

@@ -76,7 +76,7 @@ def test_presets_come_from_the_api_and_work(probe):
 def test_impossible_combination_shows_the_servers_reason(probe):
     page = probe.goto(PATH + "?height=64&width=64&f=64&patch=2")
     wait_for(page, "document.getElementById('compression-error').textContent.includes('patch')")
-    assert page.text_content("#compression-error") == "patch: patch 2 must divide the latent grid 1 x 1"
+    assert page.text_content("#compression-error") == "patch 2 must divide the latent grid 1 x 1"
 
 
 def pressed(page) -> dict[str, str]:
@@ -92,7 +92,7 @@ def test_a_refused_setting_leaves_the_figures_marked_out_of_date_and_no_preset_o
     bars = latent_bar_values(page)
     page.select_option("#patch", "16")  # a 16 x 16 patch cannot cut the 8 x 8 latent grid
     wait_for(page, "document.getElementById('compression-error').textContent !== ''")
-    assert page.text_content("#compression-error") == "patch: patch 16 must divide the latent grid 8 x 8"
+    assert page.text_content("#compression-error") == "patch 16 must divide the latent grid 8 x 8"
     assert_out_of_date(page, 1)
     assert pressed(page) == {"pixel": "false", "sd": "false", "sd3": "false"}
     # the last answer stays to compare against, marked as such

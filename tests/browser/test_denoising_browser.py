@@ -61,7 +61,7 @@ def test_presets_and_a_refused_schedule(probe):
     printout = page.text_content("#printout")
     page.fill("#beta_start", "0.1")
     wait_for(page, "document.getElementById('denoising-error').textContent !== ''")
-    assert page.text_content("#denoising-error") == "beta_end: must be larger than beta_start (0.1)"
+    assert page.text_content("#denoising-error") == "beta_end must be larger than beta_start (0.1)"
     assert_out_of_date(page, 2)  # the readouts and charts, and the printout below them
     assert page.text_content("#printout") == printout
     page.fill("#beta_start", "0.001")
