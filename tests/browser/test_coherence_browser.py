@@ -81,7 +81,7 @@ def test_a_refused_patch_leaves_the_figures_marked_out_of_date_and_no_preset_on(
     tokens = page.text_content("#ro-tokens")
     page.select_option("#p_w", "8")  # 8 does not divide 36 latent columns
     wait_for(page, "document.getElementById('coherence-error').textContent !== ''")
-    assert page.text_content("#coherence-error").startswith("p_w: ")
+    assert page.text_content("#coherence-error").startswith("p_w = 8 must divide the latent width")
     assert_out_of_date(page, 1)
     assert pressed(page) == ["false"] * 4 and page.text_content("#ro-tokens") == tokens
     page.select_option("#p_w", "4")
