@@ -6,9 +6,15 @@ and compared with what the prompt named (`matches`). All measurements run batche
 Method, per image: the background is the median of the border pixels; foreground is what lies
 far from it (threshold at half the shape's own contrast, so anti-aliased edges count as they
 would in an area measurement); connected components (8-neighbour) pick the main shape; its
-bounding box gives size and position; its fill ratio, how much of its area sits in the top half
-and how much of the box's corners it covers give the shape; the median of its interior gives
-the colour.
+bounding box gives size and position; its fill ratio, how much of its area sits in the top half,
+how much of the box's corners it covers and how round it is (`four_fold`, below) give the shape;
+the median of its interior gives the colour.
+
+Roundness: fill ratio and corners alone call a rounded diamond a circle (both fill ~0.7 of their box
+and leave its corners empty). The four-fold moment |sum a z^4| / sum a |z|^4 of the shape's coverage a
+(z: pixel offset from the centroid, as a complex number) is 0 for a disc and 0.43 for a square at any
+angle, a diamond included; it is computed from the anti-aliased coverage, not the thresholded mask,
+so a 10 px disc on the pixel grid or blurred stays near 0.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ TRIANGLE_MAX_TOP, SYMMETRIC_MAX_TOP = 0.39, 0.61
 TRIANGLE_FILL = (0.4, 0.85)
 MIN_ROUND_FILL, SQUARENESS_THRESHOLD = 0.6, 1.13
 CORNER_DIAMOND = 1.5
+# A circle's four-fold moment is at most this. Measured at 10-26 px: rendered discs <= 0.03 (blurred
+# with sigma up to 1 px too), the VAE's reconstructions of them <= 0.055; a diamond whose corners are
+# rounded with a radius of 0.8 of its half side >= 0.084 (0.7: >= 0.15), a square at any angle 0.40-0.46.
+MAX_ROUND_FOUR_FOLD = 0.08
 CHUNK = 128  # images per pass: small passes stay in the CPU cache
 
 
@@ -52,6 +62,7 @@ class Verdict:
     fill_ratio: float
     top_fraction: float  # share of the area in the top half of the bounding box
     corner_fill: float  # share of the bounding box's four corners that the shape covers
+    four_fold: float  # 0 for a disc, 0.43 for a square at any angle (module docstring)
     colour_distance: float  # median colour to its nearest palette entry, 0..255 units
     flatness: float  # share of the shape's pixels on the background-colour segment
     n_components: int  # foreground components big enough to be a shape
@@ -158,6 +169,9 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
     t = ((rel * axis[:, :, None]).sum(1) / (axis * axis).sum(1, keepdim=True).clamp(min=1)).clamp(0, 1)
     off = _channel_norm(rel - t.unsqueeze(1) * axis[:, :, None])  # (B, HW)
     flatness = ((off < FLAT_TOLERANCE) & main.flatten(1)).sum(1).float() / area.clamp(min=1)
+    # Coverage for the roundness moment: t within 2 px of the shape, where its (blurred) edge fades out.
+    near = F.max_pool2d(mf.unsqueeze(1), 5, stride=1, padding=2).flatten(1) > 0
+    four_fold = _four_fold(torch.where(near, t, torch.zeros(())).view(b, h, w))
 
     return dict(
         bg=bg, area=area, total_fg=total_fg, n_components=n_components,
@@ -165,15 +179,32 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
         bbox_cx=(x0 + x1) / 2, bbox_cy=(y0 + y1) / 2, cx=cx, cy=cy,
         fill=area / (bw * bh).clamp(min=1), top=top / area.clamp(min=1), corner=corner_fill,
         colour_distance=colour_distance, colour_index=colour_index, flatness=flatness,
+        four_fold=four_fold,
     )
 
 
-def classify_shape(fill: torch.Tensor, top: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
-    """Index into SHAPES from fill ratio, top-half share and corner fill (each (B,)); -1 where none fits."""
+def _four_fold(alpha: torch.Tensor) -> torch.Tensor:
+    """|sum a z^4| / sum a |z|^4 of a coverage map a (B, H, W), z = pixel centre - centroid as x + iy: (B,)."""
+    _, h, w = alpha.shape
+    ys, xs = torch.arange(h).float() + 0.5, torch.arange(w).float() + 0.5
+    mass = alpha.flatten(1).sum(1).clamp(min=1e-6)
+    x = xs[None, None, :] - ((alpha.sum(1) * xs).sum(1) / mass)[:, None, None]  # (B, 1, W)
+    y = ys[None, :, None] - ((alpha.sum(2) * ys).sum(1) / mass)[:, None, None]  # (B, H, 1)
+    re2, im2 = x * x - y * y, 2 * x * y  # z^2
+    real = (alpha * (re2 * re2 - im2 * im2)).flatten(1).sum(1)  # z^4 = (z^2)^2
+    imag = (alpha * (2 * re2 * im2)).flatten(1).sum(1)
+    norm = (alpha * (x * x + y * y) ** 2).flatten(1).sum(1).clamp(min=1e-6)
+    return torch.sqrt(real * real + imag * imag) / norm
+
+
+def classify_shape(fill: torch.Tensor, top: torch.Tensor, corner: torch.Tensor,
+                   four_fold: torch.Tensor) -> torch.Tensor:
+    """Index into SHAPES from fill ratio, top-half share, corner fill and four-fold moment (each (B,)); -1 where
+    none fits (a diamond, a rotated square, a rounded diamond)."""
     triangle = (top < TRIANGLE_MAX_TOP) & (fill >= TRIANGLE_FILL[0]) & (fill < TRIANGLE_FILL[1])
     upright = (top >= TRIANGLE_MAX_TOP) & (top <= SYMMETRIC_MAX_TOP)
     square = upright & (fill + corner >= SQUARENESS_THRESHOLD)
-    circle = upright & ~square & (fill >= MIN_ROUND_FILL)
+    circle = upright & ~square & (fill >= MIN_ROUND_FILL) & (four_fold <= MAX_ROUND_FOUR_FOLD)
     out = torch.full_like(fill, -1, dtype=torch.long)
     for index, hit in enumerate((circle, square, triangle)):
         out[hit] = index
@@ -186,7 +217,7 @@ def _verdicts(m: dict[str, torch.Tensor], h: int, w: int) -> list[Verdict]:
     scale = min(h, w) / BASE_RESOLUTION
     min_side, max_side = 7 * scale, 30 * scale
     present = m["area"] > 0
-    shape = classify_shape(m["fill"], m["top"], m["corner"])
+    shape = classify_shape(m["fill"], m["top"], m["corner"], m["four_fold"])
     shape = torch.where(present & (side <= max_side), shape, -1)
     col = ((m["bbox_cx"] / w * 4).round() - 1).clamp(0, 2)  # nearest of 1/4, 1/2, 3/4
     row = ((m["bbox_cy"] / h * 4).round() - 1).clamp(0, 2)
@@ -212,7 +243,8 @@ def _verdicts(m: dict[str, torch.Tensor], h: int, w: int) -> list[Verdict]:
             centroid=(n["cx"][i], n["cy"][i]) if seen else None,
             bbox_center=(n["bbox_cx"][i], n["bbox_cy"][i]) if seen else None,
             bbox_side=max(n["bw"][i], n["bh"][i]), fill_ratio=n["fill"][i], top_fraction=n["top"][i],
-            corner_fill=n["corner"][i], colour_distance=n["colour_distance"][i], flatness=n["flatness"][i],
+            corner_fill=n["corner"][i], four_fold=n["four_fold"][i], colour_distance=n["colour_distance"][i],
+            flatness=n["flatness"][i],
             n_components=n["n_components"][i], main_fraction=n["main_fraction"][i],
             background=tuple(n["bg"][i]),
         ))

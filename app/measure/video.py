@@ -8,7 +8,8 @@
 - mean jump: the tracked object's mean frame-to-frame displacement (pixels and frame widths, as the
   coherence instrument reports it);
 - adherence: the fitted motion's direction (8 sectors, or "still") and the judged attributes against
-  what the prompt names.
+  what the prompt names (the clip's most common value), and "shape_every_frame": the asked shape in every
+  frame (a circle drawn as a rounded diamond in a few frames keeps "shape" but fails this).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ assert set(SECTORS) == set(DIRECTION_NAMES)
 @dataclass
 class ClipMetrics:
     frames: int
-    tracked_frames: int  # frames in which the judge found a shape
+    tracked_frames: int  # frames in which the judge found an object, whether or not it names its shape
     temporal_flickering: float  # 1 - mean |frame k+1 - frame k| / 255
     mean_abs_frame_diff: float  # the same difference, 0..1
     subject_consistency: float
@@ -47,6 +48,7 @@ class ClipMetrics:
     colour: str | None
     size: str | None
     start: str | None  # judged position of the first frame
+    frame_shapes: list[str | None]  # the judged shape of every frame
     centroids: list[tuple[float, float] | None]
     adherence: dict[str, bool]
 
@@ -82,7 +84,9 @@ def measure_clip(frames: np.ndarray, prompt: VideoPrompt | None = None) -> ClipM
     triples = [(v.shape, v.colour, v.size) for v in verdicts]
     common, count = Counter(triples).most_common(1)[0]
     consistency = count / f if common[0] is not None else 0.0
-    centroids = [v.centroid if v.shape is not None and v.centroid is not None else None for v in verdicts]
+    # Motion is measured on whatever object the judge finds, so a shape it cannot name (a rounded diamond asked
+    # to be a circle) costs the shape measures, not the direction and smoothness as well.
+    centroids = [v.centroid for v in verdicts]
     ks = np.array([k for k, c in enumerate(centroids) if c is not None], dtype=np.float64)
     points = np.array([c for c in centroids if c is not None], dtype=np.float64).reshape(-1, 2)
     jumps = [math.dist(a, b) for a, b in zip(centroids, centroids[1:]) if a is not None and b is not None]
@@ -102,6 +106,7 @@ def measure_clip(frames: np.ndarray, prompt: VideoPrompt | None = None) -> ClipM
         subject_consistency=float(consistency), motion_smoothness=float(smoothness), path_rms_px=rms,
         mean_jump_px=mean_jump, mean_jump_frame_widths=None if mean_jump is None else mean_jump / w,
         velocity_px=velocity, direction=direction, shape=shape, colour=colour, size=size, start=start,
+        frame_shapes=[v.shape for v in verdicts],
         centroids=[None if c is None else (round(c[0], 2), round(c[1], 2)) for c in centroids], adherence={},
     )
     metrics.adherence = adherence(metrics, prompt) if prompt is not None else {}
@@ -109,10 +114,13 @@ def measure_clip(frames: np.ndarray, prompt: VideoPrompt | None = None) -> ClipM
 
 
 def adherence(metrics: ClipMetrics, prompt: VideoPrompt) -> dict[str, bool]:
-    """Per attribute the prompt names, whether the clip shows it; "all" needs every one and a consistent subject."""
+    """Per attribute the prompt names, whether the clip shows it, and whether every frame shows the asked shape;
+    "all" needs every one and a consistent subject."""
     seen = {"shape": metrics.shape, "colour": metrics.colour, "size": metrics.size,
             "direction": metrics.direction, "start": metrics.start}
     result = {k: seen[k] == v for k, v in prompt.named().items()}
+    if prompt.shape is not None:
+        result["shape_every_frame"] = all(s == prompt.shape for s in metrics.frame_shapes)
     result["all"] = metrics.subject_consistency == 1.0 and all(result.values())
     return result
 

@@ -31,6 +31,7 @@ from app.training.clip_bank import encode_clips, load_or_build_bank
 from app.training.loop import Run, fit, provenance, read_checkpoint, setup_backend
 from app.world.clips import random_clip_captions, reverse_clips, sample_clips, select
 from app.world.held_out import VAL_SEED
+from app.world.scenes import SHAPES
 
 BANK_SEED = 20_261_126
 
@@ -86,9 +87,13 @@ def train_video(args: argparse.Namespace, device: torch.device) -> tuple[Path, P
     bank_latents = bank["latents"].to(device)  # (N, F, C, h, w)
     bank_clips = bank["clips"]
     bank_reversed = reverse_clips(bank_clips)
+    odds = draw_odds(bank_clips, args.circle_weight)
 
     def train_step() -> torch.Tensor:
-        index = run.rng.integers(0, len(bank_clips), args.batch)
+        if odds is None:
+            index = run.rng.integers(0, len(bank_clips), args.batch)
+        else:
+            index = run.rng.choice(len(bank_clips), args.batch, p=odds)
         backwards = run.rng.random(args.batch) < args.p_reverse
         forwards, reversed_ = select(bank_clips, index), select(bank_reversed, index)
         clips = _merge(forwards, reversed_, backwards)
@@ -195,6 +200,15 @@ def warm_start(run: Run, path: str) -> tuple[dict, NoiseSchedule | None]:
     return record, checkpoint_schedule(state, run.args.init_dit)
 
 
+def draw_odds(clips, circle_weight: float) -> np.ndarray | None:
+    """Per bank clip, the probability a training step draws it: circles circle_weight times as likely as the
+    other shapes; None (uniform) at 1."""
+    if circle_weight == 1.0:
+        return None
+    weight = np.where(clips.scenes.shape == SHAPES.index("circle"), circle_weight, 1.0)
+    return weight / weight.sum()
+
+
 def _merge(a, b, take_b: np.ndarray):
     """Per clip, b where take_b else a (both ClipBatch of the same length)."""
     from app.world.clips import ClipBatch
@@ -232,6 +246,9 @@ def add_parser(sub, common) -> None:
                      help="share of the other captions that name the start: with it, the direction decides every "
                           "frame's place, a far stronger training signal for it than without")
     vid.add_argument("--weighting", choices=("none", "min_snr"), default="min_snr")
+    vid.add_argument("--circle-weight", type=float, default=1.0,
+                     help="draw clips of circles this many times as often as the other shapes: guided samples drew "
+                          "circles as rounded diamonds, which the judge tells apart (app/measure/judge.py)")
     # Where a shape starts and which way it moves is settled in the noisiest steps; min-SNR weighting (v target)
     # gives those steps almost no weight, and a run trained so learned smooth motion in a direction set by the
     # noise, never the caption's. These two options put the weight back.

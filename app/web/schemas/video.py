@@ -114,7 +114,8 @@ class ClipMetricsResult(BaseModel):
     """VBench-style measures of one clip, read by the app's program judge (app/measure/video.py)."""
 
     frames: int
-    tracked_frames: int = Field(description="Frames in which the judge found a shape")
+    tracked_frames: int = Field(description="Frames in which the judge found an object, whether or not it names "
+                                            "its shape")
     temporal_flickering: float = Field(description="1 - mean |frame k+1 - frame k| / 255 (1 = no change)")
     mean_abs_frame_diff: float = Field(description="The same difference, 0..1")
     subject_consistency: float = Field(description="Share of frames whose judged shape, colour and size are the "
@@ -129,9 +130,10 @@ class ClipMetricsResult(BaseModel):
     colour: str | None
     size: str | None
     start: str | None = Field(description="Judged position of the first frame")
+    frame_shapes: list[str | None] = Field(description="The judged shape of every frame (null: none fits)")
     centroids: list[tuple[float, float] | None]
-    adherence: dict[str, bool] = Field(description="Per attribute the prompt names, and 'all', whether the clip "
-                                                   "shows it")
+    adherence: dict[str, bool] = Field(description="Per attribute the prompt names, 'shape_every_frame' and 'all', "
+                                                   "whether the clip shows it")
 
 
 class VideoClip(BaseModel):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.measure.judge import Verdict, agreement, components, judge, matches
+from app.measure.judge import MAX_ROUND_FOUR_FOLD, Verdict, agreement, components, judge, matches
 from app.world.scenes import (
+    COLOUR_NAMES,
     COLOURS,
     POSITIONS,
     SHAPES,
@@ -17,6 +18,7 @@ from app.world.scenes import (
     scene_attributes,
     to_uint8,
 )
+from tests.helpers.shapes import draw
 
 
 def _composite(a: SceneBatch, b: SceneBatch) -> torch.Tensor:
@@ -122,6 +124,46 @@ def test_upside_down_triangle_is_no_known_shape():
     flipped = judge(torch.flip(render(scenes), dims=[2]))
     assert triangles.sum() > 40
     assert all(v.shape is None and not v.clean for v, t in zip(flipped, triangles) if t)
+
+
+def _drawn(kind: str, sizes: tuple[float, float], n: int, seed: int, **style) -> list[Verdict]:
+    """n shapes of one kind at random sides within `sizes`, places near the grammar's anchors, and colours."""
+    rng = np.random.default_rng(seed)
+    images = [draw(kind, rng.uniform(*sizes), *rng.choice([16.0, 32.0, 48.0], 2) + rng.uniform(-2, 2, 2),
+                   colour=COLOUR_NAMES[i % len(COLOUR_NAMES)], background=rng.uniform(224, 248), **style)
+              for i in range(n)]
+    return judge(np.stack(images))
+
+
+@pytest.mark.parametrize("sizes", [(10.0, 14.0), (20.0, 26.0)], ids=["small", "large"])
+@pytest.mark.parametrize("kind, style", [
+    ("diamond", {}), ("diamond", {"rounding": 0.4}), ("diamond", {"rounding": 0.7}),
+    ("diamond", {"rounding": 0.7, "blur_sigma": 0.75}), ("diamond", {"rounding": 0.5, "angle_deg": 10.0}),
+    ("square", {"angle_deg": 45.0}), ("square", {"angle_deg": 30.0}), ("square", {"angle_deg": 15.0}),
+], ids=["diamond", "rounded-0.4", "rounded-0.7", "rounded-0.7-blurred", "rounded-0.5-turned", "square-45",
+        "square-30", "square-15"])
+def test_diamonds_and_turned_squares_are_neither_circles_nor_squares(kind, style, sizes):
+    # A rotated square is not the grammar's axis-aligned square, and a rounded diamond is no disc: no shape fits.
+    side = (sizes[0] / 2**0.5, sizes[1] / 2**0.5) if style.get("angle_deg") == 45.0 else sizes  # same bounding box
+    verdicts = _drawn(kind, side, 24, seed=1, **style)
+    assert all(v.shape is None and not v.clean for v in verdicts), [(v.shape, round(v.four_fold, 3)) for v in verdicts]
+    assert min(v.four_fold for v in verdicts) > MAX_ROUND_FOUR_FOLD
+
+
+@pytest.mark.parametrize("sizes", [(10.0, 14.0), (20.0, 26.0)], ids=["small", "large"])
+@pytest.mark.parametrize("sigma", [0.0, 0.5, 0.75, 1.0])
+def test_discs_stay_circles_sharp_or_blurred(sizes, sigma):
+    verdicts = _drawn("disc", sizes, 48, seed=int(10 * sigma), blur_sigma=sigma)
+    assert all(v.shape == "circle" for v in verdicts), [round(v.four_fold, 3) for v in verdicts]
+    assert max(v.four_fold for v in verdicts) < MAX_ROUND_FOUR_FOLD / 2
+
+
+def test_four_fold_moment_of_the_grammar_shapes():
+    scenes = sample_scenes(600, np.random.default_rng(11))
+    four = np.array([v.four_fold for v in judge(render(scenes))])
+    assert four[scenes.shape == 0].max() < 0.03  # a disc: 0 up to the pixel grid
+    assert np.allclose(four[scenes.shape == 1], 0.43, atol=0.02)  # a square: 16/15 / (112/45) = 3/7
+    assert abs(draw("diamond", 24, 32, 32, rounding=1.0) - draw("disc", 24, 32, 32)).max() <= 1  # rounding 1: a disc
 
 
 def test_components_counts_8_connected_blobs():

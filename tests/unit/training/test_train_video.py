@@ -10,7 +10,7 @@ from app.nets.video_dit import VideoDiT, VideoDiTConfig
 from app.pipelines.video import ClipSettings, VideoPipeline
 from app.training.cli import main
 from app.training.clip_bank import encode_clips, load_or_build_bank, select
-from app.training.video import _merge, checkpoint_schedule
+from app.training.video import _merge, checkpoint_schedule, draw_odds
 from app.world.clips import reverse_clips, sample_clips
 from app.world.scenes import VOCAB
 
@@ -195,3 +195,15 @@ def test_merge_takes_the_reversed_clip_where_asked():
     assert np.allclose(merged.scenes.cx, np.where(take, back.scenes.cx, clips.scenes.cx))
     assert np.allclose(merged.scenes.background, np.where(take[:, None], back.scenes.background,
                                                           clips.scenes.background))
+
+
+def test_circle_weight_draws_circles_that_many_times_as_often():
+    clips = sample_clips(3000, np.random.default_rng(0), 8, 64)
+    assert draw_odds(clips, 1.0) is None  # uniform: the plain integer draw, so earlier recipes replay exactly
+    odds = draw_odds(clips, 3.0)
+    circle = clips.scenes.shape == 0
+    assert odds.sum() == pytest.approx(1.0) and np.allclose(odds[circle], 3 * odds[~circle][0])
+    drawn = np.random.default_rng(1).choice(len(clips), 20000, p=odds)
+    share = circle[drawn].mean()  # 3 c / (3 c + (1 - c)) with c the bank's share of circles (~1/3)
+    expected = 3 * circle.mean() / (3 * circle.mean() + 1 - circle.mean())
+    assert share == pytest.approx(expected, abs=0.02) and share > 0.55
