@@ -30,7 +30,7 @@ from app.world.clips import (
     render_clips,
 )
 from app.world.scenes import SceneBatch, render, to_uint8
-from tests.helpers.browser import PageProbe, get_json, wait_for
+from tests.helpers.browser import PageProbe, get_json, press_remeasure, wait_for
 from tests.helpers.models import model_settings
 from tests.helpers.server import serve
 
@@ -181,14 +181,7 @@ def test_the_attention_block_re_measures_on_request(model_probe, model_live_serv
     frames = int(page.text_content("#at-frames"))
     before = get_json(model_live_server, "/api/v1/instruments/coherence/attention", frames=frames, repeats=5)
     assert_attention_shown(page, before)
-    page.evaluate("""() => { window.busyStates = [];
-      new MutationObserver(() => window.busyStates.push(document.getElementById('attention-remeasure').disabled))
-        .observe(document.getElementById('attention-remeasure'), { attributes: true }); }""")
-    page.focus("#attention-remeasure")
-    page.keyboard.press("Enter")  # keyboard: a plain button
-    wait_for(page, "window.busyStates.includes(true) && !document.getElementById('attention-remeasure').disabled",
-             timeout=60_000)
-    wait_for(page, "document.getElementById('attention-status').textContent.includes('measured just now')")
+    press_remeasure(page, "attention-remeasure", "attention-status")
     after = get_json(model_live_server, "/api/v1/instruments/coherence/attention", frames=frames, repeats=5)
     assert after["cached"] and after["measured_at"] >= before["measured_at"]
     assert after["joint_runs_ms"] != before["joint_runs_ms"]  # measured again, and the page shows the new figures

@@ -12,6 +12,7 @@ from tests.helpers.browser import (
     assert_current,
     assert_out_of_date,
     get_json,
+    press_remeasure,
     wait_for,
     wait_text,
 )
@@ -167,14 +168,7 @@ def test_the_measured_panel_shows_spreads_and_re_measures_on_request(model_probe
     assert before["cached"]
     assert_measured_shown(page, before)
     assert "another configuration" in page.text_content("#me-latent-recorded")  # the tiny model was never benchmarked
-    page.evaluate("""() => { window.busyStates = [];
-      new MutationObserver(() => window.busyStates.push(document.getElementById('measured-remeasure').disabled))
-        .observe(document.getElementById('measured-remeasure'), { attributes: true }); }""")
-    page.focus("#measured-remeasure")
-    page.keyboard.press("Enter")  # keyboard: a plain button
-    wait_for(page, "window.busyStates.includes(true) && !document.getElementById('measured-remeasure').disabled",
-             timeout=60_000)
-    wait_for(page, "document.getElementById('measured-status').textContent.includes('measured just now')")
+    press_remeasure(page, "measured-remeasure", "measured-status")
     after = get_json(model_live_server, MEASURED)
     assert after["cached"] and after["latent"]["runs_ms"] != before["latent"]["runs_ms"]
     assert_measured_shown(page, after)

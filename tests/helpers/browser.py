@@ -122,3 +122,16 @@ def assert_right_axis_readable(page, chart_id: str) -> None:
     mantissa = step / 10 ** math.floor(math.log10(step))
     assert any(math.isclose(mantissa, m) for m in (1, 2, 5)), axis
     assert axis["right"] < axis["title"] < axis["width"], axis
+
+
+def press_remeasure(page, button: str, status: str) -> None:
+    """Press a Re-measure button with the keyboard; wait until it was disabled while busy, is enabled again, and
+    the status says the figures were measured just now."""
+    page.evaluate("""(id) => { window.busyStates = [];
+      new MutationObserver(() => window.busyStates.push(document.getElementById(id).disabled))
+        .observe(document.getElementById(id), { attributes: true }); }""", button)
+    page.focus(f"#{button}")
+    page.keyboard.press("Enter")  # keyboard: a plain button
+    wait_for(page, "(id) => window.busyStates.includes(true) && !document.getElementById(id).disabled", arg=button,
+             timeout=60_000)
+    wait_for(page, "(id) => document.getElementById(id).textContent.includes('measured just now')", arg=status)
