@@ -327,7 +327,7 @@ const Lab = (() => {
     for (const d of details) {
       const name = fieldOf(d);
       if (fields.some((f) => f.name === name)) byName.set(name, [...(byName.get(name) || []), messageOf(d)]);
-      else rest.push(name ? `${name}: ${messageOf(d)}` : messageOf(d));
+      else rest.push(named(d));
     }
     const invalid = [];
     for (const field of fields) {

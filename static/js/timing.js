@@ -4,11 +4,12 @@
 "use strict";
 
 const Timing = (() => {
-  const ms = (x) => `${Lab.fmt(x, x < 10 ? 2 : 1)} ms`;
+  const figure = (x) => Lab.fmt(x, x < 10 ? 2 : 1); // milliseconds, two decimals below 10
+  const ms = (x) => `${figure(x)} ms`;
 
   // "middle half 11.9–12.8 ms over 5 rounds".
   function spread(s, rounds) {
-    return `middle half ${Lab.fmt(s.low_ms, s.low_ms < 10 ? 2 : 1)}–${ms(s.high_ms)} over ${rounds} rounds`;
+    return `middle half ${figure(s.low_ms)}–${ms(s.high_ms)} over ${rounds} rounds`;
   }
 
   const load = (c) => `load average ${Lab.fmt(c.load_start, 2)} at the start and ${Lab.fmt(c.load_end, 2)} at ` +
