@@ -24,7 +24,7 @@ def _common(p: argparse.ArgumentParser, kind: str, lr: float, batch: int) -> Non
     p.add_argument("--batch", type=int, default=batch, help="scenes per step")
     p.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps (at most a fifth of --steps)")
-    p.add_argument("--weight-decay", type=float, default=0.0 if kind == "vae" else 0.01)
+    p.add_argument("--weight-decay", type=float, default=0.0 if kind in ("vae", "decoder") else 0.01)
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--out", default=f"models/{kind}.safetensors", help="final weights file (EMA weights)")

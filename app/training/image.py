@@ -117,6 +117,87 @@ def train_vae(args: argparse.Namespace, device: torch.device) -> Path:
     return path
 
 
+def near_edges(x: torch.Tensor, reach: int = 2) -> torch.Tensor:
+    """(B,1,H,W) 1 within `reach` pixels of a colour change, else 0: where a shape's outline is drawn."""
+    gx, gy = image_gradients(x)
+    edge = torch.zeros_like(x[:, :1])
+    edge[..., :, 1:] += gx.abs().amax(1, keepdim=True)
+    edge[..., 1:, :] += gy.abs().amax(1, keepdim=True)
+    return F.max_pool2d((edge > 1e-3).float(), 2 * reach + 1, stride=1, padding=reach)
+
+
+def clip_frames(n: int, rng: np.random.Generator, resolution: int, device: torch.device) -> torch.Tensor:
+    """n frames drawn from n random clips (one random frame each): shapes anywhere along their paths."""
+    from app.world.clips import DEFAULT_FRAMES, render_clips, sample_clips
+
+    frames = render_clips(sample_clips(n, rng, resolution=resolution), device)  # (n, F, 3, H, W)
+    return frames[torch.arange(n), torch.from_numpy(rng.integers(0, DEFAULT_FRAMES, n))]
+
+
+def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
+    """Fine-tune the decoder of trained VAE weights on their frozen encoder's posterior means.
+
+    The encoder and the latent shift/scale do not change, so every denoiser trained on these latents stays valid;
+    only how latents are drawn as pixels improves. Batches mix still scenes and frames of moving clips, and the
+    L1 terms weigh pixels near an outline `--outline-weight` times more (a small circle and a rounded square differ
+    in a few outline pixels, which a plain mean over 4,096 pixels hardly sees).
+    """
+    from app.measure.judge import agreement, judge
+    from app.world.clips import render_clips, sample_clips
+    from app.world.scenes import SHAPES, render, sample_scenes
+
+    setup_backend(device)
+    torch.manual_seed(args.seed)
+    vae, init_extra = load_module(args.init, VAE, VAEConfig, device)
+    vae.encoder.requires_grad_(False)
+    run = Run(args, device, vae, {"vae": vae.config.to_dict()})
+    if args.resume:
+        run.load_checkpoint(read_checkpoint(args.resume, "decoder"))
+
+    @torch.no_grad()
+    def latents(x: torch.Tensor) -> torch.Tensor:
+        return vae.encode(x)[0]
+
+    def train_step() -> torch.Tensor:
+        n_clip = int(round(args.batch * args.clip_share))
+        x = torch.cat([render(sample_scenes(args.batch - n_clip, run.rng, args.resolution), device),
+                       clip_frames(n_clip, run.rng, args.resolution, device)])
+        vae.encoder.eval()
+        x_hat = vae.decode(latents(x)).float()
+        weight = 1 + args.outline_weight * near_edges(x)
+        loss = (weight * (x_hat - x).abs()).mean() / weight.mean()
+        (gx_hat, gy_hat), (gx, gy) = image_gradients(x_hat), image_gradients(x)
+        return loss + args.edge_weight * (F.l1_loss(gx_hat, gx) + F.l1_loss(gy_hat, gy))
+
+    val_scenes = held_out_scenes(args.val_size, args.resolution)
+    val_x = render(val_scenes, device)
+    val_clips = sample_clips(args.val_size, np.random.default_rng(VAL_SEED), resolution=args.resolution)
+    val_circles = render_clips(val_clips, device)[val_clips.scenes.shape == SHAPES.index("circle")].flatten(0, 1)
+
+    @torch.no_grad()
+    def validate(model: VAE, final: bool) -> dict:
+        def reconstruct(x):
+            return torch.cat([model.decode(model.encode(x[i:i + 256])[0]).clamp(-1, 1) for i in range(0, len(x), 256)])
+
+        recon = reconstruct(val_x)
+        circles = [v.shape == "circle" for v in judge(reconstruct(val_circles))]
+        return {"psnr_db": psnr(recon, val_x).mean().item(), "judge_all": agreement(judge(recon), val_scenes)["all"],
+                "moving_circle_frames_round": float(np.mean(circles))}
+
+    summary = fit(run, train_step, validate)
+    out = run.ema.module
+    extra = provenance(run, summary) | {
+        "init": str(args.init), "init_git_commit": init_extra.get("git_commit"),
+        "init_training": {k: init_extra.get(k) for k in ("command", "steps_done", "wall_time_s", "device")},
+        "latent_shift": out.latent_shift.tolist(), "latent_scale": out.latent_scale.tolist(),
+        "downsample_factor": out.config.downsample_factor, "resolution": args.resolution,
+        "param_count": sum(p.numel() for p in out.parameters()),
+    }
+    path = save_module(args.out, out, out.config, extra)
+    tqdm.write(f"wrote {path}")
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # The denoiser (+ caption encoder)
 # ---------------------------------------------------------------------------------------------
@@ -243,6 +324,16 @@ def add_parsers(sub, common: Callable[..., None]) -> None:
     vae.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
     vae.add_argument("--stats-size", type=int, default=2048, help="scenes the latent shift/scale are measured on")
     vae.set_defaults(func=train_vae)
+
+    dec = sub.add_parser("decoder", help="fine-tune a trained VAE's decoder; its encoder and latents stay as they are")
+    common(dec, "decoder", lr=2e-4, batch=32)
+    dec.set_defaults(out="models/vae.safetensors", ckpt_dir="runs/decoder")
+    dec.add_argument("--init", default="models/vae.safetensors", help="the trained VAE to start from")
+    dec.add_argument("--clip-share", type=float, default=0.5, help="share of each batch drawn from moving clips")
+    dec.add_argument("--outline-weight", type=float, default=4.0,
+                     help="extra L1 weight on pixels within 2 px of an outline (0: plain L1)")
+    dec.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
+    dec.set_defaults(func=train_decoder)
 
     den = sub.add_parser("denoiser", help="train caption encoder + DiT on the frozen VAE's latents (EQ MM3.2)")
     common(den, "denoiser", lr=3e-4, batch=128)

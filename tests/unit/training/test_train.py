@@ -57,6 +57,24 @@ def test_vae_run_lowers_the_loss_and_records_its_provenance(tiny_vae_file):
     assert not torch.allclose(vae.latent_scale, torch.ones(4))
 
 
+def test_decoder_run_changes_only_the_decoder_and_lowers_its_loss(tiny_vae_file, tmp_path):
+    out = tmp_path / "vae.safetensors"
+    main(["decoder", *TINY, "--steps", "30", "--lr", "2e-3", "--init", str(tiny_vae_file), "--out", str(out),
+          "--ckpt-dir", str(tmp_path / "ckpt"), "--val-every", "0"])
+    before, init = load_module(tiny_vae_file, VAE, VAEConfig)
+    after, extra = load_module(out, VAE, VAEConfig)
+    old, new = before.state_dict(), after.state_dict()
+    unchanged = [k for k in old if torch.equal(old[k], new[k])]
+    # the encoder and the latent statistics are exactly as they were, so denoisers on these latents stay valid
+    assert {k for k in old if not k.startswith("decoder.")} <= set(unchanged)
+    assert not any(k.startswith("decoder.") and k.endswith("weight") for k in unchanged)
+    # the same held-out scenes, drawn better
+    assert extra["validation"]["psnr_db"] > init["validation"]["psnr_db"]
+    assert extra["init"] == str(tiny_vae_file) and extra["command"].startswith("python3 -m app.training decoder")
+    assert 0.0 <= extra["validation"]["moving_circle_frames_round"] <= 1.0
+    assert extra["latent_scale"] == before.latent_scale.tolist()
+
+
 def test_denoiser_run_writes_both_files_with_their_recipe(tiny_vae_file, tmp_path):
     out = tmp_path / "denoiser.safetensors"
     main(["denoiser", *TINY, "--steps", "30", "--lr", "2e-3", "--vae", str(tiny_vae_file), "--out", str(out),
