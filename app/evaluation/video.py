@@ -8,7 +8,7 @@ consistency, motion smoothness, mean jump of the tracked object, direction and a
 so are rendered clips of the training grammar that match the prompts: the ceiling the judge allows.
 
 The card's top-level keys: CARD_KEYS. "evaluation" holds "settings" (with the prompt list), "methods" ("video",
-"per_frame", "ground_truth": each summarise() plus "direction_accuracy", "per_direction", and for the two samplers
+"per_frame", "ground_truth", "through_vae" (the ground truth encoded and decoded by the VAE): each summarise() plus "direction_accuracy", "per_direction", and for the two samplers
 "seconds_per_clip_median" and one compact row per clip), "comparison" (video minus per-frame) and "targets".
 "shape_every_frame_by_size" is the share of clips whose every frame shows the asked shape, per size (the asked
 one, or for prompts that leave it open the clip's judged size).
@@ -118,6 +118,13 @@ def truth_frames(prompt: VideoPrompt, n: int, rng: np.random.Generator, frames: 
     raise ValueError(f"no training clip matches {prompt.canonical!r}")
 
 
+@torch.no_grad()
+def through_vae(image: Pipeline, clip: np.ndarray) -> np.ndarray:
+    """A rendered clip (F, H, W, 3) encoded and decoded frame by frame: the best any model on these latents can draw."""
+    x = torch.from_numpy(clip).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(image.device)
+    return to_uint8(image.vae.decode_from_diffusion(image.vae.encode_for_diffusion(x)))
+
+
 def accuracy(metrics: list[ClipMetrics], prompts: list[VideoPrompt]) -> dict:
     """Direction right overall and per asked direction (None where a direction was not asked)."""
     right = [m.direction == p.direction for m, p in zip(metrics, prompts, strict=True)]
@@ -212,15 +219,19 @@ def evaluate(image: Pipeline, video: VideoPipeline, cfg: VideoEvalConfig, log: C
     methods = {k: method_entry(measured[k]["metrics"], asked, measured[k]["rows"], measured[k]["seconds"])
                for k in METHODS}
     rng = np.random.default_rng(cfg.truth_seed)
-    truth, truth_rows = [], []
+    truth, truth_rows, truth_clips = [], [], []
     for i, text in enumerate(texts):
         prompt = parse_video_prompt(text)
         for j, clip in enumerate(truth_frames(prompt, cfg.seeds, rng, frames, image.resolution)):
+            truth_clips.append(clip)
             truth.append(measure_clip(clip, prompt))
             truth_rows.append(_row(text, j, truth[-1]))
     methods["ground_truth"] = method_entry(truth, asked, truth_rows)
+    through = [measure_clip(through_vae(image, clip), prompt) for clip, prompt in zip(truth_clips, asked)]
+    methods["through_vae"] = method_entry(through, asked, [_row(r["prompt"], r["seed"], m)
+                                                           for r, m in zip(truth_rows, through)])
     open_rows = [i for i, p in enumerate(asked) if is_open(p)]
-    clips = {**{k: measured[k]["metrics"] for k in METHODS}, "ground_truth": truth}
+    clips = {**{k: measured[k]["metrics"] for k in METHODS}, "ground_truth": truth, "through_vae": through}
     for k, entry in methods.items():
         entry["open_prompts"] = summarise([clips[k][i] for i in open_rows]) if open_rows else None
     settings = asdict(cfg) | {"frames": frames, "resolution": image.resolution, "prompts": len(texts),
@@ -324,7 +335,7 @@ def render_video_readme(card: dict) -> str:
     model, ev = card["model"], card["evaluation"]
     st, methods, tg = ev["settings"], ev["methods"], ev["targets"]
     names = {"video": "video model (frames together)", "per_frame": "image model, frame by frame",
-             "ground_truth": "rendered training clips"}
+             "ground_truth": "rendered training clips", "through_vae": "the same, through the VAE"}
     main = [[names[k], _f(m["temporal_flickering"]), _f(m["subject_consistency"]), _f(m["motion_smoothness"]),
              _f(m["mean_jump_px"], 2), _f(m["direction_accuracy"]),
              *(_f(m["adherence"].get(a)) for a in ("shape", "shape_every_frame", "colour", "size", "all"))]
@@ -349,8 +360,9 @@ def render_video_readme(card: dict) -> str:
         f"shape/colour/size combinations, then one per direction naming a start, then one per direction naming only "
         f"the shape) x {st['seeds']} seeds, "
         f"{st['frames']} frames, {st['steps']} `{st['sampler']}` steps at s = {st['scale']:g}. Each seed is sampled both ways with the same settings: the image model draws frame k "
-        "from its own noise (seed + k), the video model denoises all frames together. The last row is the same "
-        "measurement on rendered clips of the training grammar that match the prompts: the ceiling of the judge. "
+        "from its own noise (seed + k), the video model denoises all frames together. The last two rows are the same "
+        "measurement on rendered clips of the training grammar that match the prompts (the ceiling of the judge), and on "
+        "those clips encoded and decoded by the VAE (the ceiling of any model that draws through it). "
         "*Flicker* is 1 - mean |frame k+1 - frame k| (1 = no change); *consistency* the share of frames whose "
         "judged shape, colour and size equal the clip's most common ones; *smoothness* exp(-rms / 4 px) of the "
         "tracked centre around its best constant-velocity line; *jump* the mean frame-to-frame displacement in "

@@ -163,7 +163,11 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
         x = torch.cat([render(sample_scenes(args.batch - n_clip, run.rng, args.resolution), device),
                        clip_frames(n_clip, run.rng, args.resolution, device)])
         vae.encoder.eval()
-        x_hat = vae.decode(latents(x)).float()
+        z = latents(x)
+        if args.latent_noise > 0:  # a denoiser's latents are never exact: learn to draw near-misses as clean shapes
+            sigma = args.latent_noise * torch.rand(len(z), 1, 1, 1, generator=run.gen, device=device)
+            z = z + sigma / vae.latent_scale.view(1, -1, 1, 1) * torch.randn(z.shape, generator=run.gen, device=device)
+        x_hat = vae.decode(z).float()
         weight = 1 + args.outline_weight * near_edges(x)
         loss = (weight * (x_hat - x).abs()).mean() / weight.mean()
         (gx_hat, gy_hat), (gx, gy) = image_gradients(x_hat), image_gradients(x)
@@ -333,6 +337,9 @@ def add_parsers(sub, common: Callable[..., None]) -> None:
     dec.add_argument("--outline-weight", type=float, default=4.0,
                      help="extra L1 weight on pixels within 2 px of an outline (0: plain L1)")
     dec.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
+    dec.add_argument("--latent-noise", type=float, default=0.0,
+                     help="add Gaussian noise of a std drawn from [0, this) to each latent, in the denoiser's "
+                          "normalised units (0: exact latents)")
     dec.set_defaults(func=train_decoder)
 
     den = sub.add_parser("denoiser", help="train caption encoder + DiT on the frozen VAE's latents (EQ MM3.2)")

@@ -189,7 +189,7 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
     ev = card["evaluation"]
     assert ev["settings"]["prompts"] == 2 and ev["settings"]["clips_per_method"] == 4
     assert ev["settings"]["prompt_list"] == eval_prompts(2)
-    assert set(ev["methods"]) == {"video", "per_frame", "ground_truth"}
+    assert set(ev["methods"]) == {"video", "per_frame", "ground_truth", "through_vae"}
     for entry in ev["methods"].values():
         assert entry["clips"] == 4 and len(entry["clips_measured"]) == 4
         assert 0.0 <= entry["direction_accuracy"] <= 1.0 and set(entry["per_direction"]) == set(DIRECTION_NAMES)
@@ -202,6 +202,9 @@ def test_evaluate_video_writes_the_card_and_the_page(tiny_model_dir, tmp_path):
     assert set(ev["targets"]) == {"motion_smoothness", "subject_consistency", "direction_accuracy", "shape_every_frame"}
     assert ev["methods"]["ground_truth"]["adherence"]["shape_every_frame"] == 1.0
     assert ev["methods"]["ground_truth"]["shape_every_frame_by_size"] == {"small": 1.0, "large": 1.0}
+    # the same clips through the (tiny, barely trained) VAE: measured, not copied from the ground truth
+    through = [row["frame_shapes"] for row in ev["methods"]["through_vae"]["clips_measured"]]
+    assert through != [row["frame_shapes"] for row in ev["methods"]["ground_truth"]["clips_measured"]]
     model = card["model"]
     assert model["attention"] == "factorised" and model["frames"] == 8
     assert model["parameters"]["temporal_blocks"] > 0
