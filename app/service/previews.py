@@ -52,6 +52,13 @@ def remaining_seconds(elapsed_s: float, done: int, total: int) -> float:
     return elapsed_s / done * max(total - done, 0)
 
 
+def evenly_spaced_steps(total: int, count: int) -> list[int]:
+    """The 0-based indices of `count` steps spread evenly over a run of `total`, the last step excluded (its
+    image is the result); fewer when the run has too few steps to space them apart."""
+    picked = {max(1, total * k // (count + 1)) - 1 for k in range(1, count + 1)}
+    return sorted(picked - {total - 1})
+
+
 @dataclass(frozen=True)
 class StepView:
     """What a viewer sees of one step: where it is on the schedule and (optionally) three PNGs."""

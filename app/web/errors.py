@@ -39,16 +39,24 @@ TOO_LARGE = {413: {"model": schemas.Refused,
                    "description": f"The request body is over the server's limit of {MAX_BODY_BYTES} bytes"}}
 
 
-def unprocessable(*models: type[schemas.Strict]) -> dict:
+BAD_FIELDS = "A bad parameter: each error names its field in `loc` and its rule in `type` and `msg`"
+
+
+def unprocessable(*models: type[schemas.Strict], status: int = 422, body: type = schemas.Unprocessable,
+                  description: str = BAD_FIELDS) -> dict:
     """The 422 response of an operation that takes these request models: the error shape, and the rules that a
     request the schema admits may still break, by error type (so a client, or a fuzzer, knows such a 422 is in the
-    contract)."""
+    contract). A dialect states its own status and body for bad fields (OpenAI's: a 400)."""
     rules = {rule.type: rule.text for model in models for rule in model.RULES}
-    description = "A bad parameter: each error names its field in `loc` and its rule in `type` and `msg`"
     if rules:
         description += ". Besides the constraints of the schema, these rules (by error type) hold: " + "; ".join(
             f"`{kind}`: {text}" for kind, text in rules.items())
-    return {422: {"model": schemas.Unprocessable, "description": description, CROSS_FIELD_RULES: rules}}
+    return {status: {"model": body, "description": description, CROSS_FIELD_RULES: rules}}
+
+
+def answered_as(body: type, responses: dict) -> dict:
+    """The same responses with a dialect's error body."""
+    return {status: {**response, "model": body} for status, response in responses.items()}
 
 
 def refusal(err: Exception, sampler: SamplingService | None) -> HTTPException | None:

@@ -53,10 +53,18 @@ class OpenAIShape(ErrorShape):
         return {"error": {"message": message, "type": self.error_type(status), "param": param,
                           "code": code or self.CODES.get(status)}}
 
+    @staticmethod
+    def _message(error: dict) -> str:
+        field = _field(error)
+        if field is None:
+            return error["msg"]
+        if error.get("type") == "extra_forbidden":
+            return f"Unknown parameter: '{field}'"
+        return f"Invalid value for '{field}': {error['msg']}"
+
     def invalid(self, errors: list[dict]) -> JSONResponse:
         first = errors[0]
-        message = "; ".join(f"Invalid value for '{_field(e)}': {e['msg']}" if _field(e) else e["msg"] for e in errors)
-        return self.refusal(400, message, param=_field(first), code=first.get("type"))
+        return self.refusal(400, "; ".join(map(self._message, errors)), param=_field(first), code=first.get("type"))
 
 
 class A1111Shape(ErrorShape):

@@ -78,6 +78,21 @@ from app.web.schemas.lab import (
     SweepResult,
     VariantImage,
 )
+from app.web.schemas.openai_images import (
+    CompletedEvent,
+    ErrorEvent,
+    ImagesRequest,
+    ImagesResponse,
+    ImagesUsage,
+    ImageTokens,
+    ModelList,
+    ModelObject,
+    OpenAIError,
+    OpenAIErrorBody,
+    OpenAIImage,
+    OutputTokens,
+    PartialImageEvent,
+)
 from app.web.schemas.model import GenerationLimits, ModelCardResult, ModelLive, QueueState, VideoModelSection
 from app.web.schemas.stream import (
     GenerateCheck,
@@ -134,4 +149,6 @@ __all__ = [
     "MAX_VIDEO_FRAMES", "Animation", "AttentionQuery", "AttentionTimingResult", "ClipMetricsResult", "ParsedClipPrompt",
     "VideoClip", "VideoParameters", "VideoRequest", "VideoResult", "VideoStreamQuery",
     "VideoStreamResult", "VideoStreamStart", "VideoStreamStep", "VideoTimings", "frames_limit_error",
+    "CompletedEvent", "ErrorEvent", "ImagesRequest", "ImagesResponse", "ImagesUsage", "ImageTokens", "ModelList",
+    "ModelObject", "OpenAIError", "OpenAIErrorBody", "OpenAIImage", "OutputTokens", "PartialImageEvent",
 ]
