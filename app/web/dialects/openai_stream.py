@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from app.pipelines.image import GenerationResult, Step
 from app.service.imaging import to_base64
 from app.service.models import LoadedModel, token_usage
-from app.service.previews import decoded_png, evenly_spaced_steps
+from app.service.previews import evenly_spaced_steps, x0_hat_png
 from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.dialects.shapes import OPENAI
@@ -56,7 +56,7 @@ def _step_event(model: LoadedModel, shown: set[int]):
     def event(run_id: str, step: Step, elapsed_s: float, remaining_s: float) -> BaseModel:
         if step.info.index not in shown:
             return _StepDone(index=step.info.index, total=step.info.total)
-        png = decoded_png(model.pipeline, step.info.x0_hat[0])
+        png = x0_hat_png(model.pipeline, step)
         return schemas.PartialImageEvent(b64_json=to_base64(png), created_at=int(time.time()),
                                          partial_image_index=next(numbers), size=f"{side}x{side}")
 

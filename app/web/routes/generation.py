@@ -68,7 +68,13 @@ async def generate_images(params: schemas.GenerateParameters, model: LoadedModel
     """Run one text-to-image job in the sampling service (its queue, fairness and limits) and build the answer:
     what POST /generate and every dialect's generation do."""
     admitted = time.perf_counter()
-    result, job = await service.run(settings_of(params), client=client)
+    return await images_of(service.submit(settings_of(params), client=client), params, model, admitted)
+
+
+async def images_of(job: Job, params: schemas.GenerateParameters, model: LoadedModel,
+                    admitted: float) -> schemas.GenerateResult:
+    """Wait for a submitted text-to-image job and build its answer."""
+    [result] = await job.result()
     return build_result(result, job, params, model, admitted)
 
 

@@ -1,7 +1,7 @@
 """What the request models share: the strict base, the fields several requests carry, their checks and errors."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -118,6 +118,21 @@ def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
         except PromptError as err:  # the clip grammar's VideoPromptError too: its own message and vocabulary
             raise prompt_error_detail(err) from None
         return text
+
+    return check
+
+
+MAX_ECHOED_CHARS = 64  # of a refused value, in a message
+
+
+def only(allowed: Collection[str], kind: str, message: str) -> Callable:
+    """A before-validator for a field whose schema lists the values it takes: any other text is the error `kind`
+    with `message` (naming the text as {value}), clearer than pydantic's own about a literal."""
+
+    def check(value):
+        if isinstance(value, str) and value not in allowed:
+            raise PydanticCustomError(kind, message, {"value": value[:MAX_ECHOED_CHARS]})
+        return value
 
     return check
 

@@ -8,7 +8,6 @@ steps, guidance_scale, sampler. The shapes follow what the official SDKs parse.
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_core import PydanticCustomError
 
 from app.service.models import MODEL_NAME
 from app.web.schemas.common import (
@@ -24,6 +23,7 @@ from app.web.schemas.common import (
     Strict,
     known_words,
     limit_error,
+    only,
     seeds_fit,
     steps_limit_error,
 )
@@ -33,18 +33,6 @@ from app.world.scenes import parse_prompt
 SEEDS_FIT, _seeds_fit = seeds_fit("n", "image i uses seed + i")
 SIZE_SERVED = Rule("size_unavailable", "size must be the model's own image size, WxH with W = H = the `resolution` "
                                        "of GET /api/v1/model (64x64 for the trained model), or auto, which means it")
-MAX_ECHOED_CHARS = 64  # of a refused value, in a message
-
-
-def _only(allowed: str, kind: str, message: str):
-    """A before-validator: any string other than `allowed` is the error `kind`, `message` naming it as {value}."""
-
-    def check(value):
-        if isinstance(value, str) and value != allowed:
-            raise PydanticCustomError(kind, message, {"value": value[:MAX_ECHOED_CHARS]})
-        return value
-
-    return check
 
 
 class ImagesRequest(Strict):
@@ -84,11 +72,11 @@ class ImagesRequest(Strict):
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
     _seeds = field_validator("seed")(_seeds_fit)
-    _model = field_validator("model", mode="before")(_only(
-        MODEL_NAME, "model_not_found", f"The model '{{value}}' does not exist: this server serves '{MODEL_NAME}' "
+    _model = field_validator("model", mode="before")(only(
+        {MODEL_NAME}, "model_not_found", f"The model '{{value}}' does not exist: this server serves '{MODEL_NAME}' "
                                        "(GET /v1/models lists it)"))
-    _url = field_validator("response_format", mode="before")(_only(
-        "b64_json", "response_format_unavailable", "response_format '{value}' is not served: this server is "
+    _url = field_validator("response_format", mode="before")(only(
+        {"b64_json"}, "response_format_unavailable", "response_format '{value}' is not served: this server is "
                                                    "stateless and keeps no images, so it has no URL to give; ask for "
                                                    "b64_json (the default)"))
 
