@@ -232,12 +232,14 @@ def test_png_info_takes_a_data_url_and_a_png_without_parameters(model_live_serve
     assert r.status_code == 200 and (r.json()["info"], r.json()["parameters"]) == ("", {})
 
 
-@pytest.mark.parametrize("image", ["not base64!", base64.b64encode(b"GIF89a" + bytes(30)).decode(), ""])
-def test_png_info_refuses_what_is_not_a_base64_png(model_live_server, image):
+@pytest.mark.parametrize(("image", "kind"), [
+    ("not base64!", "string_pattern_mismatch"), ("abc", "image_invalid"), ("", "image_invalid"),
+    (base64.b64encode(b"GIF89a" + bytes(30)).decode(), "image_invalid")])
+def test_png_info_refuses_what_is_not_a_base64_png(model_live_server, image, kind):
     r = httpx.post(f"{model_live_server}/sdapi/v1/png-info", json={"image": image})
     assert r.status_code == 422
     [error] = r.json()["detail"]
-    assert error["loc"] == ["body", "image"] and error["type"] == "image_invalid"
+    assert error["loc"] == ["body", "image"] and error["type"] == kind
 
 
 def test_a_jpeg_is_refused_too(model_live_server):

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from app.service.models import MODEL_NAME, written_at
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep, StateDep
-from app.web.dialects.openai_stream import size_of, stream_images, usage_of
+from app.web.dialects.openai_stream import EVENT_NAMES, size_of, stream_images, usage_of
 from app.web.errors import REFUSALS, TOO_LARGE, answered_as, located_errors, unprocessable
 from app.web.routes.generation import generate_images, parameters
 
@@ -26,7 +26,10 @@ GENERATIONS_RESPONSES = {
     200: {"description": "The images (application/json), or with `stream: true` Server-Sent Events: "
                          "`image_generation.partial_image` (PartialImageEvent) for each partial image, then one "
                          "`image_generation.completed` (CompletedEvent) per image, or `error` (ErrorEvent)",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+          "content": {"text/event-stream": {"itemSchema": {
+              "type": "object", "required": ["event", "data"],
+              "properties": {"event": {"type": "string", "enum": list(EVENT_NAMES)},
+                             "data": {"type": "string", "contentMediaType": "application/json"}}}}}},
     **ERRORS,
 }
 

@@ -25,6 +25,9 @@ from app.web.routes.generation import build_result, settings_of
 from app.web.streaming import LiveRun
 
 
+EVENT_NAMES = ("image_generation.partial_image", "image_generation.completed", "error")
+
+
 def size_of(result: schemas.GenerateResult) -> str:
     """WIDTHxHEIGHT of the images."""
     image = result.images[0]
