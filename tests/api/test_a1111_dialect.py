@@ -249,7 +249,7 @@ def test_a_jpeg_is_refused_too(model_live_server):
     assert r.status_code == 422 and "not a PNG" in r.json()["detail"][0]["msg"]
 
 
-# ---------------------------------------------------------------------------------------------- what clients read at connect
+# ---------------------------------------------------------------------------------------- what clients read at connect
 
 
 def test_the_model_options_and_schedulers_are_listed(api, model_live_app):

@@ -147,7 +147,7 @@ def test_closing_the_stream_cancels_the_job(model_live_app, model_live_server, m
     ({"size": "64x64"}, "size", "size_unavailable", "this model draws only 32x32 images; ask for size '32x32'"),
     ({"size": "1024x1024"}, "size", "size_unavailable", "draws only 32x32"),
     ({"prompt": "a red dragon"}, "prompt", "prompt_unknown_words", "unknown word: dragon. The model knows: shapes"),
-    ({"model": "dall-e-3"}, "model", "model_not_found", "'dall-e-3' does not exist: this server serves 'diffusion-lab'"),
+    ({"model": "dall-e-3"}, "model", "model_not_found", "'dall-e-3' does not exist: this server serves"),
     ({"response_format": "url"}, "response_format", "response_format_unavailable", "keeps no images"),
     ({"n": 5}, "n", "less_than_equal", "less than or equal to 4 (this server's DIFFUSION_LAB_MAX_BATCH)"),
     ({"n": 0}, "n", "greater_than_equal", "greater than or equal to 1"),

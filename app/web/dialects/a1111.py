@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from app import __version__
 from app.diffusion.samplers import SamplingCancelled
+from app.pipelines.image import WEIGHT_FILES
 from app.service.imaging import (
     PARAMETERS_KEY,
     SAMPLER_NAMES,
@@ -18,7 +19,6 @@ from app.service.imaging import (
     read_png_text,
     to_base64,
 )
-from app.pipelines.image import WEIGHT_FILES
 from app.service.models import MODEL_NAME, LoadedModel
 from app.service.previews import x0_hat_png
 from app.web import schemas

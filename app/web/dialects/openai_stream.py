@@ -24,7 +24,6 @@ from app.web.dialects.shapes import OPENAI
 from app.web.routes.generation import build_result, settings_of
 from app.web.streaming import LiveRun
 
-
 EVENT_NAMES = ("image_generation.partial_image", "image_generation.completed", "error")
 
 

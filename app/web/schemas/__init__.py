@@ -96,6 +96,7 @@ from app.web.schemas.lab import (
     SweepResult,
     VariantImage,
 )
+from app.web.schemas.model import GenerationLimits, ModelCardResult, ModelLive, QueueState, VideoModelSection
 from app.web.schemas.openai_images import (
     CompletedEvent,
     ErrorEvent,
@@ -111,7 +112,6 @@ from app.web.schemas.openai_images import (
     OutputTokens,
     PartialImageEvent,
 )
-from app.web.schemas.model import GenerationLimits, ModelCardResult, ModelLive, QueueState, VideoModelSection
 from app.web.schemas.stream import (
     GenerateCheck,
     GenerateStreamQuery,
