@@ -94,20 +94,13 @@ class Txt2ImgRequest(Strict):
             raise SAMPLER_INDEX.error(SAMPLER_UNKNOWN, value=value[:64])
         return value
 
-    @field_validator("enable_hr")
-    @classmethod
-    def _no_hires(cls, value: bool) -> bool:
-        if value:
-            raise NO_HIRES.error(NO_HIRES.text)
-        return value
-
     @property
     def images(self) -> int:
         return self.batch_size * self.n_iter
 
     def limit_errors(self, max_steps: int, max_batch: int, resolution: int) -> list[dict]:
-        """The caps the server's settings put on steps and images, and the model's one size, as pydantic-shaped
-        errors."""
+        """The caps the server's settings put on steps and images, and the model's one size (no hires fix), as
+        pydantic-shaped errors."""
         errors = steps_limit_error(self.steps, max_steps)
         for field in ("batch_size", "n_iter"):
             errors += limit_error(field, getattr(self, field), max_batch, "this server's DIFFUSION_LAB_MAX_BATCH")
@@ -120,6 +113,8 @@ class Txt2ImgRequest(Strict):
                 errors.append({"type": SIZE_SERVED.type, "loc": (field,), "input": getattr(self, field),
                                "msg": f"this model draws only {resolution}x{resolution} images; set width and "
                                       f"height to {resolution}"})
+        if self.enable_hr:
+            errors.append({"type": NO_HIRES.type, "loc": ("enable_hr",), "input": True, "msg": NO_HIRES.text})
         return errors
 
     def sampler(self) -> str:
