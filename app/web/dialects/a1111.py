@@ -40,16 +40,12 @@ def _title(model: LoadedModel) -> str:
 def _info(req: schemas.Txt2ImgRequest, result: schemas.GenerateResult | None, params: schemas.GenerateParameters,
           model: LoadedModel, infotexts: list[str], interrupted: bool = False) -> str:
     """txt2img's `info`: the seeds used, each image's infotext; no images once interrupted."""
-    seeds = [image.seed for image in result.images] if result else []
     side = model.pipeline.resolution
-    return schemas.Txt2ImgInfo(
-        prompt=req.prompt, all_prompts=[req.prompt] * len(seeds), negative_prompt=req.negative_prompt,
-        all_negative_prompts=[req.negative_prompt] * len(seeds), seed=params.seed, all_seeds=seeds,
-        all_subseeds=[-1] * len(seeds), width=side, height=side, sampler_name=SAMPLER_NAMES[params.sampler],
-        cfg_scale=params.guidance_scale, steps=params.steps, batch_size=req.batch_size, n_iter=req.n_iter,
-        sd_model_name=MODEL_NAME, sd_model_hash=model.model_id, infotexts=infotexts,
-        job_timestamp=time.strftime("%Y%m%d%H%M%S", time.gmtime()), interrupted=interrupted, version=__version__,
-    ).model_dump_json()
+    return schemas.Txt2ImgInfo.of(
+        req, seeds=[image.seed for image in result.images] if result else [], seed=params.seed, side=side,
+        sampler_name=SAMPLER_NAMES[params.sampler], cfg_scale=params.guidance_scale, steps=params.steps,
+        model_name=MODEL_NAME, model_hash=model.model_id, infotexts=infotexts, interrupted=interrupted,
+        version=__version__).model_dump_json()
 
 
 @router.post("/txt2img", responses={**unprocessable(schemas.Txt2ImgRequest), **REFUSED},

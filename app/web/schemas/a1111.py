@@ -6,6 +6,7 @@ scripts); the fields it does know are checked, and a value this model cannot hon
 hires fix) is a 422 naming the field.
 """
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -163,6 +164,19 @@ class Txt2ImgInfo(BaseModel):
     is_using_inpainting_conditioning: bool = False
     interrupted: bool = Field(False, description="True when POST /sdapi/v1/interrupt stopped the job (no images)")
     version: str
+
+    @classmethod
+    def of(cls, req: Txt2ImgRequest, seeds: list[int], seed: int, side: int, sampler_name: str, cfg_scale: float,
+           steps: int, model_name: str, model_hash: str, infotexts: list[str], interrupted: bool,
+           version: str) -> "Txt2ImgInfo":
+        """A1111's record of a run: the request's prompts once per image, the seeds used, the model, now."""
+        return cls(prompt=req.prompt, all_prompts=[req.prompt] * len(seeds), negative_prompt=req.negative_prompt,
+                   all_negative_prompts=[req.negative_prompt] * len(seeds), seed=seed, all_seeds=seeds,
+                   all_subseeds=[-1] * len(seeds), width=side, height=side, sampler_name=sampler_name,
+                   cfg_scale=cfg_scale, steps=steps, batch_size=req.batch_size, n_iter=req.n_iter,
+                   sd_model_name=model_name, sd_model_hash=model_hash, infotexts=infotexts,
+                   job_timestamp=time.strftime("%Y%m%d%H%M%S", time.gmtime()), interrupted=interrupted,
+                   version=version)
 
 
 class Txt2ImgResponse(BaseModel):
