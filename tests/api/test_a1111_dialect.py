@@ -174,7 +174,15 @@ def wait_for(condition, seconds: float = 20):
 
 
 def test_progress_shows_the_callers_job_and_its_preview_and_interrupt_stops_it_alone(model_live_server,
-                                                                                       model_live_app):
+                                                                                       model_live_app, monkeypatch):
+    dit = state_of(model_live_app).model.pipeline.dit
+    forward = dit.forward
+
+    def slow_forward(*args, **kwargs):
+        time.sleep(0.005)  # 1,000 steps take over 5 s however fast the machine: the job outlasts the test's polls
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(dit, "forward", slow_forward)
     alice, bob = webui(model_live_server, "alice"), webui(model_live_server, "bob")
     assert alice.get_progress()["state"]["job_count"] == 0
     answered = {}

@@ -140,6 +140,28 @@ def test_closing_the_stream_cancels_the_job(model_live_app, model_live_server, m
         method="POST", step_line=": step index")
 
 
+def test_a_failure_after_the_start_is_the_official_error_event_which_the_sdk_raises(tiny_model_dir, monkeypatch):
+    app = create_app(model_settings(tiny_model_dir, request_timeout_s=0.5))
+    server = serve(app)
+    url = next(server)
+    dit = state_of(app).model.pipeline.dit
+    forward = dit.forward
+
+    def slow_forward(*args, **kwargs):
+        time.sleep(0.02)  # 100 steps take over 2 s: the job, not the test, is slow
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(dit, "forward", slow_forward)
+    try:
+        events = sdk(url).images.generate(prompt="a red circle", stream=True, extra_body={"steps": 100})
+        with pytest.raises(openai.APIError) as caught:
+            list(events)
+        assert "time limit of 0.5 s" in caught.value.message
+        assert caught.value.body["type"] == "server_error" and caught.value.body["code"] == "service_unavailable"
+    finally:
+        next(server, None)
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 
 
