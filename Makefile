@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-dev chromium axe run test bench screenshots docker clean
+.PHONY: install install-dev chromium exiftool axe run test bench screenshots docker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
+# exiftool, which reads back the XMP packet every generated PNG carries (tests/api/test_png_metadata_api.py).
+exiftool:
+	@command -v exiftool >/dev/null 2>&1 || { \
+	  echo "installing Debian's exiftool for the metadata tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl; }
+
 # axe-core, which the browser tests load into every page to check its accessibility (pinned by the lock file).
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 $(AXE): tests/browser/package.json tests/browser/package-lock.json
@@ -41,7 +48,7 @@ axe: $(AXE)
 run: install
 	$(VENV)/bin/diffusion-lab serve --host $(HOST) --port $(PORT)
 
-test: install-dev chromium axe
+test: install-dev chromium exiftool axe
 	$(PY) -m pytest -q
 
 # Every benchmark; BENCHMARKS.md says what the figures mean. Minutes on a small CPU.

@@ -55,6 +55,18 @@ def parameter_counts(pipeline: Pipeline) -> dict[str, int]:
     return counts
 
 
+def token_usage(pipeline: Pipeline, captions: Sequence[str], images: int) -> tuple[int, int]:
+    """(tokens read, tokens drawn) of a request, in this model's own tokens: the words of its canonical captions
+    (prompt and negative prompt), and the DiT's latent tokens, (latent side / patch)² per image."""
+    side = pipeline.dit.config.latent_size // pipeline.dit.config.patch
+    return sum(len(caption.split()) for caption in captions), side * side * images
+
+
+def written_at(model_dir: str | Path, files: Sequence[str] = tuple(WEIGHT_FILES.values())) -> int:
+    """Unix time (s) the newest of the weights files was written: when the served model was made."""
+    return int(max((Path(model_dir) / name).stat().st_mtime for name in files))
+
+
 def _finite(text: str) -> float | None:
     value = float(text)
     return value if math.isfinite(value) else None

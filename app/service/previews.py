@@ -45,11 +45,23 @@ def decoded_png(pipeline: Pipeline, z: torch.Tensor) -> bytes:
     return encode_png(to_uint8(image)[0])
 
 
+def x0_hat_png(pipeline: Pipeline, step: Step) -> bytes:
+    """The step's predicted clean sample x̂0 of image 0, decoded: what a preview of the picture so far shows."""
+    return decoded_png(pipeline, step.info.x0_hat[0])
+
+
 def remaining_seconds(elapsed_s: float, done: int, total: int) -> float:
     """Time left if every remaining step takes the mean time of the steps done so far."""
     if done <= 0:
         return 0.0
     return elapsed_s / done * max(total - done, 0)
+
+
+def evenly_spaced_steps(total: int, count: int) -> list[int]:
+    """The 0-based indices of `count` steps spread evenly over a run of `total`, the last step excluded (its
+    image is the result); fewer when the run has too few steps to space them apart."""
+    picked = {max(1, total * k // (count + 1)) - 1 for k in range(1, count + 1)}
+    return sorted(picked - {total - 1})
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,6 @@ def view_step(pipeline: Pipeline, step: Step, previews: bool = True) -> StepView
     info = step.info
     pngs = {}
     if previews:
-        pngs = {"x_t_png": latent_png(info.x_t[0]), "x0_hat_png": decoded_png(pipeline, info.x0_hat[0]),
+        pngs = {"x_t_png": latent_png(info.x_t[0]), "x0_hat_png": x0_hat_png(pipeline, step),
                 "eps_hat_png": latent_png(info.eps_hat[0])}
     return StepView(StepPosition.of(pipeline.schedule, info), **pngs)

@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.config import Settings, get_settings
 from app.web.deps import network_routes
+from app.web.dialects import a1111, openai
 from app.web.errors import install_error_handlers
 from app.web.lifespan import lifespan
 from app.web.metrics import Metrics
@@ -33,7 +34,8 @@ from app.web.state import AppState, state_of
 API = "/api/v1"
 ROUTERS = ((vendor.router, ""), (health.router, ""), (instruments.router, API), (generation.router, API),
            (stream.router, API), (video.router, API), (video.timing_router, API), (guidance_lab.router, API),
-           (guidance_lab.timing_router, API), (model.router, API), (benchmarks.router, API), (pages.router, ""))
+           (guidance_lab.timing_router, API), (model.router, API), (benchmarks.router, API), (openai.router, ""),
+           (a1111.router, ""), (pages.router, ""))
 
 
 def _add_middleware(app, settings: Settings) -> None:

@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from app.config import Settings
 from app.service.jobs import client_key
 from app.service.models import LoadedModel
+from app.service.progress import ProgressBoard
 from app.service.sampling import SamplingService
 from app.service.video_model import LoadedVideo
 from app.web.errors import DRAINING_RETRY_AFTER_S, not_loaded
@@ -64,6 +65,11 @@ def get_video(state: StateDep) -> LoadedVideo:
     raise not_loaded(state.video_error or "video model not loaded")
 
 
+def get_progress_board(state: StateDep) -> ProgressBoard:
+    """The jobs whose clients may ask how far they are, and stop them."""
+    return state.progress
+
+
 def get_client(request: Request) -> str:
     """Whose turn a request counts against in the fair queue: its X-Client-Id header, else its address."""
     return client_key(request.headers, request.client.host if request.client else None)
@@ -73,8 +79,10 @@ ModelDep = Annotated[LoadedModel, Depends(get_model)]
 SamplingServiceDep = Annotated[SamplingService, Depends(get_sampling_service)]
 VideoDep = Annotated[LoadedVideo, Depends(get_video)]
 ClientDep = Annotated[str, Depends(get_client)]
+ProgressBoardDep = Annotated[ProgressBoard, Depends(get_progress_board)]
 
-NETWORK_DEPENDENCIES = (get_model, get_video, get_sampling_service)  # a route needing one of them runs the networks
+# A route needing one of them runs the networks, or reaches into a job that runs them (its previews, its cancel).
+NETWORK_DEPENDENCIES = (get_model, get_video, get_sampling_service, get_progress_board)
 
 
 def network_routes(routers: Iterable[tuple[APIRouter, str]]) -> list[tuple[str, APIRoute]]:

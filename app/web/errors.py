@@ -2,7 +2,8 @@
 
 A full queue is 429; a job past its time limit, or refused or cancelled because the server is shutting down, is
 503. REST routes get them through the exception handlers installed here; streams, whose status line is already
-sent, put the same status and detail into their `error` event (see refusal()).
+sent, put the same status and detail into their `error` event (see refusal()). Every answer takes the error shape
+of the API its path belongs to (app/web/dialects/shapes.py): ours, OpenAI's or AUTOMATIC1111's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from app.diffusion.samplers import SamplingCancelled
 from app.service.jobs import JobTimeout, QueueFull
 from app.service.sampling import SamplingService
 from app.web import schemas
-from app.web.middleware import MAX_BODY_BYTES
+from app.web.dialects.shapes import OURS, shape_for
+from app.web.middleware import MAX_BODY_BYTES, route_path
 from app.web.routes.pages import not_found_page, wants_page
 from app.web.state import state_of
 
@@ -37,16 +39,24 @@ TOO_LARGE = {413: {"model": schemas.Refused,
                    "description": f"The request body is over the server's limit of {MAX_BODY_BYTES} bytes"}}
 
 
-def unprocessable(*models: type[schemas.Strict]) -> dict:
+BAD_FIELDS = "A bad parameter: each error names its field in `loc` and its rule in `type` and `msg`"
+
+
+def unprocessable(*models: type[schemas.Strict], status: int = 422, body: type = schemas.Unprocessable,
+                  description: str = BAD_FIELDS) -> dict:
     """The 422 response of an operation that takes these request models: the error shape, and the rules that a
     request the schema admits may still break, by error type (so a client, or a fuzzer, knows such a 422 is in the
-    contract)."""
+    contract). A dialect states its own status and body for bad fields (OpenAI's: a 400)."""
     rules = {rule.type: rule.text for model in models for rule in model.RULES}
-    description = "A bad parameter: each error names its field in `loc` and its rule in `type` and `msg`"
     if rules:
         description += ". Besides the constraints of the schema, these rules (by error type) hold: " + "; ".join(
             f"`{kind}`: {text}" for kind, text in rules.items())
-    return {422: {"model": schemas.Unprocessable, "description": description, CROSS_FIELD_RULES: rules}}
+    return {status: {"model": body, "description": description, CROSS_FIELD_RULES: rules}}
+
+
+def answered_as(body: type, responses: dict) -> dict:
+    """The same responses with a dialect's error body."""
+    return {status: {**response, "model": body} for status, response in responses.items()}
 
 
 def refusal(err: Exception, sampler: SamplingService | None) -> HTTPException | None:
@@ -87,8 +97,9 @@ def error_details(exc: RequestValidationError) -> list[dict]:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, except that a non-finite number in the input does not turn it into a 500."""
-    return JSONResponse(status_code=422, content={"detail": error_details(exc)})
+    """FastAPI's 422 (in the path's error shape), except that a non-finite number in the input does not turn it into
+    a 500."""
+    return shape_for(route_path(request.scope)).invalid(error_details(exc))
 
 
 BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 for a body it cannot decode
@@ -97,10 +108,13 @@ BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 for a b
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     """FastAPI's own answers, except that a body that is not UTF-8 JSON is a 422 like any other bad JSON, and a
     browser asking for a page that is not there gets a page that says so."""
+    shape = shape_for(route_path(request.scope))
     if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:
         error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
                  "ctx": {"error": "the body is not UTF-8 JSON"}}
-        return JSONResponse(status_code=422, content={"detail": [error]})
+        return shape.invalid([error])
+    if shape is not OURS:
+        return shape.refusal(exc.status_code, str(exc.detail), exc.headers)
     if exc.status_code == 404 and wants_page(request):
         return not_found_page(request)
     return await http_exception_handler(request, exc)
@@ -108,7 +122,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 async def _service_refusal(request: Request, exc: Exception) -> JSONResponse:
     answer = refusal(exc, state_of(request.app).sampler)
-    return JSONResponse(status_code=answer.status_code, content={"detail": answer.detail}, headers=answer.headers)
+    return shape_for(route_path(request.scope)).refusal(answer.status_code, answer.detail, answer.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,5 +1,7 @@
 """ASGI middleware for operators: request ids, access log and metrics; the API key on generation."""
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -11,6 +13,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.web.dialects.shapes import shape_for
 from app.web.logs import request_id_var
 from app.web.metrics import UNMATCHED_ROUTE, Metrics
 
@@ -105,20 +108,34 @@ class RequestContextMiddleware:
 
 
 class ApiKeyMiddleware:
-    """401 without the key (in X-API-Key or Authorization: Bearer) for any request under /api/v1/generate and on
-    `protected`, the paths of every route that runs the networks (app/web/app.py finds them in the route table)."""
+    """401 without the key (in X-API-Key, Authorization: Bearer, or as a Basic password) for any request under
+    /api/v1/generate and on `protected`, the paths of every route that runs the networks (app/web/app.py finds them
+    in the route table)."""
 
     def __init__(self, app: ASGIApp, api_key: str, protected: frozenset[str] = frozenset()):
         self.app, self.protected = app, protected
         self._digest = hashlib.sha256(api_key.encode()).digest()
 
+    @staticmethod
+    def given_key(headers: Headers) -> str:
+        """The key a request sends: X-API-Key, a Bearer token, or the password of HTTP Basic credentials (the one way
+        AUTOMATIC1111's clients have to send a secret); "" when none."""
+        given = headers.get("x-api-key")
+        if given is not None:
+            return given
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            return token.strip()
+        if scheme.lower() == "basic":
+            try:
+                return base64.b64decode(token.strip(), validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return ""
+        return ""
+
     def authorised(self, headers: Headers) -> bool:
         """Constant-time: both sides hashed to 32 bytes, so neither the key's content nor its length leaks."""
-        given = headers.get("x-api-key")
-        if given is None:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            given = token.strip() if scheme.lower() == "bearer" else ""
-        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest)
+        return hmac.compare_digest(hashlib.sha256(self.given_key(headers).encode()).digest(), self._digest)
 
     def guards(self, path: str) -> bool:
         return path.startswith(PROTECTED_PREFIX) or path in self.protected
@@ -126,10 +143,9 @@ class ApiKeyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] != "OPTIONS"
                 and self.guards(route_path(scope)) and not self.authorised(Headers(scope=scope))):
-            response = JSONResponse(
-                {"detail": "this endpoint needs the server's API key: send it as `X-API-Key: <key>` "
-                           "or `Authorization: Bearer <key>`"},
-                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="diffusion-lab"'})
+            response = shape_for(route_path(scope)).refusal(
+                401, "this endpoint needs the server's API key: send it as `X-API-Key: <key>` "
+                     "or `Authorization: Bearer <key>`", {"WWW-Authenticate": 'Bearer realm="diffusion-lab"'})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -161,7 +177,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         if too_large:
-            answer = JSONResponse({"detail": f"the request body is over {self.max_bytes} bytes"}, status_code=413)
+            answer = shape_for(route_path(scope)).refusal(413, f"the request body is over {self.max_bytes} bytes")
             await answer(scope, receive, send)
             return
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.service.models import LoadedModel
+from app.service.progress import ProgressBoard
 from app.service.sampling import SamplingService
 from app.service.video_model import LoadedVideo
 from app.web.metrics import Metrics
@@ -26,6 +27,7 @@ class AppState:
     video: LoadedVideo | None = None
     video_error: str | None = None
     sampler: SamplingService | None = None
+    progress: ProgressBoard = field(default_factory=ProgressBoard)  # the jobs A1111 clients may ask about
     ready: bool = False
     draining: bool = False  # set on SIGTERM: no new jobs, /readyz answers 503
 

@@ -51,10 +51,11 @@ class LiveRun:
         event = self._step_event(self.id, step, elapsed, remaining)
         self._loop.call_soon_threadsafe(self._steps.put_nowait, event)
 
-    async def events(self, start: BaseModel,
+    async def events(self, start: BaseModel | None,
                      result: Callable[[list], Awaitable[BaseModel]]) -> AsyncIterator[ServerSentEvent]:
-        """start, the steps as they come, then `await result(the job's results)` or an error event."""
-        yield ServerSentEvent(event="start", data=start)
+        """start (unless None), the steps as they come, then `await result(the job's results)` or an error event."""
+        if start is not None:
+            yield ServerSentEvent(event="start", data=start)
         waiter = asyncio.ensure_future(self.job.result())
         waiter.add_done_callback(lambda _: self._steps.put_nowait(None))
         try:

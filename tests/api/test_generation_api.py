@@ -52,7 +52,7 @@ def test_defaults_shapes_and_the_echoed_parameters(model_client, tiny_model_dir)
     assert (image["seed"], image["width"], image["height"]) == (5, 32, 32)
     png = from_base64(image["png_base64"])
     assert decode_png(png).shape == (32, 32, 3)
-    assert read_parameters(png) == (f"A Red Circle!\nSteps: 20, Sampler: dpmpp_2m, CFG scale: 5, Seed: 5, "
+    assert read_parameters(png) == (f"A Red Circle!\nSteps: 20, Sampler: DPM++ 2M, CFG scale: 5, Seed: 5, "
                                     f"Size: 32x32, Model hash: {body['model_id']}, Model: diffusion-lab")
     t = body["timings"]
     assert t["network_forwards"] == 20

@@ -1,5 +1,6 @@
 """Operations: configuration errors, the API key, CORS, request ids and logs, /metrics, draining and SIGTERM."""
 
+import base64
 import io
 import json
 import logging
@@ -125,7 +126,8 @@ NETWORK_ROUTES = {("POST", "/api/v1/generate"), ("GET", "/api/v1/generate/stream
                   ("GET", "/api/v1/generate/video/stream"), ("POST", "/api/v1/generate/grid"),
                   ("POST", "/api/v1/generate/sweep"), ("POST", "/api/v1/generate/guidance"),
                   ("GET", "/api/v1/instruments/compression/measured"),
-                  ("GET", "/api/v1/instruments/coherence/attention")}
+                  ("GET", "/api/v1/instruments/coherence/attention"), ("POST", "/v1/images/generations"),
+                  ("POST", "/sdapi/v1/txt2img"), ("GET", "/sdapi/v1/progress"), ("POST", "/sdapi/v1/interrupt")}
 
 
 def test_the_routes_that_run_the_networks_are_read_from_the_route_table():
@@ -137,14 +139,26 @@ def test_the_routes_that_run_the_networks_are_read_from_the_route_table():
 @pytest.mark.parametrize(("method", "path"), sorted(NETWORK_ROUTES))
 def test_every_route_that_runs_the_networks_needs_the_key(keyed_client, method, path):
     r = keyed_client.request(method, path, json=GENERATE if method == "POST" else None)
-    assert r.status_code == 401 and "X-API-Key" in r.json()["detail"], (path, r.status_code)
+    body = r.json()
+    said = body["error"]["message"] if path.startswith("/v1/") else body["detail"]  # OpenAI's error object there
+    assert r.status_code == 401 and "X-API-Key" in said, (path, r.status_code)
+
+
+def basic(credentials: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
 
 
 @pytest.mark.parametrize("headers", [{"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"},
-                                     {"authorization": f"bearer  {KEY}"}])
+                                     {"authorization": f"bearer  {KEY}"}, basic(f"anyone:{KEY}"), basic(f":{KEY}")])
 def test_generation_with_the_key_is_200(keyed_client, headers):
     r = keyed_client.post("/api/v1/generate", json=GENERATE, headers=headers)
     assert r.status_code == 200 and len(r.json()["images"]) == 1
+
+
+@pytest.mark.parametrize("headers", [basic(f"{KEY}:"), basic(KEY), basic(f"anyone:{KEY}x"),
+                                     {"Authorization": "Basic !!"}, {"Authorization": "Basic " + "/w=="}])
+def test_a_basic_password_that_is_not_the_key_is_401(keyed_client, headers):
+    assert keyed_client.post("/api/v1/generate", json=GENERATE, headers=headers).status_code == 401
 
 
 def test_the_key_is_compared_in_constant_time_on_fixed_length_digests(keyed_client, monkeypatch):

@@ -34,7 +34,7 @@ def operations(tiny_model_dir):
 
 def test_the_schema_lists_the_generation_and_instrument_operations():
     assert {"POST /api/v1/generate", "GET /api/v1/generate/stream", "GET /api/v1/instruments/denoising",
-            "GET /api/v1/model"} <= set(OPERATIONS)
+            "GET /api/v1/model", "POST /v1/images/generations", "POST /sdapi/v1/txt2img"} <= set(OPERATIONS)
 
 
 def plausible(drawn):
@@ -48,9 +48,11 @@ def plausible(drawn):
     if steer and isinstance(fields, dict) and ("prompt" in fields or case.method == "POST"):
         fields["prompt"] = caption
         fields.pop("negative_prompt", None)
-        for key, cap in (("steps", 6), ("batch_size", MAX_BATCH)):
+        for key, cap in (("steps", 6), ("batch_size", MAX_BATCH), ("n", MAX_BATCH), ("n_iter", 1)):
             if isinstance(fields.get(key), int):
                 fields[key] = min(max(fields[key], 1), cap)
+        for key in ("width", "height", "size"):  # the dialects': absent is the model's one size
+            fields.pop(key, None)
     return case
 
 

@@ -8,6 +8,7 @@ from app.pipelines.image import GenerationResult, GenerationSettings
 from app.service.imaging import encode_png, to_base64
 from app.service.jobs import Job, random_seed
 from app.service.models import MODEL_NAME, LoadedModel
+from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
@@ -16,7 +17,7 @@ from app.world.scenes import parse_prompt
 router = APIRouter(tags=["generation"])
 
 
-def _png_parameters(p: schemas.GenerateParameters, seed: int, width: int, height: int, model_id: str) -> dict:
+def png_parameters(p: schemas.GenerateParameters, seed: int, width: int, height: int, model_id: str) -> dict:
     """What the PNG's `parameters` chunk records (A1111 order); options at their neutral value are left out."""
     return {
         "prompt": p.prompt, "negative_prompt": p.negative_prompt, "steps": p.steps, "sampler": p.sampler,
@@ -28,8 +29,8 @@ def _png_parameters(p: schemas.GenerateParameters, seed: int, width: int, height
 
 def _images(result: GenerationResult, p: schemas.GenerateParameters, model_id: str) -> list[schemas.GeneratedImage]:
     height, width = result.images.shape[1:3]
-    return [schemas.GeneratedImage(png_base64=to_base64(encode_png(image, _png_parameters(p, seed, width, height,
-                                                                                         model_id))),
+    return [schemas.GeneratedImage(png_base64=to_base64(encode_png(image, png_parameters(p, seed, width, height,
+                                                                                        model_id))),
                                    seed=seed, width=width, height=height)
             for image, seed in zip(result.images, result.seeds)]
 
@@ -59,10 +60,27 @@ async def generate(req: schemas.GenerateRequest, settings: SettingsDep, model: M
     """Sample batch_size images in a worker thread; the same parameters and seed give the same PNG bytes."""
     if errors := req.limit_errors(settings.max_steps, settings.max_batch):
         raise located_errors(errors, "body")
+    return await generate_images(parameters(req), model, service, client)
+
+
+async def generate_images(params: schemas.GenerateParameters, model: LoadedModel, service: SamplingService,
+                          client: str) -> schemas.GenerateResult:
+    """Run one text-to-image job in the sampling service (its queue, fairness and limits) and build the answer:
+    what POST /generate and every dialect's generation do."""
     admitted = time.perf_counter()
-    params = parameters(req)
-    result, job = await service.run(GenerationSettings(**params.model_dump()), client=client)
+    return await images_of(service.submit(settings_of(params), client=client), params, model, admitted)
+
+
+async def images_of(job: Job, params: schemas.GenerateParameters, model: LoadedModel,
+                    admitted: float) -> schemas.GenerateResult:
+    """Wait for a submitted text-to-image job and build its answer."""
+    [result] = await job.result()
     return build_result(result, job, params, model, admitted)
+
+
+def settings_of(params: schemas.GenerateParameters) -> GenerationSettings:
+    """The pipeline's settings of a request as it is run."""
+    return GenerationSettings(**params.model_dump())
 
 
 def parameters(req: schemas.GenerateRequest) -> schemas.GenerateParameters:

@@ -11,14 +11,14 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.pipelines.image import GenerationResult, GenerationSettings, Step
+from app.pipelines.image import GenerationResult, Step
 from app.service.imaging import to_base64
 from app.service.models import LoadedModel
 from app.service.previews import LATENT_PREVIEW, view_step
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import REFUSALS, error_details, located_errors, unprocessable
-from app.web.routes.generation import build_result, parameters
+from app.web.routes.generation import build_result, parameters, settings_of
 from app.web.streaming import LiveRun
 from app.world.scenes import parse_prompt
 
@@ -69,7 +69,7 @@ async def admit(q: Annotated[schemas.GenerateStreamQuery, Query()], settings: Se
     """Validate and queue the job before any byte of the stream is sent; cancel it when the response ends."""
     check = _check(q, settings.max_steps, settings.max_batch)
     params = parameters(q)
-    run = LiveRun(lambda on_step: service.submit(GenerationSettings(**params.model_dump()), on_step, client),
+    run = LiveRun(lambda on_step: service.submit(settings_of(params), on_step, client),
                   _step_event(model, q.previews), service)
 
     async def result(results: list[GenerationResult]) -> schemas.StreamResult:

@@ -5,6 +5,24 @@ The routes read every model as `schemas.Name`: this package re-exports them all.
 """
 
 from app.service.jobs import MAX_SEED
+from app.web.schemas.a1111 import (
+    IMAGE_INVALID,
+    SAMPLER_ALIASES,
+    A1111Error,
+    A1111Options,
+    Interrupted,
+    PngInfoRequest,
+    PngInfoResponse,
+    ProgressQuery,
+    ProgressResponse,
+    ProgressState,
+    SamplerItem,
+    SchedulerItem,
+    SdModel,
+    Txt2ImgInfo,
+    Txt2ImgRequest,
+    Txt2ImgResponse,
+)
 from app.web.schemas.benchmarks import (
     LinearFit,
     PowerFit,
@@ -79,6 +97,21 @@ from app.web.schemas.lab import (
     VariantImage,
 )
 from app.web.schemas.model import GenerationLimits, ModelCardResult, ModelLive, QueueState, VideoModelSection
+from app.web.schemas.openai_images import (
+    CompletedEvent,
+    ErrorEvent,
+    ImagesRequest,
+    ImagesResponse,
+    ImagesUsage,
+    ImageTokens,
+    ModelList,
+    ModelObject,
+    OpenAIError,
+    OpenAIErrorBody,
+    OpenAIImage,
+    OutputTokens,
+    PartialImageEvent,
+)
 from app.web.schemas.stream import (
     GenerateCheck,
     GenerateStreamQuery,
@@ -134,4 +167,9 @@ __all__ = [
     "MAX_VIDEO_FRAMES", "Animation", "AttentionQuery", "AttentionTimingResult", "ClipMetricsResult", "ParsedClipPrompt",
     "VideoClip", "VideoParameters", "VideoRequest", "VideoResult", "VideoStreamQuery",
     "VideoStreamResult", "VideoStreamStart", "VideoStreamStep", "VideoTimings", "frames_limit_error",
+    "CompletedEvent", "ErrorEvent", "ImagesRequest", "ImagesResponse", "ImagesUsage", "ImageTokens", "ModelList",
+    "ModelObject", "OpenAIError", "OpenAIErrorBody", "OpenAIImage", "OutputTokens", "PartialImageEvent",
+    "IMAGE_INVALID", "SAMPLER_ALIASES", "A1111Error", "A1111Options", "Interrupted", "PngInfoRequest",
+    "PngInfoResponse", "ProgressQuery", "ProgressResponse", "ProgressState", "SamplerItem", "SchedulerItem", "SdModel",
+    "Txt2ImgInfo", "Txt2ImgRequest", "Txt2ImgResponse",
 ]

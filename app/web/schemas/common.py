@@ -1,6 +1,7 @@
 """What the request models share: the strict base, the fields several requests carry, their checks and errors."""
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -121,15 +122,34 @@ def known_words(parse: Callable[[str], object]) -> Callable[[str], str]:
     return check
 
 
+MAX_ECHOED_CHARS = 64  # of a refused value, in a message
+
+
+def only(allowed: Collection[str], kind: str, message: str) -> Callable:
+    """A before-validator for a field whose schema lists the values it takes: any other text is the error `kind`
+    with `message` (naming the text as {value}), clearer than pydantic's own about a literal."""
+
+    def check(value):
+        if isinstance(value, str) and value not in allowed:
+            raise PydanticCustomError(kind, message, {"value": value[:MAX_ECHOED_CHARS]})
+        return value
+
+    return check
+
+
 def seeds_fit(count_field: str, uses: str) -> tuple[Rule, Callable[[int | None, ValidationInfo], int | None]]:
-    """The rule that seeds seed .. seed + count - 1 (count the int in `count_field`) are all seeds, and its `seed`
-    validator."""
+    """The rule that seeds seed .. seed + count - 1 are all seeds, and its `seed` validator. `count_field` names the
+    int field of the count, or several joined by " x " whose product it is; a negative seed (a dialect's "random")
+    is not checked."""
     rule = Rule("seed_range", f"seed + {count_field} - 1 must be at most {MAX_SEED} ({uses})")
+    fields = count_field.split(" x ")
 
     def check(seed: int | None, info: ValidationInfo) -> int | None:
-        count = info.data.get(count_field)
-        if seed is not None and isinstance(count, int) and seed + count - 1 > MAX_SEED:
-            raise rule.error(rule.text, count=count, max_seed=MAX_SEED)
+        counts = [info.data.get(field) for field in fields]
+        if seed is not None and seed >= 0 and all(isinstance(c, int) for c in counts):
+            count = math.prod(counts)
+            if seed + count - 1 > MAX_SEED:
+                raise rule.error(rule.text, count=count, max_seed=MAX_SEED)
         return seed
 
     return rule, check

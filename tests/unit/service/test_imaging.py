@@ -1,9 +1,23 @@
-"""PNG encoding: pixels and the A1111 `parameters` chunk survive the round trip; bytes are deterministic."""
+"""PNG encoding: pixels and the A1111 `parameters` chunk survive the round trip; bytes are deterministic; every PNG
+says it was generated (XMP, read by exiftool)."""
 
 import numpy as np
 import pytest
 
-from app.service.imaging import decode_png, encode_png, format_parameters, from_base64, read_parameters, to_base64
+from app.diffusion.samplers import SAMPLERS
+from app.service.imaging import (
+    SAMPLER_NAMES,
+    decode_png,
+    encode_animation,
+    encode_png,
+    format_parameters,
+    from_base64,
+    parse_parameters,
+    read_parameters,
+    read_png_text,
+    to_base64,
+)
+from tests.helpers.metadata import TRAINED_ALGORITHMIC_MEDIA, exiftool_tags, needs_exiftool
 
 PARAMS = {"prompt": "a large red circle at the top left", "negative_prompt": "", "steps": 20, "sampler": "dpmpp_2m",
           "guidance_scale": 5.0, "seed": 1, "size": "64x64", "model": "diffusion-lab"}
@@ -15,7 +29,7 @@ def image(seed: int = 0, h: int = 16, w: int = 24) -> np.ndarray:
 
 def test_a1111_text_without_a_negative_prompt():
     assert format_parameters(PARAMS) == ("a large red circle at the top left\n"
-                                         "Steps: 20, Sampler: dpmpp_2m, CFG scale: 5, Seed: 1, Size: 64x64, "
+                                         "Steps: 20, Sampler: DPM++ 2M, CFG scale: 5, Seed: 1, Size: 64x64, "
                                          "Model: diffusion-lab")
 
 
@@ -67,3 +81,35 @@ def test_base64_round_trip():
     assert text.isascii() and from_base64(text) == png
     with pytest.raises(ValueError):
         from_base64("not base64!")
+
+
+def test_every_sampler_is_written_by_its_a1111_name():
+    assert set(SAMPLER_NAMES) == set(SAMPLERS)
+    for ours, theirs in SAMPLER_NAMES.items():
+        assert f"Sampler: {theirs}," in format_parameters({**PARAMS, "sampler": ours})
+
+
+def test_the_text_reads_back_the_way_a1111_reads_it():
+    text = format_parameters({**PARAMS, "negative_prompt": "a blue square", "model_hash": "abc123"})
+    assert parse_parameters(text) == {
+        "Prompt": "a large red circle at the top left", "Negative prompt": "a blue square", "Steps": "20",
+        "Sampler": "DPM++ 2M", "CFG scale": "5", "Seed": "1", "Size-1": "64", "Size-2": "64",
+        "Model hash": "abc123", "Model": "diffusion-lab"}
+    assert parse_parameters(format_parameters({**PARAMS, "prompt": ""}))["Prompt"] == ""
+    assert parse_parameters("just a prompt") == {"Prompt": "just a prompt", "Negative prompt": ""}
+
+
+def test_text_chunks_are_read_without_decoding_pixels_and_only_from_pngs():
+    assert read_png_text(encode_png(image(), PARAMS))["parameters"] == format_parameters(PARAMS)
+    with pytest.raises(ValueError, match="not a PNG"):
+        read_png_text(b"GIF89a" + bytes(20))
+
+
+@needs_exiftool
+def test_exiftool_reads_that_every_png_was_made_by_a_trained_model(tmp_path):
+    frames = np.stack([image(0), image(1)])
+    for name, data in (("with-parameters.png", encode_png(image(), PARAMS)), ("bare.png", encode_png(image())),
+                       ("clip.png", encode_animation(frames, "apng"))):
+        assert exiftool_tags(data, tmp_path, name)["XMP:DigitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA, name
+    tags = exiftool_tags(encode_png(image(), PARAMS), tmp_path)
+    assert tags["PNG:Parameters"] == format_parameters(PARAMS)

@@ -8,7 +8,7 @@ import torch
 
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.service.imaging import decode_png
-from app.service.previews import LATENT_RANGE, latent_to_rgb, remaining_seconds, view_step
+from app.service.previews import LATENT_RANGE, evenly_spaced_steps, latent_to_rgb, remaining_seconds, view_step
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +71,16 @@ def test_without_previews_a_step_view_has_only_numbers(pipeline):
     view = view_step(pipeline, steps[-1], previews=False)
     assert view.x_t_png is None and view.x0_hat_png is None and view.eps_hat_png is None
     assert 0 < view.position.abar_t < 1
+
+
+@pytest.mark.parametrize(("total", "count", "steps"), [
+    (20, 3, [4, 9, 14]),  # after steps 5, 10, 15 of 20
+    (6, 2, [1, 3]),
+    (4, 1, [1]),
+    (3, 3, [0, 1]),  # too few steps to space three apart
+    (2, 3, [0]),
+    (1, 3, []),  # the only step's image is the result
+    (20, 0, []),
+])
+def test_partial_images_are_evenly_spaced_and_never_the_last_step(total, count, steps):
+    assert evenly_spaced_steps(total, count) == steps

@@ -91,6 +91,8 @@ def test_every_rule_has_one_type_and_its_models_raise_it():
         schemas.SweepRequest: ({"prompts": 8, "seeds": 4}, "sweep_too_large"),
         schemas.GuidanceAnatomyRequest: ({"prompt": "a red circle", "steps": 4, "at_step": 4}, "at_step_range"),
         schemas.GuidanceInterval: ({"start": 0.9, "end": 0.1}, "interval_order"),
+        schemas.ImagesRequest: ({"prompt": "a red circle", "seed": schemas.MAX_SEED, "n": 2}, "seed_range"),
+        schemas.Txt2ImgRequest: ({"sampler_index": "Euler a"}, "sampler_unknown"),
     }
     for model, (request, kind) in broken.items():
         with pytest.raises(ValidationError) as caught:
