@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-dev chromium exiftool axe run test bench screenshots docker clean
+.PHONY: install install-dev vendor chromium exiftool axe run test bench screenshots docker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +45,19 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 
 axe: $(AXE)
 
-run: install
+# Pyodide 0.27.7 with numpy and the snippet editor (CodeMirror 6), which the pages with runnable snippets serve from
+# vendor/dist/ (git ignores it): fetched with npm and pip, every Pyodide file checked against its pinned sha256.
+VENDOR := vendor/dist/manifest.json
+$(VENDOR): vendor/build.py vendor/package.json vendor/package-lock.json vendor/editor.js vendor/pyodide-core.sha256 \
+           vendor/numpy-carrier.txt | $(PY)
+	$(PY) vendor/build.py
+
+vendor: $(VENDOR)
+
+run: install vendor
 	$(VENV)/bin/diffusion-lab serve --host $(HOST) --port $(PORT)
 
-test: install-dev chromium exiftool axe
+test: install-dev chromium exiftool axe vendor
 	$(PY) -m pytest -q
 
 # Every benchmark; BENCHMARKS.md says what the figures mean. Minutes on a small CPU.
@@ -68,4 +77,4 @@ docker:
 	docker build --build-arg TORCH_VARIANT=$(TORCH_VARIANT) -t diffusion-lab:$(TORCH_VARIANT) .
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/browser/node_modules
+	rm -rf $(VENV) .pytest_cache tests/browser/node_modules vendor/node_modules vendor/dist
