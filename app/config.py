@@ -20,8 +20,8 @@ _ORIGIN = re.compile(r"https?://[^/\s]+")
 
 
 def asset_dir(name: str) -> Path:
-    """templates/, static/, bench/results/ or models/: the source checkout's when running from one, else the installed
-    copy."""
+    """templates/, static/, bench/results/, vendor/dist/ or models/: the source checkout's when running from one, else
+    the installed copy."""
     in_checkout = (REPO_ROOT / "pyproject.toml").is_file()
     return (REPO_ROOT if in_checkout else SHARE_DIR) / name
 
@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     static_dir: Path = asset_dir("static")
     bench_results_dir: Path = Field(asset_dir("bench/results"),
                                     description="recorded benchmark results the /benchmarks page shows (scaling.json)")
+    vendor_dir: Path = Field(asset_dir("vendor/dist"),
+                             description="Pyodide and the snippet editor, as `make vendor` built them")
     load_model: bool = True
     max_batch: int = Field(8, ge=1, le=64)
     max_steps: int = Field(100, ge=1, le=1000)

@@ -226,7 +226,7 @@ def write_manifest(dist: Path, origins: dict[str, str]) -> dict:
         data = (dist / rel).read_bytes()
         files[rel] = {"sha256": sha256_of(data), "bytes": len(data), "gzip_bytes": gzip_twin(dist / rel),
                       "origin": origin}
-    manifest = {"pyodide_version": pyodide_version(), "editor": EDITOR_OUT, "files": files}
+    manifest = {"pyodide_version": pyodide_version(), "packages": list(PACKAGES), "editor": EDITOR_OUT, "files": files}
     write_atomically(dist / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
 

@@ -242,21 +242,25 @@ def guidance_instrument(
 SNIPPET_EPS_UNCOND = (0.20, -0.10, 0.05)
 SNIPPET_EPS_COND = (0.50, 0.30, 0.05)
 SNIPPET_SCALES = (0.0, 1.0, 3.0, 7.5, 15.0)
-NORM_CURVE_SCALES = tuple(float(s) for s in np.arange(0.0, 20.5, 0.5))
+NORM_CURVE_TOP = 20.0  # the norm is drawn over s in [0, 20], or up to the largest s asked for
+NORM_CURVE_POINTS = 41
 
 
-def snippet_panel(scale: float) -> dict:
-    """The snippet's table for its example vectors, the norm over s in [0, 20], and the row for the current s."""
-    direction = np.subtract(SNIPPET_EPS_COND, SNIPPET_EPS_UNCOND)
+def snippet_panel(scale: float, eps_uncond=SNIPPET_EPS_UNCOND, eps_cond=SNIPPET_EPS_COND,
+                  scales=SNIPPET_SCALES) -> dict:
+    """The snippet's table (its example vectors and scales unless given others), the norm over s, and the row for
+    the current s."""
+    direction = np.subtract(eps_cond, eps_uncond)
+    curve = np.linspace(0.0, max(NORM_CURVE_TOP, scale, *scales), NORM_CURVE_POINTS)
     return {
-        "eps_uncond": list(SNIPPET_EPS_UNCOND),
-        "eps_cond": list(SNIPPET_EPS_COND),
+        "eps_uncond": [float(v) for v in eps_uncond],
+        "eps_cond": [float(v) for v in eps_cond],
         "direction": np.round(direction, 12).tolist(),
-        "rows": cfg_table(SNIPPET_EPS_UNCOND, SNIPPET_EPS_COND, SNIPPET_SCALES),
-        "current": cfg_table(SNIPPET_EPS_UNCOND, SNIPPET_EPS_COND, [scale])[0],
+        "rows": cfg_table(eps_uncond, eps_cond, scales),
+        "current": cfg_table(eps_uncond, eps_cond, [scale])[0],
         "norm_curve": {
-            "scales": list(NORM_CURVE_SCALES),
-            "norm": [row["norm"] for row in cfg_table(SNIPPET_EPS_UNCOND, SNIPPET_EPS_COND, NORM_CURVE_SCALES)],
+            "scales": curve.tolist(),
+            "norm": [row["norm"] for row in cfg_table(eps_uncond, eps_cond, curve)],
         },
     }
 

@@ -30,6 +30,7 @@ from app.web.routes import (
 )
 from app.web.security import SecurityHeadersMiddleware
 from app.web.state import AppState, state_of
+from app.web.vendor_assets import VendorAssets
 
 API = "/api/v1"
 ROUTERS = ((vendor.router, ""), (health.router, ""), (instruments.router, API), (generation.router, API),
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPIOffline:
         lifespan=lifespan,
         root_path=settings.root_path,
     )
-    app.state.current = AppState(settings, Jinja2Templates(directory=Path(settings.templates_dir)), Metrics())
+    app.state.current = AppState(settings, Jinja2Templates(directory=Path(settings.templates_dir)), Metrics(),
+                                 VendorAssets(settings.vendor_dir))
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)

@@ -34,6 +34,12 @@ DOCS_CSP = (
     "frame-ancestors 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# The snippet worker runs Pyodide, which compiles WebAssembly: that needs 'wasm-unsafe-eval' (not 'unsafe-eval').
+# A worker is governed by the policy of its own script's response, not its page's, so this one script gets it and
+# every page keeps APP_CSP. Its connect-src 'self' keeps the reader's code from reaching any other host.
+SNIPPET_WORKER_PATH = "/static/js/snippet_worker.js"
+SNIPPET_WORKER_CSP = APP_CSP.replace("script-src 'self';", "script-src 'self' 'wasm-unsafe-eval';")
+POLICIES = {**dict.fromkeys(DOCS_PATHS, DOCS_CSP), SNIPPET_WORKER_PATH: SNIPPET_WORKER_CSP}  # the rest: APP_CSP
 FIXED_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -43,7 +49,7 @@ FIXED_HEADERS = {
 
 def security_headers(path: str) -> dict[str, str]:
     """The headers a response to `path` (as the app routes it, without root_path) carries."""
-    return {"Content-Security-Policy": DOCS_CSP if path in DOCS_PATHS else APP_CSP, **FIXED_HEADERS}
+    return {"Content-Security-Policy": POLICIES.get(path, APP_CSP), **FIXED_HEADERS}
 
 
 class SecurityHeadersMiddleware:

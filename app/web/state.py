@@ -13,6 +13,7 @@ from app.service.progress import ProgressBoard
 from app.service.sampling import SamplingService
 from app.service.video_model import LoadedVideo
 from app.web.metrics import Metrics
+from app.web.vendor_assets import VendorAssets
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AppState:
     settings: Settings
     templates: Jinja2Templates
     metrics: Metrics
+    vendor: VendorAssets  # Pyodide and the snippet editor, read from vendor/dist/ once
     model: LoadedModel | None = None
     model_error: str | None = None  # why the image model is not loaded (None: loaded, loading, or not asked for)
     video: LoadedVideo | None = None

@@ -116,4 +116,31 @@
     button.addEventListener("click", () => controls.write(PRESETS[button.dataset.preset]));
   }
   controls.fire();
+
+  // The snippet, run in the browser: its parameters become the instrument's (the panels above redraw the server's
+  // walk for them), and the note says whether the browser's walk ended where the server's does.
+  async function compareRun(values) {
+    const { seed, target, T, beta, alpha_bar: abar, x } = Snippet.need(values,
+      ["seed", "target", "T", "beta", "alpha_bar", "x"]);
+    const params = { target_x: target[0], target_y: target[1], steps: T, beta_start: beta[0],
+      beta_end: beta[beta.length - 1], seed, eps_error: 0 };
+    const server = await Lab.getJSON(ENDPOINT, params, "snippet");
+    controls.write(params);
+    const settings = `T = ${T}, β from ${Lab.fmt(params.beta_start, 4)} to ${Lab.fmt(params.beta_end, 4)}, seed ${seed}`;
+    const differ = Snippet.differences([
+      { what: "the walk ended at", yours: x, server: server.recovered },
+      { what: "ᾱ where it starts", yours: abar[abar.length - 1], server: server.abar_start },
+      { what: "ᾱ at its last step", yours: abar[0], server: server.abar_end },
+    ]);
+    if (differ.length) {
+      return { verdict: "differ", text: `Your edit changed the result: ${differ.join("; ")}. The server's walk ` +
+        `(${settings}, a linear schedule, the exact oracle) is the one drawn above.` };
+    }
+    return { verdict: "agree", text: `Browser and server agree: with ${settings} both walks end at ` +
+      `${pair(server.recovered, 4)}, with ᾱ = ${Lab.fmt(server.abar_start, 4)} where they start and ` +
+      `${Lab.fmt(server.abar_end, 4)} at their last step; ` +
+      "the panels above show the server's walk." };
+  }
+
+  Snippet.mount(document.getElementById("snippet"), { compare: compareRun });
 })();

@@ -3,6 +3,7 @@
 
 (() => {
   const ENDPOINT = "/api/v1/instruments/guidance";
+  const TABLE = "/api/v1/instruments/guidance/table";
   const GREY = "rgba(154, 167, 180, 0.45)";
   const MINT = "#5ee6b0";
   const AMBER = "#ffb454";
@@ -15,6 +16,7 @@
   const pct = (x) => Lab.fmt(100 * x, 1);
   const vec = (v) => `[${v.map((x) => Lab.fmt(x, 3)).join(", ")}]`;
   const column = (points, i) => points.map((p) => p[i]);
+  let snippetInputs = null; // the vectors and scales of the reader's last run of the snippet; null: the chapter's
 
   function drawScatter(r) {
     const prompt = r.classes.find((c) => c.name === r.prompt_class);
@@ -87,8 +89,7 @@
     Plotly.react("guidance-curve", traces, layout, Lab.plotConfig);
   }
 
-  function drawSnippet(r) {
-    const sn = r.snippet;
+  function drawSnippet(sn) {
     Lab.setText("snippet-vectors", `ε∅ = ${vec(sn.eps_uncond)}, εc = ${vec(sn.eps_cond)}`);
     const rows = [...sn.rows];
     if (!rows.some((row) => row.scale === sn.current.scale)) rows.push(sn.current);
@@ -138,7 +139,7 @@
       showReadouts(r);
       drawScatter(r);
       drawCurve(r);
-      drawSnippet(r);
+      drawSnippet(snippetInputs ? await Lab.getJSON(TABLE, { ...snippetInputs, scale: r.scale }, TABLE) : r.snippet);
     } catch (err) {
       if (!Lab.isAbort(err)) Lab.markStale(figures, errorBox, err.message);
     }
@@ -149,4 +150,26 @@
     button.addEventListener("click", () => controls.write({ scale: button.dataset.scale }));
   }
   controls.fire();
+
+  // The snippet, run in the browser: the server computes EQ MM3.4 for the vectors and scales the run used, its table
+  // replaces the one below, and the note says whether the browser's norms are the server's.
+  async function compareRun(values) {
+    const { eps_uncond, eps_cond, scales, norms } = Snippet.need(values, ["eps_uncond", "eps_cond", "scales", "norms"]);
+    const inputs = { eps_uncond, eps_cond, scales };
+    const table = await Lab.getJSON(TABLE, { ...inputs, scale: controls.read().scale }, TABLE);
+    snippetInputs = inputs;
+    drawSnippet(table);
+    const differ = Snippet.differences(scales.map((s, i) => (
+      { what: `‖ε̃‖ at s = ${Lab.fmt(s)}`, yours: norms[i], server: table.rows[i].norm })));
+    const vectors = `ε∅ = ${vec(table.eps_uncond)} and εc = ${vec(table.eps_cond)}`;
+    if (differ.length) {
+      return { verdict: "differ", text: `Your edit changed the result: ${differ.join("; ")}. The server's table ` +
+        `below applies EQ MM3.4 as written to ${vectors}.` };
+    }
+    return { verdict: "agree", text: `Browser and server agree: for ${vectors}, EQ MM3.4 on the server gives the ` +
+      `same ‖ε̃‖ at all ${scales.length} scales (${table.rows.map((row) => Lab.fmt(row.norm, 3)).join(", ")}); its ` +
+      "table is below." };
+  }
+
+  Snippet.mount(document.getElementById("snippet"), { compare: compareRun });
 })();

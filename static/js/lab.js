@@ -52,9 +52,11 @@ const Lab = (() => {
     const controller = new AbortController();
     inflight.set(key, controller);
     const url = new URL(base() + path, window.location.origin);
-    // An empty value is sent as such (an empty prompt means "unconditional"), exactly as the streams send it.
+    // An empty value is sent as such (an empty prompt means "unconditional"), exactly as the streams send it; a list
+    // is the parameter repeated, once per item (eps_uncond=0.2&eps_uncond=-0.1).
     for (const [k, v] of Object.entries(params)) {
-      if (v !== undefined && v !== null) url.searchParams.set(k, v);
+      if (Array.isArray(v)) for (const item of v) url.searchParams.append(k, item);
+      else if (v !== undefined && v !== null) url.searchParams.set(k, v);
     }
     try {
       const response = await fetch(url, { signal: controller.signal, headers: authHeaders({ Accept: "application/json" }) });

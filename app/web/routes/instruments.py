@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from app.instruments import coherence as coherence_mod
 from app.instruments import compression as compression_mod
 from app.instruments.denoising import denoising_instrument
-from app.instruments.guidance import guidance_instrument
+from app.instruments.guidance import guidance_instrument, snippet_panel
 from app.web import schemas
 from app.web.errors import unprocessable
 
@@ -31,6 +31,14 @@ def compression(q: Annotated[schemas.CompressionQuery, Query()]) -> schemas.Comp
 def guidance(q: Annotated[schemas.GuidanceQuery, Query()]) -> schemas.GuidanceResult:
     """Sample the toy at scale s with the guided estimate; measure adherence, diversity and the regime."""
     return schemas.GuidanceResult.model_validate(guidance_instrument(**q.model_dump()))
+
+
+@router.get("/guidance/table", responses=unprocessable(schemas.CfgTableQuery),
+            summary="The chapter's CFG table for any two noise estimates and scales (EQ MM3.4)")
+def guidance_table(q: Annotated[schemas.CfgTableQuery, Query()]) -> schemas.CfgSnippet:
+    """What the CFG snippet prints, computed here: the guided estimate and its norm at each scale, the norm over s,
+    and the row at `scale`. The page asks for it with the vectors and scales the reader's run used."""
+    return schemas.CfgSnippet.model_validate(snippet_panel(**q.model_dump()))
 
 
 # ---------------------------------------------------------------- denoising walk (EQ MM3.1-3.2)

@@ -10,6 +10,7 @@ from app.diffusion.samplers import SAMPLERS
 from app.instruments import coherence, compression, denoising, guidance
 from app.web.benchmarks import REPRODUCE, SCALING_FILE, scaling_path
 from app.web.schemas import GenerateRequest
+from app.web.snippets import CFG_NORMS, DENOISING_WALK, Snippet, snippet_context
 from app.web.state import state_of
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +38,7 @@ class Page:
     label: str
     context: Callable[..., dict] | None = None  # extra template values, e.g. quiz answers computed by the domain code
     context_takes_request: bool = False  # context(request) rather than context()
+    snippet: Snippet | None = None  # the chapter's runnable snippet the page carries (templates/partials/snippet.html)
 
 
 PAGES = (
@@ -47,6 +49,7 @@ PAGES = (
         "The forward process in closed form and an oracle reverse walk from static back to the data, step by step.",
         "EQ MM3.1 · MM3.2",
         context=denoising.page_context,
+        snippet=DENOISING_WALK,
     ),
     Page(
         "/instruments/latent-vs-pixel",
@@ -63,6 +66,7 @@ PAGES = (
         "Classifier-free guidance on a toy diffusion whose score is known exactly: adherence and diversity, measured.",
         "MM3.2 · EQ MM3.4",
         context=guidance.page_context,
+        snippet=CFG_NORMS,
     ),
     Page(
         "/instruments/coherence",
@@ -92,10 +96,14 @@ PAGES = (
 )
 
 
+def _base(request: Request) -> str:
+    """The path prefix the app is served under behind a proxy ("" when none): every URL a page names starts so."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
 def _render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
     templates = state_of(request.app).templates
-    base = request.scope.get("root_path", "").rstrip("/")
-    return templates.TemplateResponse(request, template, {"pages": PAGES, "base": base, **context},
+    return templates.TemplateResponse(request, template, {"pages": PAGES, "base": _base(request), **context},
                                       status_code=status_code)
 
 
@@ -115,12 +123,19 @@ def index(request: Request) -> HTMLResponse:
     return _render(request, "index.html", title="Diffusion Lab")
 
 
+def _snippet(request: Request, snippet: Snippet) -> dict:
+    state = state_of(request.app)
+    return snippet_context(snippet, state.settings.static_dir, state.vendor, _base(request))
+
+
 def _page_handler(page: Page):
     def handler(request: Request) -> HTMLResponse:
         if page.context is None:
             extra = {}
         else:
             extra = page.context(request) if page.context_takes_request else page.context()
+        if page.snippet is not None:
+            extra["snippet"] = _snippet(request, page.snippet)
         return _render(request, page.template, title=page.title, page=page, **extra)
 
     handler.__name__ = "page_" + page.template.removesuffix(".html")

@@ -1,9 +1,10 @@
 """The chapter's instruments: latent vs pixel, guidance scale, the denoising walk, frame coherence."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.instruments.guidance import SNIPPET_EPS_COND, SNIPPET_EPS_UNCOND, SNIPPET_SCALES
 from app.web.schemas.common import Rule, Seed, Strict
 
 # ---------------------------------------------------------------- latent vs pixel (MM3.1, EQ MM3.3)
@@ -125,6 +126,36 @@ class GuidanceQuery(Strict):
     prompt_class: ColourClass = Field("red", description="The prompt: which colour blob of the toy data to ask for")
     eps_uncond: float = Field(0.20, ge=-10, le=10, description="Worked example: the unconditional noise estimate")
     eps_cond: float = Field(0.50, ge=-10, le=10, description="Worked example: the conditional noise estimate")
+
+
+SAME_LENGTH = Rule("same_length", "eps_cond must have as many components as eps_uncond")
+Component = Annotated[float, Field(ge=-10, le=10)]
+TableScale = Annotated[float, Field(ge=0, le=100)]
+
+
+class CfgTableQuery(Strict):
+    """The CFG snippet's inputs: two noise estimates (a list parameter is repeated: eps_uncond=0.2&eps_uncond=-0.1),
+    the scales of its table and the s whose row is highlighted; the snippet's own values by default."""
+
+    RULES = (SAME_LENGTH,)
+    IN_QUERY = True
+
+    eps_uncond: list[Component] = Field(list(SNIPPET_EPS_UNCOND), min_length=1, max_length=16,
+                                        description="The noise estimate with the caption dropped, ε(∅)")
+    eps_cond: list[Component] = Field(list(SNIPPET_EPS_COND), min_length=1, max_length=16, validate_default=True,
+                                      description=f"The noise estimate with the caption, ε(c); {SAME_LENGTH.text}")
+    scales: list[TableScale] = Field(list(SNIPPET_SCALES), min_length=1, max_length=41,
+                                     description="The guidance scales s of the table's rows")
+    scale: TableScale = Field(7.5, description="The s whose row is answered as `current`")
+
+    @field_validator("eps_cond")
+    @classmethod
+    def _as_long_as_uncond(cls, eps_cond: list[float], info: ValidationInfo) -> list[float]:
+        uncond = info.data.get("eps_uncond")
+        if uncond is not None and len(eps_cond) != len(uncond):
+            raise SAME_LENGTH.error("eps_cond has {cond} components and eps_uncond {uncond}; they must match",
+                                    cond=len(eps_cond), uncond=len(uncond))
+        return eps_cond
 
 
 class GuidanceWorked(BaseModel):
