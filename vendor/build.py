@@ -29,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 VENDOR = Path(__file__).resolve().parent
@@ -206,11 +207,19 @@ def build_editor(dist: Path) -> dict[str, str]:
 # ---------------------------------------------------------------- compression and the manifest
 
 
+def unpacks_to(twin: Path, data: bytes) -> bool:
+    """Whether `twin` is a gzip file of exactly `data` (an earlier build's twin of the same bytes)."""
+    try:
+        return twin.is_file() and gzip.decompress(twin.read_bytes()) == data
+    except (OSError, EOFError, zlib.error):  # not gzip, cut short, corrupt
+        return False
+
+
 def gzip_twin(path: Path) -> int | None:
     """Write path.gz (deterministic: no name, no time) when it saves at least MIN_GZIP_SAVING; its size, or None."""
     data = path.read_bytes()
     twin = path.with_name(path.name + ".gz")
-    if twin.is_file() and gzip.decompress(twin.read_bytes()) == data:  # an earlier build's twin of the same bytes
+    if unpacks_to(twin, data):
         return twin.stat().st_size
     packed = gzip.compress(data, compresslevel=9, mtime=0)
     if len(packed) > (1 - MIN_GZIP_SAVING) * len(data):

@@ -56,6 +56,7 @@ const Snippet = (() => {
     let current = null; // the run in progress: {id, started, timer}
     let runs = 0;
     let afterRun = null; // what to say once the next run ends (a suggested break)
+    let outputLength = 0;
 
     const say = (text) => { status.textContent = text; };
 
@@ -130,7 +131,11 @@ const Snippet = (() => {
       if (stream === "stderr") span.className = "stderr";
       span.textContent = text;
       output.append(span);
-      while (output.textContent.length > OUTPUT_KEEP && output.firstChild) output.firstChild.remove();
+      outputLength += text.length;
+      while (outputLength > OUTPUT_KEEP && output.firstChild) {
+        outputLength -= output.firstChild.textContent.length;
+        output.firstChild.remove();
+      }
       output.scrollTop = output.scrollHeight;
     }
 
@@ -174,6 +179,7 @@ const Snippet = (() => {
       runs += 1;
       current = { id: runs, started: null, timer: null };
       output.replaceChildren();
+      outputLength = 0;
       output.hidden = false;
       figures.replaceChildren();
       verdict.hidden = true;

@@ -17,9 +17,13 @@ import math
 import sys
 import time
 import traceback
+import warnings
 
 OUTPUT_LIMIT = 200_000  # characters of stdout and stderr one run shows; an endless print loop stops being shown there
-FLUSH_EVERY_S = 0.05  # output reaches the page in batches at most this often, so a print loop cannot flood it
+# A finished line reaches the page at once, as in a terminal, unless LINES_AT_ONCE lines went in the last WINDOW_S:
+# then output goes in one batch per WINDOW_S, so a print loop cannot flood the page with messages.
+WINDOW_S = 0.05
+LINES_AT_ONCE = 20
 MAX_PLOTS = 20
 MAX_POINTS = 100_000
 MAX_IMAGE_SIDE = 1024
@@ -27,33 +31,38 @@ TRUNCATED = "\n[output truncated: a run shows at most {limit:,} characters]\n"
 
 
 class Terminal:
-    """One run's stdout and stderr, interleaved as written, posted in batches; capped at OUTPUT_LIMIT characters."""
+    """One run's stdout and stderr, interleaved as written, posted line by line or in batches (see WINDOW_S); capped
+    at OUTPUT_LIMIT characters."""
 
     def __init__(self, post, clock=time.monotonic):
         self.post, self.clock = post, clock
         self.pending: list[list[str]] = []
-        self.shown = 0
-        self.last_post = clock()
+        self.shown, self.truncated = 0, False
+        self.window_started, self.posts_in_window = clock(), 0
 
     def write(self, stream: str, text: str) -> None:
-        room = OUTPUT_LIMIT - self.shown
-        if room <= 0 or not text:
+        if self.truncated or not text:
             return
+        room = OUTPUT_LIMIT - self.shown
         if len(text) > room:
-            text = text[:room] + TRUNCATED.format(limit=OUTPUT_LIMIT)
+            text, self.truncated = text[:room] + TRUNCATED.format(limit=OUTPUT_LIMIT), True
         self.shown += len(text)
         if self.pending and self.pending[-1][0] == stream:
             self.pending[-1][1] += text
         else:
             self.pending.append([stream, text])
-        if self.clock() - self.last_post >= FLUSH_EVERY_S:
+        now = self.clock()
+        if now - self.window_started >= WINDOW_S:
+            self.flush()
+            self.window_started, self.posts_in_window = now, 0
+        elif "\n" in text and self.posts_in_window < LINES_AT_ONCE:
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
             self.post("output", json.dumps({"chunks": self.pending}))
             self.pending = []
-        self.last_post = self.clock()
+            self.posts_in_window += 1
 
 
 class Stream(io.TextIOBase):
@@ -161,6 +170,11 @@ def error_text(err: BaseException, compiling: bool) -> str:
     return "".join(traceback.format_exception(type(err), err, err.__traceback__.tb_next))
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as Python prints it, on the run's stderr (whoever else may be catching warnings, a test runner)."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def run(source: str, filename: str, report, post) -> bool:
     """Run `source` as a fresh __main__ with the helpers at hand; post its output, then `done`. True when it ran
     to the end (a sys.exit(0) counts), False when it raised."""
@@ -178,7 +192,9 @@ def run(source: str, filename: str, report, post) -> bool:
     try:
         code = compile(source, filename, "exec")
         compiling = False
-        exec(code, namespace)  # noqa: S102 - the reader's own code, in the reader's own browser
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            exec(code, namespace)  # noqa: S102 - the reader's own code, in the reader's own browser
     except SystemExit as stop:  # as Python does: sys.exit("why") prints why, sys.exit(3) prints nothing
         ok = stop.code in (None, 0)
         if not ok and not isinstance(stop.code, int):
