@@ -51,8 +51,8 @@ DENOISING_WALK = Snippet(
             replace="beta = np.linspace(0.001, 1.0, T)",
             failure="zero terminal SNR",
             explain="β = 1 at the last step leaves ᾱ = 0 there: pure noise, as EQ MM3.1 wants, but the first x̂0 "
-                    "divides by √ᾱ = 0, numpy warns of 0/0, and the nan it makes is carried to the end of the walk. "
-                    "Models that end at zero signal predict v or x0 instead of ε.",
+                    "divides by √ᾱ = 0, and the nan that 0/0 makes is carried to the end of the walk. Models whose "
+                    "schedule ends at zero signal predict v or x0 instead of ε.",
         ),
         Break(
             label="Give the oracle a wrong ε",

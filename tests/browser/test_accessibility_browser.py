@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from app.web.routes.pages import PAGES
-from tests.helpers.browser import wait_for
+from tests.helpers.browser import open_snippet, run_snippet, set_code, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -85,6 +85,20 @@ def test_guidance_page_after_a_live_sweep(axe_page):
     wait_for(page, "!document.getElementById('real-model-live').disabled")
     page.click("#real-model-live")
     wait_for(page, "document.getElementById('real-model-status').textContent.startsWith('Live:')", timeout=60_000)
+    assert violations(page) == []
+
+
+def test_snippet_editor_after_runs_with_a_chart_an_image_a_break_and_a_traceback(axe_page):
+    """What only appears once the reader opens the editor: CodeMirror, the output, charts, images, the notes."""
+    page, base = axe_page
+    page.goto(base + "/instruments/guidance", wait_until="networkidle")
+    open_snippet(page)
+    run_snippet(page)
+    assert violations(page) == []
+    run_snippet(page, "button[data-failure='the off-by-one convention']")
+    set_code(page, "import numpy as np\nshow_image(np.eye(4))\nprint('x' * 500)\n1 / 0\n")
+    run_snippet(page)
+    assert page.is_visible("#snippet-break-note") and page.is_visible("#snippet-figures canvas")
     assert violations(page) == []
 
 

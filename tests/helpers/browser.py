@@ -135,3 +135,60 @@ def press_remeasure(page, button: str, status: str) -> None:
     wait_for(page, "(id) => window.busyStates.includes(true) && !document.getElementById(id).disabled", arg=button,
              timeout=60_000)
     wait_for(page, "(id) => document.getElementById(id).textContent.includes('measured just now')", arg=status)
+
+
+# ---------------------------------------------------------------- a page's runnable snippet (static/js/snippet.js)
+
+SNIPPET = "document.getElementById('snippet')"
+PYTHON_START_MS = 120_000  # Pyodide's first start: about 5 s on an idle laptop core, far more beside a training run
+
+
+def open_snippet(page) -> None:
+    """Open the snippet's editor and wait until Python has started in its worker."""
+    page.click("#snippet-open")
+    wait_for(page, f"{SNIPPET}.dataset.loadSeconds !== undefined", timeout=PYTHON_START_MS)
+
+
+def set_code(page, code: str) -> None:
+    """Replace the editor's code as a paste would (no auto-indent)."""
+    page.click("#snippet-editor .cm-content")
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(code)
+
+
+def edit_code(page, line_with: str, old: str, new: str) -> None:
+    """Type `new` over `old` on the editor's line that contains `line_with`, with the keyboard."""
+    line = page.locator("#snippet-editor .cm-line", has_text=line_with)
+    column = line.text_content().index(old)
+    line.click()
+    page.keyboard.press("Home")
+    page.keyboard.press("Home")  # the first stops after any indentation
+    for _ in range(column):
+        page.keyboard.press("ArrowRight")
+    for _ in range(len(old)):
+        page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.type(new)
+
+
+def editor_code(page) -> str:
+    return page.evaluate("Array.from(document.querySelectorAll('#snippet-editor .cm-line'), l => l.textContent)"
+                         ".join('\\n')")
+
+
+def start_run(page, how: str = "#snippet-run") -> None:
+    page.evaluate(f"delete {SNIPPET}.dataset.lastRun; delete {SNIPPET}.dataset.verdict")
+    page.click(how)
+
+
+def finish_run(page, timeout: int = PYTHON_START_MS) -> str:
+    """Wait until the run ends and, when it ran to the end, the server's answer is in; the run's output."""
+    wait_for(page, f"{SNIPPET}.dataset.lastRun !== undefined", timeout=timeout)
+    if page.evaluate(f"{SNIPPET}.dataset.lastRun") == "ok":
+        wait_for(page, f"{SNIPPET}.dataset.verdict !== undefined")
+    return page.text_content("#snippet-output")
+
+
+def run_snippet(page, how: str = "#snippet-run") -> str:
+    """Press Run (or `how`, a suggested break) and wait for the run: its output."""
+    start_run(page, how)
+    return finish_run(page)

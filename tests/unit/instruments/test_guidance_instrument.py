@@ -294,3 +294,47 @@ def test_endpoint_is_documented(client):
     names = {p["name"] for p in op["parameters"]}
     assert names == {"scale", "seed", "samples", "prompt_class", "eps_uncond", "eps_cond"}
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/GuidanceResult")
+
+
+# ---------------------------------------------------------------- the CFG table for any vectors (the snippet's check)
+
+TABLE = "/api/v1/instruments/guidance/table"
+
+
+def test_table_defaults_are_the_chapters_snippet(client):
+    body = client.get(TABLE).json()
+    assert body == g.snippet_panel(7.5)
+    assert [round(row["norm"], 3) for row in body["rows"]] == [0.229, 0.585, 1.556, 3.797, 7.543]
+
+
+def test_table_for_other_vectors_and_scales_is_eq_mm34_on_them(client):
+    params = {"eps_uncond": [0.2, -0.1], "eps_cond": [0.6, 0.3], "scales": [0, 2, 30], "scale": 4}
+    body = client.get(TABLE, params=params).json()
+    assert body["rows"] == g.cfg_table([0.2, -0.1], [0.6, 0.3], [0, 2, 30])
+    assert body["rows"][1]["guided"] == pytest.approx([1.0, 0.7])
+    assert body["current"] == g.cfg_table([0.2, -0.1], [0.6, 0.3], [4])[0]
+    assert body["direction"] == pytest.approx([0.4, 0.4])
+    curve = body["norm_curve"]["scales"]
+    assert len(curve) == 41 and curve[0] == 0 and curve[-1] == 30  # drawn up to the largest s asked for
+
+
+@pytest.mark.parametrize(("params", "field", "kind"), [
+    ({"eps_uncond": [0.2], "eps_cond": [0.5, 0.3]}, "eps_cond", "same_length"),
+    ({"eps_uncond": [0.2] * 17}, "eps_uncond", "too_long"),
+    ({"eps_cond": [10.5, 0, 0]}, "eps_cond", "less_than_equal"),
+    ({"scales": [101]}, "scales", "less_than_equal"),
+    ({"scales": [float(s) for s in range(42)]}, "scales", "too_long"),
+    ({"scale": "nan"}, "scale", "finite_number"),
+])
+def test_table_rejects_bad_input_naming_the_field_and_the_rule(client, params, field, kind):
+    response = client.get(TABLE, params=params)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert {d["loc"][1] for d in detail} == {field} and detail[0]["type"] == kind
+
+
+def test_table_states_its_cross_field_rule(client):
+    op = client.get("/openapi.json").json()["paths"][TABLE]["get"]
+    assert op["responses"]["422"]["x-cross-field-rules"] == {
+        "same_length": "eps_cond must have as many components as eps_uncond"}
+    assert {p["name"] for p in op["parameters"]} == {"eps_uncond", "eps_cond", "scales", "scale"}

@@ -100,8 +100,7 @@ def test_every_break_edits_our_code_in_one_place_and_names_its_failure(snippet):
 
 def test_an_alpha_bar_of_zero_turns_the_walk_into_nan():
     ran, _ = broken(DENOISING_WALK, "End the schedule at ᾱ = 0")
-    assert ran.ok
-    assert "RuntimeWarning: invalid value encountered in divide" in ran.stream("stderr")
+    assert ran.ok  # (CPython's numpy warns of the 0/0; in the browser WebAssembly has no floating-point flags to see)
     assert ran.values["alpha_bar"][-1] == 0.0 and ran.values["x"] == ["nan", "nan"]
     assert "[nan nan]" in ran.stream("stdout")
 
