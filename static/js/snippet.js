@@ -51,12 +51,14 @@ const Snippet = (() => {
     const runButton = $("run");
     const stopButton = $("stop");
     let editor = null; // SnippetEditor, once opened
+    let opening = null; // the promise of the editor being opened (once)
     let worker = null;
     let pythonReady = false;
     let current = null; // the run in progress: {id, started, timer}
     let runs = 0;
     let afterRun = null; // what to say once the next run ends (a suggested break)
     let outputLength = 0;
+    let readyHint = "Press Run or Ctrl+Enter.";
 
     const say = (text) => { status.textContent = text; };
 
@@ -78,19 +80,16 @@ const Snippet = (() => {
       worker.onerror = (event) => failed(event.message || "the worker stopped");
       worker.postMessage({ type: "init", pyodideURL: cfg.pyodideUrl, runtimeURL: cfg.runtimeUrl,
         packages: JSON.parse(cfg.packages) });
-      const started = performance.now();
       const me = worker;
       setTimeout(() => { if (worker === me && !pythonReady) failed(`Python did not start within ${LOAD_TIMEOUT_S} s`); },
         LOAD_TIMEOUT_S * 1000);
-      say(current ? "Starting Python (Pyodide and numpy, from this server)…"
-        : "Loading Python (Pyodide and numpy, about 9 MB from this server, cached after the first time)…");
-      return started;
+      say(`Loading Python (Pyodide and numpy, about 9 MB from this server, cached after the first time)… ${readyHint}`);
     }
 
     function failed(message) {
       if (worker) worker.terminate();
       worker = null;
-      finish(false);
+      if (current) finish(false);
       say(`Python could not start here: ${message}. Reload the page to try again.`);
       runButton.disabled = true;
     }
@@ -99,7 +98,7 @@ const Snippet = (() => {
       if (data.type === "ready") {
         pythonReady = true;
         section.dataset.loadSeconds = data.seconds.toFixed(2);
-        if (!current) say(`Python is ready (started in ${data.seconds.toFixed(1)} s). Press Run or Ctrl+Enter.`);
+        if (!current) say(`Python is ready (started in ${data.seconds.toFixed(1)} s). ${readyHint}`);
         return;
       }
       if (data.type === "failed") { failed(data.message); return; }
@@ -178,6 +177,7 @@ const Snippet = (() => {
       if (!worker) startPython();
       runs += 1;
       current = { id: runs, started: null, timer: null };
+      $("break-note").hidden = true; // a suggested edit's note comes back when its run ends
       output.replaceChildren();
       outputLength = 0;
       output.hidden = false;
@@ -234,14 +234,20 @@ const Snippet = (() => {
 
     // ---------------------------------------------------------------- the editor
 
-    async function open(code = original) {
-      if (editor) return;
+    // Opens the editor once, however many ask (the button, a link's code, a suggested break).
+    function open(code = original) {
+      opening = opening || openEditor(code);
+      return opening;
+    }
+
+    async function openEditor(code) {
       $("open").disabled = true;
       say("Loading the editor…");
       try {
         await loadScript(cfg.editorUrl);
       } catch (err) {
         $("open").disabled = false;
+        opening = null;
         say(`The editor could not load: ${err.message}.`);
         return;
       }
@@ -259,6 +265,7 @@ const Snippet = (() => {
 
     function reset() {
       if (!editor) return;
+      readyHint = "Press Run or Ctrl+Enter.";
       editor.setCode(original);
       keepInURL(original);
     }
@@ -270,7 +277,6 @@ const Snippet = (() => {
       editor.setCode(original.replace(button.dataset.find, button.dataset.replace));
       keepInURL(editor.getCode());
       afterRun = { label: button.textContent.trim(), failure: button.dataset.failure, explain: button.dataset.explain };
-      $("break-note").hidden = true;
       run();
     }
 
@@ -293,7 +299,8 @@ const Snippet = (() => {
     for (const b of section.querySelectorAll("button[data-find]")) b.addEventListener("click", () => applyBreak(b));
     const linked = new URLSearchParams(window.location.search).get(URL_KEY);
     if (linked !== null && linked !== original) {
-      open(linked).then(() => say("This link carries edited code (not ours): press Run to run it, or Reset."));
+      readyHint = "This link carries edited code, not ours: press Run to run it, or Reset for ours.";
+      open(linked);
     }
   }
 
