@@ -125,9 +125,11 @@ def helpers(post) -> dict:
         if pixels.ndim == 3 and pixels.shape[2] == 1:
             pixels = pixels[..., 0]
         if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))) or 0 in pixels.shape:
-            raise ValueError(f"show_image takes an H x W, H x W x 3 or H x W x 4 array, not one of shape {pixels.shape}")
+            raise ValueError(f"show_image takes an H x W, H x W x 3 or H x W x 4 array, not one of shape "
+                             f"{pixels.shape}")
         if max(pixels.shape[:2]) > MAX_IMAGE_SIDE:
-            raise ValueError(f"show_image shows at most {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE} pixels, not {pixels.shape[:2]}")
+            raise ValueError(f"show_image shows at most {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE} pixels, "
+                             f"not {pixels.shape[:2]}")
         if pixels.dtype.kind in "bf":
             pixels = np.nan_to_num(pixels.astype(float)) * 255.0
         elif pixels.dtype.kind not in "iu":

@@ -2,7 +2,6 @@
 receives is the one its lock vouches for: the core files vendor/pyodide-core.sha256 pins, the numpy wheel the sha256
 in the served pyodide-lock.json. Needs the build step (`make vendor`, which `make test` runs first)."""
 
-import gzip
 import hashlib
 import json
 
