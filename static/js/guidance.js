@@ -156,7 +156,7 @@
   async function compareRun(values) {
     const { eps_uncond, eps_cond, scales, norms } = Snippet.need(values, ["eps_uncond", "eps_cond", "scales", "norms"]);
     const inputs = { eps_uncond, eps_cond, scales };
-    const table = await Lab.getJSON(TABLE, { ...inputs, scale: controls.read().scale }, TABLE);
+    const table = await Lab.getJSON(TABLE, { ...inputs, scale: controls.read().scale }, "snippet run");
     snippetInputs = inputs;
     drawSnippet(table);
     const differ = Snippet.differences(scales.map((s, i) => (
