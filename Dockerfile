@@ -15,6 +15,17 @@ COPY static/ static/
 COPY bench/results/ bench/results/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
+# ---- vendor: Pyodide with numpy and the snippet editor, fetched by npm and pip and checked by vendor/build.py ----
+FROM ${PYTHON_IMAGE} AS vendor
+# Debian's own nodejs and npm (whatever this release ships): npm only installs what vendor/package-lock.json pins.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY vendor/ vendor/
+RUN python vendor/build.py
+
 # ---- runtime: a venv with torch, the wheel and the weights; runs as a non-root user ----
 FROM ${PYTHON_IMAGE} AS runtime
 # cpu, or a CUDA variant PyTorch publishes for torch 2.13.0 (e.g. cu126, cu128); the wheel brings CUDA's
@@ -36,8 +47,10 @@ RUN pip install /tmp/wheels/diffusion_lab-*.whl \
     && groupadd --system --gid 10001 lab \
     && useradd --system --uid 10001 --gid lab --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lab
 COPY models/ /opt/diffusion-lab/models/
+COPY --from=vendor /src/vendor/dist/ /opt/diffusion-lab/vendor/
 
 ENV DIFFUSION_LAB_MODEL_DIR=/opt/diffusion-lab/models \
+    DIFFUSION_LAB_VENDOR_DIR=/opt/diffusion-lab/vendor \
     DIFFUSION_LAB_DEVICE=auto \
     DIFFUSION_LAB_LOG_FORMAT=json \
     DIFFUSION_LAB_SHUTDOWN_GRACE_S=8

@@ -7,6 +7,7 @@ the fresh venv borrows torch and the other dependencies from the dev venv instea
 """
 
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -146,16 +147,25 @@ def test_hadolint_has_no_warnings():
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
 
 
-def test_two_stages_on_slim_python_and_torch_from_pytorchs_index(stages, runtime):
+def test_three_stages_on_slim_python_and_torch_from_pytorchs_index(stages, runtime):
     args = dockerfile_args()
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
-    assert [s.base for s in stages] == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"] and stages[0].name == "build"
+    assert [s.base for s in stages] == ["${PYTHON_IMAGE}"] * 3
+    assert [s.name for s in stages] == ["build", "vendor", "runtime"]
     assert any("pip wheel" in r and "--no-deps" in r for r in stages[0].all("RUN"))
     torch = [r for r in runtime.all("RUN") if "torch==" in r]
     assert torch and "torch==2.13.0" in torch[0] and '--index-url "${TORCH_INDEX_URL}"' in torch[0]
     assert args["TORCH_VARIANT"] == "cpu"
     assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/${TORCH_VARIANT}"
     assert any("--from=build" in c for c in runtime.all("COPY"))
+
+
+def test_the_vendor_stage_runs_the_checked_build_and_the_image_serves_its_output(stages, runtime):
+    vendor = stages[1]
+    assert vendor.all("RUN")[-1] == "python vendor/build.py"  # the same verified build as `make vendor`
+    assert copy_sources(vendor) == [(["vendor/"], "vendor/")]
+    (copied,) = [c.split()[-1] for c in runtime.all("COPY") if "--from=vendor" in c]
+    assert Path(runtime.env()["DIFFUSION_LAB_VENDOR_DIR"]) == Path(copied)
 
 
 def test_runs_as_a_non_root_user_exposes_8000_and_checks_healthz(runtime):
@@ -169,13 +179,15 @@ def test_runs_as_a_non_root_user_exposes_8000_and_checks_healthz(runtime):
 
 def test_the_build_context_holds_what_the_image_needs_and_no_clutter(stages):
     sources = [s for stage in stages for srcs, _ in copy_sources(stage) for s in srcs]
-    assert {"pyproject.toml", "README.md", "app/", "templates/", "static/", "bench/results/", "models/"} <= set(sources)
+    assert {"pyproject.toml", "README.md", "app/", "templates/", "static/", "bench/results/", "models/",
+            "vendor/"} <= set(sources)
     rules = ignore_patterns()
     for kept in ("app/main.py", "templates/base.html", "static/css/lab.css", "models/denoiser.safetensors",
-                 "bench/results/scaling.json"):
+                 "bench/results/scaling.json", "vendor/build.py", "vendor/package-lock.json"):
         assert not is_ignored(kept, rules), kept
     for dropped in (".venv/bin/python", ".git/HEAD", "tests/test_app.py", "static/screenshots/guidance.png",
-                    "models/logs/vae.log", "app/__pycache__/main.cpython-311.pyc", "bench/instruments.py"):
+                    "models/logs/vae.log", "app/__pycache__/main.cpython-311.pyc", "bench/instruments.py",
+                    "vendor/dist/manifest.json", "vendor/node_modules/pyodide/pyodide.js"):
         assert is_ignored(dropped, rules), dropped
 
 
@@ -252,6 +264,9 @@ def image(stages, runtime, tmp_path_factory) -> Image:
     (model_copy,) = [dest for srcs, dest in copy_sources(runtime) if srcs == ["models/"]]
     assert model_copy.startswith("/opt/") and runtime.env()["VIRTUAL_ENV"] == "/opt/venv"
     copy_into(["models/"], root / model_copy.lstrip("/"))  # the image's /opt is this test's root/opt
+    # what the vendor stage builds is what `make vendor` built here (the same script)
+    (vendor_copy,) = [c.split()[-1] for c in runtime.all("COPY") if "--from=vendor" in c]
+    shutil.copytree(ROOT / "vendor" / "dist", root / vendor_copy.lstrip("/"))
     env = _image_env(runtime, {"/opt/": f"{root}/opt/"}, venv)
 
     workdir = root / "workdir"  # the image's WORKDIR: anywhere but the checkout
@@ -331,6 +346,16 @@ def test_the_container_serves_the_benchmark_results_it_was_built_with(image):
         assert status == 404 and "absent" in json.loads(body)["detail"]
     status, _, body = _get(image.url + "/benchmarks")
     assert status == 200 and f'data-recorded="{str(recorded.is_file()).lower()}"'.encode() in body
+
+
+def test_the_container_serves_pyodide_and_the_editor_from_its_vendor_dir(image):
+    """Away from the checkout, the snippets' files come from where the image copies the vendor stage's output."""
+    manifest = json.loads((ROOT / "vendor" / "dist" / "manifest.json").read_text())
+    for rel in ("editor/snippet-editor.js", f"pyodide/{manifest['pyodide_version']}/pyodide.asm.wasm"):
+        status, headers, body = _get(f"{image.url}/vendor/{rel}")
+        assert status == 200 and hashlib.sha256(body).hexdigest() == manifest["files"][rel]["sha256"], rel
+    status, _, body = _get(image.url + "/instruments/denoising")
+    assert status == 200 and b"not installed" not in body
 
 
 def test_the_healthcheck_command_passes_against_the_container(image, runtime):
