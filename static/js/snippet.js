@@ -186,7 +186,9 @@ const Snippet = (() => {
       runButton.disabled = true;
       stopButton.disabled = false;
       if (!pythonReady) say("Waiting for Python to load, then running…");
-      worker.postMessage({ type: "run", id: current.id, code: editor.getCode(), filename: cfg.filename, report });
+      const code = editor.getCode();
+      keepInURL(code); // at once: a link copied after a run reproduces the code that ran, not a debounced older one
+      worker.postMessage({ type: "run", id: current.id, code, filename: cfg.filename, report });
     }
 
     function finish(ok) {
@@ -275,7 +277,6 @@ const Snippet = (() => {
       await open();
       if (!editor || current) return;
       editor.setCode(original.replace(button.dataset.find, button.dataset.replace));
-      keepInURL(editor.getCode());
       afterRun = { label: button.textContent.trim(), failure: button.dataset.failure, explain: button.dataset.explain };
       run();
     }
