@@ -5,12 +5,23 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.helpers.browser import CHROMIUM, CHROMIUM_FLAGS, PageProbe
 from tests.helpers.models import model_settings, settings_for_tests, write_tiny_model
 from tests.helpers.server import serve
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny tensors run
+    faster on one, and two threads on a shared CPU stall on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

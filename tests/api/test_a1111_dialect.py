@@ -10,7 +10,6 @@ import time
 import httpx
 import numpy as np
 import pytest
-import torch
 import webuiapi
 from PIL import Image
 
@@ -27,12 +26,7 @@ SMALL = {"width": 32, "height": 32}  # the tiny model's one size
 FAST = {"seed": 7, "steps": 3, **SMALL}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def webui(server: str, client_id: str | None = None, **kwargs) -> webuiapi.WebUIApi:

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from app.config import REPO_ROOT
@@ -23,12 +22,7 @@ GENERATE, MODEL = "/api/v1/generate", "/api/v1/model"
 BODY = {"prompt": "a red circle", "seed": 7, "steps": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pngs(response) -> list[bytes]:

@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from app.diffusion.samplers import timesteps_for
@@ -21,12 +20,7 @@ GRID, SWEEP, GUIDANCE = "/api/v1/generate/grid", "/api/v1/generate/sweep", "/api
 MEASURED, GENERATE = "/api/v1/instruments/compression/measured", "/api/v1/generate"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pixels(b64: str) -> np.ndarray:

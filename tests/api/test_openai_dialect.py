@@ -8,7 +8,6 @@ import httpx
 import numpy as np
 import openai
 import pytest
-import torch
 from openai import OpenAI
 
 from app.main import create_app
@@ -25,12 +24,7 @@ PROMPT = "A Red Circle!"
 FAST = {"seed": 7, "steps": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sdk(server: str, api_key: str = "unused") -> OpenAI:

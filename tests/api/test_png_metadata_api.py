@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-import torch
 import webuiapi
 from openai import OpenAI
 
@@ -15,12 +14,7 @@ from tests.helpers.metadata import TRAINED_ALGORITHMIC_MEDIA, exiftool_tags, nee
 PROMPT, SEED = "a small yellow square", 11
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,7 @@ STREAM, VALIDATE, GENERATE = "/api/v1/generate/stream", "/api/v1/generate/valida
 QUERY = {"prompt": "a red circle", "seed": 7, "steps": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def parse_sse(lines) -> list[tuple[str, dict]]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -34,12 +33,7 @@ BODY = {"prompt": "a red circle moving right", "seed": 7, "steps": 3}
 METRIC_KEYS = set(ClipMetrics.__dataclass_fields__)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def frames_of(clip: dict) -> np.ndarray:

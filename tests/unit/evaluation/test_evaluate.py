@@ -40,13 +40,7 @@ TINY = EvalConfig(prompts=2, seeds=2, steps=3, scales=(0.0, 1.0, 5.0), partial_p
                   timing_batch=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and 2 threads on a shared CPU stall on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,7 @@ import torch
 from app.nets import DIT_SIZES, DiT
 from app.nets.video_dit import VideoDiT, VideoDiTConfig, sincos_1d
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from app.diffusion.samplers import SamplingCancelled
 from app.pipelines.image import GenerationSettings, Pipeline
@@ -25,12 +24,7 @@ def arun(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

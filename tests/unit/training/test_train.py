@@ -20,13 +20,7 @@ TINY = ["--size", "tiny", "--resolution", "32", "--batch", "8", "--device", "cpu
         "--val-size", "32", "--no-progress", "--log-every", "5"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and 2 threads on a shared CPU stall on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_training_modules_import_without_the_web_stack():

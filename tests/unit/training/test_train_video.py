@@ -14,13 +14,7 @@ from app.training.video import _merge, checkpoint_schedule, draw_odds
 from app.world.clips import reverse_clips, sample_clips
 from app.world.scenes import VOCAB
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def video_args(model_dir, out_dir, steps: int) -> list[str]:
