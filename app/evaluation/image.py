@@ -64,9 +64,11 @@ from app.world.scenes import (
     SYNONYMS,
     VOCAB,
     Prompt,
-    parse_prompt,
     render,
     sample_scenes,
+)
+from app.world.scenes import (
+    parse_object_prompt as parse_prompt,
 )
 
 CARD_KEYS = ("name", "description", "architecture", "training", "vocabulary", "defaults", "evaluation",

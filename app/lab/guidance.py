@@ -18,7 +18,8 @@ from app.diffusion.samplers import timesteps_for
 from app.measure.image import CARD_GUIDANCE_SCALES, adherence, full_prompts, pairwise_rms
 from app.measure.judge import judge, matches
 from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
-from app.world.scenes import Prompt, parse_prompt, to_uint8
+from app.world.scenes import Prompt, to_uint8
+from app.world.scenes import parse_object_prompt as parse_prompt
 
 GRID_SCALES = CARD_GUIDANCE_SCALES  # the grid starts as the card's sweep
 MAX_GRID_SCALES = 8

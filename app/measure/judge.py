@@ -70,7 +70,7 @@ class Verdict:
     background: tuple[float, float, float]
 
 
-def _as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+def as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 numpy (B, H, W, 3) or float torch (B, 3, H, W) in [-1, 1] -> float32 (B, 3, H, W) in 0..255."""
     if isinstance(images, torch.Tensor):
         x = images.detach().float().cpu()
@@ -111,8 +111,14 @@ def _channel_norm(d: torch.Tensor) -> torch.Tensor:
     return (d * d).sum(1).sqrt()
 
 
-def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All per-image measurements of a (B, 3, H, W) 0..255 batch, as (B, ...) tensors."""
+def min_component_area(h: int, w: int) -> float:
+    """Pixels a foreground component needs to count as a shape: a quarter of the smallest legal triangle."""
+    return 12.0 * (h * w) / BASE_RESOLUTION**2
+
+
+def foreground(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Of a (B, 3, H, W) 0..255 batch: the background colour (B, 3), the foreground mask (B, H, W), its
+    component labels (B, HW) and each label's pixel count (B, HW + 1; label 0, the background, counts 0)."""
     b, _, h, w = x.shape
     border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, 1:-1, 0], x[:, :, 1:-1, -1]], 2)  # (B, 3, P)
     bg = border.median(2).values  # (B, 3)
@@ -129,9 +135,15 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
     labels = components(fg).view(b, -1)  # (B, HW)
     sizes = torch.zeros(b, h * w + 1).scatter_add_(1, labels, torch.ones(b, h * w))
     sizes[:, 0] = 0
+    return bg, fg, labels, sizes
+
+
+def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All per-image measurements of a (B, 3, H, W) 0..255 batch, as (B, ...) tensors."""
+    b, _, h, w = x.shape
+    bg, fg, labels, sizes = foreground(x)
     main_label = sizes.argmax(1)  # (B,)
-    min_area = 12.0 * (h * w) / BASE_RESOLUTION**2  # a quarter of the smallest legal triangle
-    n_components = (sizes >= min_area).sum(1)
+    n_components = (sizes >= min_component_area(h, w)).sum(1)
     main = (labels == main_label[:, None]).view(b, h, w) & fg  # (B, H, W)
     total_fg = fg.flatten(1).sum(1).float()
     area = main.flatten(1).sum(1).float()
@@ -253,7 +265,7 @@ def _verdicts(m: dict[str, torch.Tensor], h: int, w: int) -> list[Verdict]:
 
 def judge(images: np.ndarray | torch.Tensor) -> list[Verdict]:
     """Judge a batch: uint8 numpy (B, H, W, 3), or float torch (B, 3, H, W) in [-1, 1] (any device)."""
-    x = _as_batch(images)
+    x = as_batch(images)
     h, w = x.shape[-2:]
     verdicts: list[Verdict] = []
     for i in range(0, len(x), CHUNK):

@@ -23,7 +23,8 @@ from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.pipelines.denoiser import CaptionedDenoiser, DenoisingSettings, weights_metadata
-from app.world.scenes import parse_prompt, to_uint8
+from app.world.prompts import parse_prompt
+from app.world.scenes import to_uint8
 
 WEIGHT_FILES = {"vae": "vae.safetensors", "text": "text_encoder.safetensors", "dit": "denoiser.safetensors"}
 

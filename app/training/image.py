@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
 from app.measure.image import psnr
 from app.nets.dit import DIT_SIZES, DiT, DiTConfig
-from app.nets.io import load_module, save_module
+from app.nets.io import load_module, read_metadata, save_module
 from app.nets.text import TEXT_SIZES, TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAE_SIZES, VAEConfig, kl_divergence
 from app.training.loop import Run, fit, provenance, read_checkpoint, setup_backend
@@ -143,7 +144,9 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
     in a few outline pixels, which a plain mean over 4,096 pixels hardly sees).
     """
     from app.measure.judge import agreement, judge
+    from app.measure.pair_judge import judge_pairs, pair_agreement
     from app.world.clips import render_clips, sample_clips
+    from app.world.compose import render_pairs, sample_pairs
     from app.world.scenes import SHAPES, render, sample_scenes
 
     setup_backend(device)
@@ -160,8 +163,10 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
 
     def train_step() -> torch.Tensor:
         n_clip = int(round(args.batch * args.clip_share))
-        x = torch.cat([render(sample_scenes(args.batch - n_clip, run.rng, args.resolution), device),
-                       clip_frames(n_clip, run.rng, args.resolution, device)])
+        n_pair = int(round(args.batch * args.pair_share))
+        x = torch.cat([render(sample_scenes(args.batch - n_clip - n_pair, run.rng, args.resolution), device),
+                       clip_frames(n_clip, run.rng, args.resolution, device),
+                       render_pairs(sample_pairs(n_pair, run.rng, args.resolution), device)])
         vae.encoder.eval()
         z = latents(x)
         if args.latent_noise > 0:  # a denoiser's latents are never exact: learn to draw near-misses as clean shapes
@@ -177,6 +182,8 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
     val_x = render(val_scenes, device)
     val_clips = sample_clips(args.val_size, np.random.default_rng(VAL_SEED), resolution=args.resolution)
     val_circles = render_clips(val_clips, device)[val_clips.scenes.shape == SHAPES.index("circle")].flatten(0, 1)
+    val_pairs = sample_pairs(args.val_size, np.random.default_rng(VAL_SEED), args.resolution)
+    val_pair_x = render_pairs(val_pairs, device)
 
     @torch.no_grad()
     def validate(model: VAE, final: bool) -> dict:
@@ -185,8 +192,11 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
 
         recon = reconstruct(val_x)
         circles = [v.shape == "circle" for v in judge(reconstruct(val_circles))]
+        pair_recon = reconstruct(val_pair_x)
         return {"psnr_db": psnr(recon, val_x).mean().item(), "judge_all": agreement(judge(recon), val_scenes)["all"],
-                "moving_circle_frames_round": float(np.mean(circles))}
+                "moving_circle_frames_round": float(np.mean(circles)),
+                "pair_psnr_db": psnr(pair_recon, val_pair_x).mean().item(),
+                "pair_judge_all": pair_agreement(judge_pairs(pair_recon), val_pairs)["all"]}
 
     summary = fit(run, train_step, validate)
     out = run.ema.module
@@ -230,6 +240,31 @@ def denoiser_configs(args: argparse.Namespace, vae_config: VAEConfig) -> tuple[T
     return text, dit
 
 
+def warm_start_denoiser(run: Run, path: str) -> dict:
+    """Start model and EMA from committed image weights (the DiT file, its caption encoder beside it).
+
+    The vocabulary only ever grows at its end (app.world.scenes.VOCAB), so the earlier token embedding fills the
+    first rows and the words it never saw keep their fresh init. The optimizer starts fresh (with warmup); the
+    earlier training time is recorded, not added to this run's. Returns the provenance to record.
+    """
+    meta = read_metadata(path)
+    extra = meta["extra"]
+    text_path = Path(path).with_name(extra.get("text_encoder", "text_encoder.safetensors"))
+    weights = {**{f"dit.{k}": v for k, v in load_file(str(path)).items()},
+               **{f"text.{k}": v for k, v in load_file(str(text_path)).items()}}
+    own = run.model.state_dict()
+    name = "text.token_embed.weight"
+    grown = own[name].clone()
+    grown[: len(weights[name])] = weights[name]
+    weights[name] = grown
+    run.model.load_state_dict(weights, strict=True)
+    run.ema.module.load_state_dict(weights, strict=True)
+    tqdm.write(f"warm start from {path} (step {extra.get('steps_done')}); "
+               f"{len(grown) - len(load_file(str(text_path))['token_embed.weight'])} new token rows")
+    return {"weights": str(path), "steps": extra.get("steps_done"), "wall_time_s": extra.get("wall_time_s"),
+            "device": extra.get("device"), "command": extra.get("command")}
+
+
 def default_text_out(out: str | Path) -> Path:
     """text_encoder.safetensors beside the denoiser file."""
     return Path(out).with_name("text_encoder.safetensors")
@@ -238,6 +273,7 @@ def default_text_out(out: str | Path) -> Path:
 def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path, Path]:
     """Train caption encoder + DiT with v-prediction (EQ MM3.2) on frozen-VAE latents (EQ MM3.3)."""
     from app.diffusion.schedule import NoiseSchedule, sample_timesteps, training_loss
+    from app.world.compose import pair_captions, render_pairs, sample_pairs
     from app.world.scenes import VOCAB, random_captions, render, sample_scenes, tokenize
 
     setup_backend(device)
@@ -254,22 +290,30 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
     run = Run(args, device, model, {"text": text_cfg.to_dict(), "dit": dit_cfg.to_dict()})
     if resumed:
         run.load_checkpoint(resumed)
+    warm = warm_start_denoiser(run, args.warm_start) if args.warm_start and not resumed else None
     schedule = NoiseSchedule.make(kind=args.schedule, T=args.timesteps)
     weighting = None if args.weighting == "none" else args.weighting
     forward = torch.compile(model) if args.compile else model
 
     @torch.no_grad()
-    def latents(scenes) -> torch.Tensor:
+    def latents(x: torch.Tensor) -> torch.Tensor:
         # The posterior mean, normalised: the VAE's KL weight is tiny, so a sample would add only jitter.
         # In fp32 even under bf16 autocast: the targets should not carry bf16 rounding.
         with torch.autocast(device_type=device.type, enabled=False):
-            return vae.encode_for_diffusion(render(scenes, device))  # (B, C, h, w)
+            return vae.encode_for_diffusion(x)  # (B, C, h, w)
+
+    def draw(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
+        """n training images and captions: one-shape scenes, and --pair-share of two-shape ones."""
+        n_pair = int(round(n * args.pair_share))
+        scenes, pairs = sample_scenes(n - n_pair, rng, args.resolution), sample_pairs(n_pair, rng, args.resolution)
+        captions = (random_captions(scenes, rng, p_partial=args.p_partial, p_drop=args.p_drop)
+                    + pair_captions(pairs, rng, p_partial=args.p_partial, p_drop=args.p_drop))
+        return torch.cat([render(scenes, device), render_pairs(pairs, device)]), captions
 
     def train_step() -> torch.Tensor:
-        scenes = sample_scenes(args.batch, run.rng, args.resolution)
-        captions = random_captions(scenes, run.rng, p_partial=args.p_partial, p_drop=args.p_drop)
+        x, captions = draw(args.batch, run.rng)
         tokens = torch.from_numpy(tokenize(captions)).to(device, non_blocking=True)  # (B, L)
-        z0 = latents(scenes)
+        z0 = latents(x)
         t = sample_timesteps(args.batch, schedule.T, run.cpu_gen)  # (B,) on the CPU
         eps = torch.randn(z0.shape, generator=run.gen, device=device)
 
@@ -278,21 +322,29 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
 
         return training_loss(predict, z0, t, eps, schedule, prediction="v", weighting=weighting)
 
-    # Held-out loss: fixed scenes, captions, timesteps spread evenly over [0, T) and noise.
-    val_rng = np.random.default_rng(VAL_SEED)
-    val_scenes = held_out_scenes(args.val_size, args.resolution)
-    val_captions = random_captions(val_scenes, val_rng, args.p_partial, args.p_drop)
-    val_tokens = torch.from_numpy(tokenize(val_captions)).to(device)  # (N, L)
-    val_z0 = vae.normalize(encode_in_chunks(vae, render(val_scenes, device)))  # (N, C, h, w)
-    val_t = torch.linspace(0, schedule.T - 1, len(val_z0)).round().long()
-    val_eps = torch.randn(val_z0.shape, generator=torch.Generator().manual_seed(VAL_SEED)).to(device)
+    # Held-out loss: fixed scenes, captions, timesteps spread evenly over [0, T) and noise; for pairs too when
+    # the run trains on them.
+    held_out = {"": (held_out_scenes(args.val_size, args.resolution), random_captions, render)}
+    if args.pair_share > 0:
+        held_out["pairs_"] = (sample_pairs(args.val_size, np.random.default_rng(VAL_SEED), args.resolution),
+                              pair_captions, render_pairs)
+    val_sets = {}
+    for name, (scenes, captioner, drawer) in held_out.items():
+        captions = captioner(scenes, np.random.default_rng(VAL_SEED), args.p_partial, args.p_drop)
+        z0 = vae.normalize(encode_in_chunks(vae, drawer(scenes, device)))  # (N, C, h, w)
+        val_sets[name] = (torch.from_numpy(tokenize(captions)).to(device), z0,
+                          torch.linspace(0, schedule.T - 1, len(z0)).round().long(),
+                          torch.randn(z0.shape, generator=torch.Generator().manual_seed(VAL_SEED)).to(device))
 
     @torch.no_grad()
     def validate(ema: TextToLatent, final: bool) -> dict:
-        def predict(x_t, tt):
-            return ema(x_t, tt.to(device), val_tokens).float()
+        out = {}
+        for name, (tokens, z0, t, eps) in val_sets.items():
+            def predict(x_t, tt, tokens=tokens):
+                return ema(x_t, tt.to(device), tokens).float()
 
-        return {"val_loss": training_loss(predict, val_z0, val_t, val_eps, schedule, prediction="v").item()}
+            out[f"{name}val_loss"] = training_loss(predict, z0, t, eps, schedule, prediction="v").item()
+        return out
 
     summary = fit(run, train_step, validate)
     ema = run.ema.module
@@ -302,6 +354,7 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
         "prediction": "v", "schedule": schedule.config(), "weighting": args.weighting,
         "vae": str(args.vae), "vae_git_commit": vae_extra.get("git_commit"), "text_encoder": text_out.name,
         "resolution": args.resolution, "param_count": sum(p.numel() for p in ema.dit.parameters()),
+        "pair_share": args.pair_share, "warm_start": warm,
     }
     text_extra = shared | {
         "vocab": list(VOCAB), "denoiser": Path(args.out).name,
@@ -334,6 +387,7 @@ def add_parsers(sub, common: Callable[..., None]) -> None:
     dec.set_defaults(out="models/vae.safetensors", ckpt_dir="runs/decoder")
     dec.add_argument("--init", default="models/vae.safetensors", help="the trained VAE to start from")
     dec.add_argument("--clip-share", type=float, default=0.5, help="share of each batch drawn from moving clips")
+    dec.add_argument("--pair-share", type=float, default=0.0, help="share of each batch drawn from two-shape scenes")
     dec.add_argument("--outline-weight", type=float, default=4.0,
                      help="extra L1 weight on pixels within 2 px of an outline (0: plain L1)")
     dec.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
@@ -349,6 +403,10 @@ def add_parsers(sub, common: Callable[..., None]) -> None:
                      help="caption encoder file (default: text_encoder.safetensors beside --out)")
     den.add_argument("--p-drop", type=float, default=0.1, help="share of empty captions (for classifier-free guidance)")
     den.add_argument("--p-partial", type=float, default=0.3, help="share of partial captions")
+    den.add_argument("--pair-share", type=float, default=0.0, help="share of each batch drawn from two-shape scenes")
+    den.add_argument("--warm-start", default=None,
+                     help="committed denoiser weights to start from (its caption encoder beside it); the "
+                          "vocabulary may have grown since")
     den.add_argument("--schedule", default="scaled_linear", help="noise schedule kind")
     den.add_argument("--timesteps", type=int, default=1000, help="T")
     den.add_argument("--weighting", choices=("none", "min_snr"), default="min_snr", help="loss weighting over t")

@@ -28,7 +28,7 @@ from app.world.scenes import (
     PromptError,
     SceneBatch,
     anchor_px,
-    parse_prompt,
+    parse_object_prompt,
     render,
     sample_scenes,
 )
@@ -298,8 +298,8 @@ def parse_video_prompt(text: str) -> VideoPrompt:
     if any(SYNONYMS.get(w, w) not in place_words for w in start_words):
         raise VideoPromptError("after 'from the' only a start position may follow, e.g. 'from the top left'")
     try:
-        image = parse_prompt(" ".join(attributes))
-        start = parse_prompt("circle " + " ".join(start_words)).position if start_words else None
+        image = parse_object_prompt(" ".join(attributes))
+        start = parse_object_prompt("circle " + " ".join(start_words)).position if start_words else None
     except PromptError as err:
         raise VideoPromptError(err.problem, err.unknown_words) from err
     prompt = VideoPrompt(shape=image.shape, colour=image.colour, size=image.size, direction=direction, start=start)

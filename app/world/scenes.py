@@ -111,38 +111,48 @@ def render(scenes: SceneBatch, device: str | torch.device = "cpu", noise: float 
     clamp(0.5 - d, 0, 1): interior pixels hold the exact palette colour, edge pixels blend.
     `noise` adds Gaussian noise of that standard deviation (in [-1, 1] units) when > 0.
     """
+    return render_layers([scenes], device, noise, generator)
+
+
+def render_layers(layers: list[SceneBatch], device: str | torch.device = "cpu", noise: float = 0.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw several shapes per image: layer k's scene i is painted over image i, on layers[0]'s background."""
     dev = torch.device(device)
     f32 = dict(device=dev, dtype=torch.float32)
-    geometry = np.stack([scenes.cx, scenes.cy, scenes.side_px, scenes.shape], 1)
-    geometry = torch.as_tensor(geometry, **f32)  # (B, 4)
-    colours = torch.as_tensor(np.concatenate([PALETTE[scenes.colour], scenes.background], 1), **f32)  # (B, 6)
+    first = layers[0]
+    geometry = np.stack([np.stack([s.cx, s.cy, s.side_px, s.shape], 1) for s in layers], 1)  # (B, K, 4)
+    geometry = torch.as_tensor(geometry, **f32)
+    fills = torch.as_tensor(np.stack([PALETTE[s.colour] for s in layers], 1), **f32)  # (B, K, 3)
+    background = torch.as_tensor(first.background, **f32)  # (B, 3)
     # On a CPU, chunks that stay in cache draw about 3x faster than one big pass.
-    chunk = len(scenes) if dev.type == "cuda" else 256
+    chunk = len(first) if dev.type == "cuda" else 256
     img = torch.cat([
-        _draw(geometry[i:i + chunk], colours[i:i + chunk], scenes.resolution)
-        for i in range(0, len(scenes), max(chunk, 1))
-    ]) if len(scenes) else torch.empty(0, 3, scenes.resolution, scenes.resolution, **f32)
+        _draw(geometry[i:i + chunk], fills[i:i + chunk], background[i:i + chunk], first.resolution)
+        for i in range(0, len(first), max(chunk, 1))
+    ]) if len(first) else torch.empty(0, 3, first.resolution, first.resolution, **f32)
     if noise > 0:
         img = img + noise * torch.randn(img.shape, generator=generator, **f32)
     return img.clamp(-1.0, 1.0)
 
 
-def _draw(geometry: torch.Tensor, colours: torch.Tensor, res: int) -> torch.Tensor:
-    """geometry (B, 4) = cx, cy, side, shape index; colours (B, 6) = fg rgb, bg rgb -> (B, 3, H, W)."""
+def _draw(geometry: torch.Tensor, fills: torch.Tensor, background: torch.Tensor, res: int) -> torch.Tensor:
+    """geometry (B, K, 4) = cx, cy, side, shape index; fills (B, K, 3) and background (B, 3) rgb -> (B, 3, H, W)."""
     grid = torch.arange(res, device=geometry.device, dtype=torch.float32) + 0.5  # pixel centres
-    cx, cy, side, shape = (geometry[:, k].view(-1, 1, 1) for k in range(4))  # (B, 1, 1) each
-    dx = grid.view(1, 1, res) - cx  # (B, 1, W)
-    dy = grid.view(1, res, 1) - cy  # (B, H, 1)
-    half = side / 2
-    circle = torch.sqrt(dx * dx + dy * dy) - half  # (B, H, W)
-    square = torch.maximum(dx.abs(), dy.abs()) - half  # (B, H, W)
-    # Isosceles, apex up: base s, height s; the max of the three edges' half-plane distances.
-    slant = (2 * dx.abs() - (dy + half)) / 5 ** 0.5  # (B, H, W)
-    triangle = torch.maximum(slant, dy - half)  # (B, H, W)
-    dist = torch.where(shape == 0, circle, torch.where(shape == 1, square, triangle))
-    alpha = (0.5 - dist).clamp(0.0, 1.0).unsqueeze(1)  # (B, 1, H, W)
-    fg, bg = colours[:, :3, None, None], colours[:, 3:, None, None]  # (B, 3, 1, 1)
-    return torch.lerp(bg, fg, alpha) / 127.5 - 1.0  # (B, 3, H, W)
+    img = background[:, :, None, None].expand(-1, -1, res, res)  # (B, 3, H, W)
+    for k in range(geometry.shape[1]):
+        cx, cy, side, shape = (geometry[:, k, j].view(-1, 1, 1) for j in range(4))  # (B, 1, 1) each
+        dx = grid.view(1, 1, res) - cx  # (B, 1, W)
+        dy = grid.view(1, res, 1) - cy  # (B, H, 1)
+        half = side / 2
+        circle = torch.sqrt(dx * dx + dy * dy) - half  # (B, H, W)
+        square = torch.maximum(dx.abs(), dy.abs()) - half  # (B, H, W)
+        # Isosceles, apex up: base s, height s; the max of the three edges' half-plane distances.
+        slant = (2 * dx.abs() - (dy + half)) / 5 ** 0.5  # (B, H, W)
+        triangle = torch.maximum(slant, dy - half)  # (B, H, W)
+        dist = torch.where(shape == 0, circle, torch.where(shape == 1, square, triangle))
+        alpha = (0.5 - dist).clamp(0.0, 1.0).unsqueeze(1)  # (B, 1, H, W)
+        img = torch.lerp(img, fills[:, k, :, None, None], alpha)
+    return img / 127.5 - 1.0  # (B, 3, H, W)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -201,11 +211,16 @@ def random_captions(scenes: SceneBatch, rng: np.random.Generator, p_partial: flo
 # ----------------------------------------------------------------------------- tokens
 
 DIRECTION_WORDS = ("moving", "from", "up", "down")  # the video captions' extra words (DESIGN §1)
+RELATIONS = ("left of", "right of", "above", "below")  # two-object captions: the first shape relative to the second
+PAIR_WORDS = ("of", "above", "below", "and", "two")  # the two-object captions' extra words (DESIGN §1)
+PLURALS = {f"{shape}s": shape for shape in SHAPES}  # `two red circles`: a token reads the plural as its shape
+# Appended, never inserted: a word's id is its row in every trained caption encoder's embedding.
 VOCAB = (
     "<pad>", "a", "at", "in", "the",
     *SIZES, *COLOUR_NAMES, *SHAPES,
     "top", "bottom", "left", "right", "center",
     *DIRECTION_WORDS,
+    *PAIR_WORDS,
 )
 MAX_TOKENS = 12
 TOKEN_ID = {w: i for i, w in enumerate(VOCAB)}
@@ -215,7 +230,7 @@ def tokenize(captions: list[str]) -> np.ndarray:
     """Canonical captions -> int64 (B, MAX_TOKENS) word ids, right-padded with 0; "" gives all zeros."""
     out = np.zeros((len(captions), MAX_TOKENS), dtype=np.int64)
     for i, text in enumerate(captions):
-        words = text.split()
+        words = [PLURALS.get(w, w) for w in text.split()]
         unknown = [w for w in words if w not in TOKEN_ID or w == "<pad>"]
         if unknown:
             raise PromptError(f"not a canonical caption: unknown word(s) {unknown}", unknown)
@@ -226,8 +241,14 @@ def tokenize(captions: list[str]) -> np.ndarray:
 
 
 def detokenize(ids: np.ndarray) -> list[str]:
-    """Inverse of tokenize(): (B, MAX_TOKENS) ids -> captions."""
-    return [" ".join(VOCAB[j] for j in row if j != 0) for row in np.asarray(ids)]
+    """Inverse of tokenize(): (B, MAX_TOKENS) ids -> captions (`two ... circles` comes back plural)."""
+    out = []
+    for row in np.asarray(ids):
+        words = [VOCAB[j] for j in row if j != 0]
+        if words[:1] == ["two"]:
+            words[-1] += "s"
+        out.append(" ".join(words))
+    return out
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -240,11 +261,13 @@ SYNONYMS = {
     "box": "square", "disc": "circle", "disk": "circle", "dot": "circle",
     "middle": "center", "centre": "center", "centered": "center", "centred": "center",
     "central": "center", "upper": "top", "lower": "bottom",
+    "over": "above", "under": "below", "beneath": "below", "2": "two",
 }
 _VERTICAL, _HORIZONTAL = ("top", "bottom"), ("left", "right")
 _KIND = {**{w: "shape" for w in SHAPES}, **{w: "colour" for w in COLOURS}, **{w: "size" for w in SIZES},
          **{w: "position" for w in (*_VERTICAL, *_HORIZONTAL, "center")}}
-PROMPT_VOCABULARY = sorted({*FILLER_WORDS, *_KIND})
+PAIR_FILLER_WORDS = ("to",)  # `to the left of`
+PROMPT_VOCABULARY = sorted({*FILLER_WORDS, *PAIR_FILLER_WORDS, *_KIND, *PAIR_WORDS, *PLURALS})
 
 
 class PromptError(ValueError):
@@ -262,7 +285,9 @@ def vocabulary_help() -> str:
     return (
         f"The model knows: shapes {', '.join(SHAPES)}; colours {', '.join(COLOURS)}; "
         f"sizes {', '.join(SIZES)}; positions {', '.join(POSITIONS)}; "
-        f"and the words {', '.join(FILLER_WORDS)} (also accepted: {', '.join(sorted(SYNONYMS))})"
+        f"and the words {', '.join(FILLER_WORDS)} (also accepted: {', '.join(sorted(SYNONYMS))}). "
+        f"Two shapes: 'a red circle left of a blue square' (also right of, above, below), "
+        f"'a red circle and a blue square', 'two red circles'"
     )
 
 
@@ -297,17 +322,23 @@ def _position(words: list[str]) -> str | None:
     return "center" if "center" in words else None
 
 
-def parse_prompt(text: str) -> Prompt:
-    """Parse a user's prompt forgivingly (case, punctuation, articles, synonyms, word order).
-
-    Rules: every word must be known (PromptError lists the vocabulary otherwise); at most one
-    value per attribute; a prompt naming any attribute must name a shape, since training captions
-    always do; the empty prompt is the unconditional one.
-    """
+def prompt_words(text: str) -> list[str]:
+    """A prompt as lower-case words with punctuation dropped and synonyms replaced; refuses an over-long one."""
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptError(f"the prompt has {len(text)} characters, at most {MAX_PROMPT_CHARS} are allowed")
     words = re.sub(r"[\s\-_,.;:!?\"']+", " ", text.lower()).split()
-    words = [SYNONYMS.get(w, w) for w in words]
+    return [SYNONYMS.get(w, w) for w in words]
+
+
+def parse_object_prompt(text: str) -> Prompt:
+    """Parse a one-shape prompt forgivingly (case, punctuation, articles, synonyms, word order).
+
+    Rules: every word must be known (PromptError lists the vocabulary otherwise); at most one
+    value per attribute; a prompt naming any attribute must name a shape, since training captions
+    always do; the empty prompt is the unconditional one. `app.world.prompts.parse_prompt` reads
+    two-shape prompts as well.
+    """
+    words = prompt_words(text)
     unknown = list(dict.fromkeys(w for w in words if w not in _KIND and w not in FILLER_WORDS))
     if unknown:
         video = [w for w in unknown if w in DIRECTION_WORDS]

@@ -326,7 +326,7 @@ def test_the_api_key_is_taken_as_the_password_a1111_clients_send(tiny_model_dir)
 @pytest.mark.skipif(not (COMMITTED_MODELS / "denoiser.safetensors").is_file(), reason="no trained weights")
 def test_the_judge_reads_webuiapis_images_right():
     from app.measure.judge import judge, matches
-    from app.world.scenes import parse_prompt
+    from app.world.prompts import parse_prompt
 
     prompt = "a small blue square at the bottom right"
     server = serve(create_app(model_settings(COMMITTED_MODELS)))

@@ -318,7 +318,7 @@ def test_a_job_past_the_time_limit_is_503_and_stops_sampling(tiny_model_dir, mon
 @pytest.mark.skipif(not (REPO_ROOT / "models" / "denoiser.safetensors").is_file(), reason="no trained weights")
 def test_the_trained_model_draws_what_it_is_asked():
     from app.measure.judge import judge, matches
-    from app.world.scenes import parse_prompt
+    from app.world.prompts import parse_prompt
 
     prompt = "a large red circle at the top left"
     with TestClient(create_app(model_settings(REPO_ROOT / "models"))) as c:

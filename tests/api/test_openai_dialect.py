@@ -253,7 +253,7 @@ def test_the_model_is_listed(client):
 @pytest.mark.skipif(not (COMMITTED_MODELS / "denoiser.safetensors").is_file(), reason="no trained weights")
 def test_the_judge_reads_the_sdks_images_right():
     from app.measure.judge import judge, matches
-    from app.world.scenes import parse_prompt
+    from app.world.prompts import parse_prompt
 
     prompt = "a large red circle at the top left"
     server = serve(create_app(model_settings(COMMITTED_MODELS)))

@@ -12,7 +12,7 @@ from app.service.sampling import SamplingService
 from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
-from app.world.scenes import parse_prompt
+from app.world.prompts import parse_prompt
 
 router = APIRouter(tags=["generation"])
 

@@ -19,7 +19,7 @@ from app.web import schemas
 from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
 from app.web.recorded_timings import scaling_forward
-from app.world.scenes import parse_prompt
+from app.world.prompts import parse_prompt
 
 router = APIRouter(tags=["guidance lab"])
 timing_router = APIRouter(tags=["instruments"])  # the live timing, listed with the other instruments

@@ -20,7 +20,7 @@ from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
 from app.web.errors import REFUSALS, error_details, located_errors, unprocessable
 from app.web.routes.generation import build_result, parameters, settings_of
 from app.web.streaming import LiveRun
-from app.world.scenes import parse_prompt
+from app.world.prompts import parse_prompt
 
 router = APIRouter(tags=["generation"])
 

@@ -31,7 +31,7 @@ from app.web.schemas.common import (
     steps_limit_error,
 )
 from app.web.schemas.generation import GenerateRequest
-from app.world.scenes import parse_prompt
+from app.world.prompts import parse_prompt
 
 # A1111's name of each sampler we have, and the aliases it answers to (its own, and ours).
 SAMPLER_ALIASES = {"DPM++ 2M": ("k_dpmpp_2m", "dpmpp_2m"), "DDIM": ("ddim",), "DDPM": ("ddpm",)}

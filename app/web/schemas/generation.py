@@ -20,7 +20,7 @@ from app.web.schemas.common import (
     seeds_fit,
     steps_limit_error,
 )
-from app.world.scenes import parse_prompt
+from app.world.prompts import parse_prompt
 
 # ---------------------------------------------------------------- text-to-image generation (§3.3, EQ MM3.4)
 

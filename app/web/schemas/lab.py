@@ -22,7 +22,7 @@ from app.web.schemas.common import (
     seeds_fit,
 )
 from app.web.schemas.timing import RecordedTiming, TimingComparison, TimingConditions, TimingSpread
-from app.world.scenes import parse_prompt
+from app.world.scenes import parse_object_prompt as parse_prompt
 
 # ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
 

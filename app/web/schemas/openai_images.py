@@ -28,7 +28,7 @@ from app.web.schemas.common import (
     steps_limit_error,
 )
 from app.web.schemas.generation import GenerateRequest
-from app.world.scenes import parse_prompt
+from app.world.prompts import parse_prompt
 
 SEEDS_FIT, _seeds_fit = seeds_fit("n", "image i uses seed + i")
 SIZE_SERVED = Rule("size_unavailable", "size must be the model's own image size, WxH with W = H = the `resolution` "

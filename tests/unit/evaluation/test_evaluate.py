@@ -29,7 +29,7 @@ from app.world.scenes import (
     VOCAB,
     Prompt,
     caption,
-    parse_prompt,
+    parse_object_prompt,
     render,
     sample_scenes,
     to_uint8,
@@ -68,7 +68,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def test_adherence_of_rendered_scenes_to_their_own_and_to_wrong_captions():
     scenes = sample_scenes(24, np.random.default_rng(5))
     verdicts = judge(to_uint8(render(scenes)))
-    own = [parse_prompt(c) for c in caption(scenes)]
+    own = [parse_object_prompt(c) for c in caption(scenes)]
     assert adherence(verdicts, own) == {"shape": 1.0, "colour": 1.0, "size": 1.0, "position": 1.0,
                                         "clean": 1.0, "all": 1.0}
     other = [Prompt(p.shape, COLOUR_NAMES[(COLOUR_NAMES.index(p.colour) + 1) % 6], p.size, p.position) for p in own]

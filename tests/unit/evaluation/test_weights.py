@@ -8,7 +8,7 @@ from app.evaluation.image import EvalConfig, generate, vae_quality
 from app.measure.image import adherence
 from app.measure.judge import judge
 from app.pipelines.image import WEIGHT_FILES, Pipeline
-from app.world.scenes import parse_prompt
+from app.world.scenes import parse_object_prompt
 from tests.helpers.models import COMMITTED_MODELS
 
 pytestmark = [
@@ -37,7 +37,7 @@ def test_prompts_are_drawn_as_asked_at_the_default_guidance(pipeline):
     verdicts, asked = [], []
     for prompt in PROMPTS:
         verdicts += judge(generate(pipeline, prompt, 0, 2, 5.0, DEFAULTS).images)
-        asked += [parse_prompt(prompt)] * 2
+        asked += [parse_object_prompt(prompt)] * 2
     score = adherence(verdicts, asked)
     assert score["all"] >= 0.9, score
 

@@ -8,7 +8,16 @@ import torch
 
 from app.measure.image import chance_level, expected_distinct, full_prompts, pairwise_rms, psnr, variety
 from app.measure.judge import judge
-from app.world.scenes import COLOUR_NAMES, POSITIONS, SHAPES, SIZES, parse_prompt, render, sample_scenes, to_uint8
+from app.world.scenes import (
+    COLOUR_NAMES,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    parse_object_prompt,
+    render,
+    sample_scenes,
+    to_uint8,
+)
 
 
 def test_chance_level_is_one_over_the_choices_and_their_product():
@@ -37,7 +46,7 @@ def test_pairwise_rms_is_zero_for_copies_and_one_for_black_against_white():
 def test_full_prompts_cover_the_grammar_evenly_and_reproducibly():
     prompts = full_prompts(54, seed=0)
     assert prompts == full_prompts(54, seed=0) and prompts != full_prompts(54, seed=1)
-    assert all(parse_prompt(p.canonical) == p for p in prompts)  # each is a full, parseable caption
+    assert all(parse_object_prompt(p.canonical) == p for p in prompts)  # each is a full, parseable caption
     assert Counter((p.shape, p.colour) for p in prompts) == {(s, c): 3 for s in SHAPES for c in COLOUR_NAMES}
     assert Counter(p.size for p in prompts) == {s: 27 for s in SIZES}
     assert Counter(p.position for p in prompts) == {p: 6 for p in POSITIONS}

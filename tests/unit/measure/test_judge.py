@@ -12,7 +12,7 @@ from app.world.scenes import (
     SHAPES,
     SIZES,
     SceneBatch,
-    parse_prompt,
+    parse_object_prompt,
     render,
     sample_scenes,
     scene_attributes,
@@ -185,12 +185,12 @@ def test_matches_per_named_attribute():
     scenes = sample_scenes(1, np.random.default_rng(9))
     (v,) = judge(render(scenes))
     s = scene_attributes(scenes, 0)
-    good = parse_prompt(f"a {s['size']} {s['colour']} {s['shape']} at the {s['position']}")
+    good = parse_object_prompt(f"a {s['size']} {s['colour']} {s['shape']} at the {s['position']}")
     assert matches(v, good) == {"size": True, "colour": True, "shape": True, "position": True, "all": True}
     wrong_colour = next(c for c in COLOURS if c != s["colour"])
-    m = matches(v, parse_prompt(f"a {wrong_colour} {s['shape']}"))
+    m = matches(v, parse_object_prompt(f"a {wrong_colour} {s['shape']}"))
     assert m == {"shape": True, "colour": False, "all": False}
-    assert matches(v, parse_prompt("")) == {"all": True}
+    assert matches(v, parse_object_prompt("")) == {"all": True}
     unclean = Verdict(**{**vars(v), "clean": False})
     assert matches(unclean, good)["all"] is False and matches(unclean, good)["shape"] is True
 

@@ -9,6 +9,7 @@ import torch
 
 from app.cli import main as cli_main
 from app.nets import VAE, DiT, DiTConfig, TextEncoder, TextEncoderConfig, VAEConfig, load_module, read_metadata
+from app.nets.io import save_module
 from app.training.cli import main
 from app.training.image import TextToLatent
 from app.training.loop import lr_at
@@ -87,6 +88,34 @@ def test_denoiser_run_writes_both_files_with_their_recipe(tiny_vae_file, tmp_pat
     pair.text, pair.dit = text, dit
     v = pair(torch.randn(2, 4, 4, 4), torch.tensor([10, 900]), torch.zeros(2, 12, dtype=torch.long))
     assert v.shape == (2, 4, 4, 4) and v.abs().max() > 0
+
+
+def test_a_warm_start_keeps_the_earlier_weights_and_grows_the_vocabulary(tiny_vae_file, tmp_path):
+    earlier = tmp_path / "earlier"
+    main(["denoiser", *TINY, "--steps", "4", "--vae", str(tiny_vae_file), "--out", str(earlier / "denoiser.safetensors"),
+          "--ckpt-dir", str(tmp_path / "ckpt0"), "--val-every", "0"])
+    # As if trained before the two-shape words existed: the first 25 rows of the embedding only.
+    text, text_extra = load_module(earlier / "text_encoder.safetensors", TextEncoder, TextEncoderConfig)
+    small = TextEncoder(TextEncoderConfig(**{**text.config.to_dict(), "vocab_size": 25}))
+    state = text.state_dict()
+    state["token_embed.weight"] = state["token_embed.weight"][:25]
+    small.load_state_dict(state)
+    save_module(earlier / "text_encoder.safetensors", small, small.config, text_extra)
+
+    out = tmp_path / "denoiser.safetensors"
+    main(["denoiser", *TINY, "--steps", "3", "--lr", "0", "--pair-share", "0.5", "--vae", str(tiny_vae_file),
+          "--warm-start", str(earlier / "denoiser.safetensors"), "--out", str(out), "--ckpt-dir", str(tmp_path / "c"),
+          "--val-every", "0"])
+    grown, extra = load_module(tmp_path / "text_encoder.safetensors", TextEncoder, TextEncoderConfig)
+    assert grown.config.vocab_size == len(VOCAB) > 25
+    assert torch.equal(grown.token_embed.weight[:25], small.token_embed.weight)  # lr 0: nothing moved
+    assert not torch.equal(grown.token_embed.weight[25:], torch.zeros_like(grown.token_embed.weight[25:]))
+    dit_before, _ = load_module(earlier / "denoiser.safetensors", DiT, DiTConfig)
+    dit_after, dit_extra = load_module(out, DiT, DiTConfig)
+    assert all(torch.equal(a, b) for a, b in zip(dit_before.state_dict().values(), dit_after.state_dict().values()))
+    assert dit_extra["warm_start"]["weights"] == str(earlier / "denoiser.safetensors")
+    assert dit_extra["pair_share"] == 0.5
+    assert {"val_loss", "pairs_val_loss"} <= set(dit_extra["validation"])
 
 
 def test_resume_continues_the_step_count_and_reproduces_the_run(tiny_vae_file, tmp_path):

@@ -19,7 +19,7 @@ from app.world.scenes import (
     anchor_px,
     caption,
     detokenize,
-    parse_prompt,
+    parse_object_prompt,
     random_captions,
     render,
     sample_scenes,
@@ -269,20 +269,20 @@ def test_tokenize_refuses_unknown_words():
     ("triangle", "a triangle"),
 ])
 def test_parse_prompt_forms(text, canonical):
-    p = parse_prompt(text)
+    p = parse_object_prompt(text)
     assert p.canonical == canonical
     assert detokenize(tokenize([p.canonical])) == [canonical]
 
 
 def test_parse_prompt_fields():
-    assert parse_prompt("a big violet box in the middle") == Prompt("square", "purple", "large", "center")
-    assert parse_prompt("") == Prompt()
-    assert parse_prompt("a red circle").named() == {"shape": "circle", "colour": "red"}
+    assert parse_object_prompt("a big violet box in the middle") == Prompt("square", "purple", "large", "center")
+    assert parse_object_prompt("") == Prompt()
+    assert parse_object_prompt("a red circle").named() == {"shape": "circle", "colour": "red"}
 
 
 def test_prompt_error_lists_the_vocabulary():
     with pytest.raises(PromptError) as e:
-        parse_prompt("a crimson hexagon at the top")
+        parse_object_prompt("a crimson hexagon at the top")
     err = e.value
     assert isinstance(err, ValueError)
     assert err.unknown_words == ["crimson", "hexagon"]
@@ -306,5 +306,5 @@ def test_prompt_error_lists_the_vocabulary():
 ])
 def test_parse_prompt_refusals(text, fragment):
     with pytest.raises(PromptError) as e:
-        parse_prompt(text)
+        parse_object_prompt(text)
     assert fragment in str(e.value) and "circle, square, triangle" in str(e.value)
