@@ -116,7 +116,6 @@ def _binding_failures(a: Verdict, b: Verdict, prompt: PairPrompt) -> dict[str, b
     p, q = prompt.first, prompt.second
     colours_differ = p.colour is not None and q.colour is not None and p.colour != q.colour
     shapes_differ = p.shape != q.shape
-    drawn_colours, drawn_shapes = {a.colour, b.colour}, {a.shape, b.shape}
     swap = colours_differ and shapes_differ and any(
         x.shape == p.shape and x.colour == q.colour and y.shape == q.shape and y.colour == p.colour
         for x, y in ((a, b), (b, a)))
