@@ -193,8 +193,9 @@ def sample_ddim(
         a_t, a_s = abar[i], abar[i + 1]
         eps = denoise(x, t)
         x0, eps_used = _predict_x0(x, eps, a_t, clip_x0)
+        direction = denoise.direction_eps(eps_used) if hasattr(denoise, "direction_eps") else eps_used  # CFG++
         sigma = eta * math.sqrt((1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s))
-        x_next = math.sqrt(a_s) * x0 + math.sqrt(max(1.0 - a_s - sigma**2, 0.0)) * eps_used
+        x_next = math.sqrt(a_s) * x0 + math.sqrt(max(1.0 - a_s - sigma**2, 0.0)) * direction
         if sigma > 0:
             x_next = x_next + sigma * _noise_like(x, generator)
         _report(callback, i, len(ts), t, x, x0, eps, x_next)

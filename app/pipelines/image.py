@@ -35,6 +35,7 @@ class GenerationSettings(DenoisingSettings):
 
     batch_size: int = 1
     guidance_interval: tuple[int, int] | None = None
+    guidance_method: str = "cfg"  # app.diffusion.guidance.METHODS; "cfg++" renoises the DDIM way, so needs "ddim"
 
     def image_seeds(self) -> list[int]:
         """Image i of a batch uses seed + i, so any single image can be reproduced on its own."""
@@ -47,9 +48,10 @@ class GenerationSettings(DenoisingSettings):
     def batch_key(self) -> tuple:
         """Settings with equal keys walk the same timesteps with the same sampler, so they can share one batch.
 
-        Prompt, seed, scale, rescale, guidance interval and batch size may differ: they are per sample.
+        Prompt, seed, scale, rescale, guidance interval and batch size may differ: they are per sample; the
+        guidance method may not (APG carries momentum from step to step, CFG++ changes the sampler's step).
         """
-        return self.steps, self.sampler, self.eta if self.sampler == "ddim" else 0.0
+        return self.steps, self.sampler, self.eta if self.sampler == "ddim" else 0.0, self.guidance_method
 
 
 @dataclass
@@ -183,8 +185,10 @@ class Pipeline(CaptionedDenoiser):
         if first.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {first.sampler!r}; choose one of {sorted(SAMPLERS)}")
         if any(job.batch_key() != first.batch_key() for job in jobs):
-            raise ValueError("jobs sampled together must share steps, sampler and eta: "
+            raise ValueError("jobs sampled together must share steps, sampler, eta and guidance method: "
                              f"{sorted({job.batch_key() for job in jobs})}")
+        if first.guidance_method == "cfg++" and first.sampler != "ddim":
+            raise ValueError(f"CFG++ is defined on the DDIM step: use sampler 'ddim', not {first.sampler!r}")
         started = time.perf_counter()
         prompts = [parse_prompt(job.prompt) for job in jobs]
         negatives = [parse_prompt(job.negative_prompt) for job in jobs]
@@ -194,7 +198,8 @@ class Pipeline(CaptionedDenoiser):
         denoise = make_guided_denoiser(self._model_eps, cond, uncond,
                                        self._per_sample([job.guidance_scale for job in jobs], sizes),
                                        self._per_sample([job.guidance_rescale for job in jobs], sizes),
-                                       self._intervals(jobs, sizes))
+                                       self._intervals(jobs, sizes), first.guidance_method,
+                                       self.schedule.alphas_cumprod)
         # One CPU generator per image: it draws x_T, then the sampler's fresh noise (ddpm, ddim with eta > 0),
         # so image i depends on seeds[i] alone and can be reproduced outside its batch.
         seeds = [job.image_seeds() for job in jobs]

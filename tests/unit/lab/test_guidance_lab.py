@@ -15,7 +15,7 @@ from app.world.scenes import render, sample_scenes, scene_attributes
 def test_grid_parts_are_scale_major_with_the_same_seeds_in_every_column():
     parts = lab.grid_settings("a red circle", "", [0, 5], [3, 9, 4], steps=7, sampler="ddim")
     assert [(p.guidance_scale, p.seed) for p in parts] == [(0, 3), (0, 9), (0, 4), (5, 3), (5, 9), (5, 4)]
-    assert {p.batch_key() for p in parts} == {(7, "ddim", 0.0)} and all(p.batch_size == 1 for p in parts)
+    assert {p.batch_key() for p in parts} == {(7, "ddim", 0.0, "cfg")} and all(p.batch_size == 1 for p in parts)
     with pytest.raises(ValueError, match="more than 32"):
         lab.grid_settings("", "", [1] * 9, [1, 2, 3, 4], 2, "ddim")
 
