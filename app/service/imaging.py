@@ -28,6 +28,7 @@ LABELS = {
     "sampler": "Sampler",
     "guidance_scale": "CFG scale",
     "guidance_rescale": "CFG rescale",
+    "guidance_method": "Guidance method",
     "eta": "Eta",
     "seed": "Seed",
     "size": "Size",

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.config import REPO_ROOT
 from app.main import create_app
-from app.service.imaging import decode_png, from_base64, read_parameters
+from app.service.imaging import decode_png, from_base64, parse_parameters, read_parameters
 from app.service.models import fingerprint
 from app.web.state import state_of
 from app.world.scenes import COLOUR_NAMES, SHAPES
@@ -37,8 +37,8 @@ def test_defaults_shapes_and_the_echoed_parameters(model_client, tiny_model_dir)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["parameters"] == {"prompt": "A Red Circle!", "negative_prompt": "", "steps": 20, "guidance_scale": 5.0,
-                                  "guidance_rescale": 0.0, "sampler": "dpmpp_2m", "eta": 0.0, "batch_size": 1,
-                                  "seed": 5}
+                                  "guidance_rescale": 0.0, "sampler": "dpmpp_2m", "eta": 0.0, "guidance_method": "cfg",
+                                  "batch_size": 1, "seed": 5}
     assert body["prompt_canonical"] == "a red circle" and body["negative_prompt_canonical"] == ""
     assert body["model_id"] == fingerprint(tiny_model_dir) and re.fullmatch(r"[0-9a-f]{12}", body["model_id"])
     assert body["device"] == "cpu"
@@ -160,6 +160,38 @@ def test_an_unknown_word_is_422_listing_the_vocabulary(model_client):
 def test_other_prompt_errors_are_422_too(model_client):
     [detail] = model_client.post(GENERATE, json={**BODY, "prompt": "a red blue circle"}).json()["detail"]
     assert detail["type"] == "prompt_invalid" and "one colour" in detail["msg"] and detail["ctx"]["unknown_words"] == []
+
+
+def test_two_shape_prompts_are_drawn_and_read_back_canonically(model_client):
+    r = model_client.post(GENERATE, json={**BODY, "prompt": "A red circle, to the left of a big blue box"})
+    assert r.status_code == 200, r.text
+    assert r.json()["prompt_canonical"] == "a red circle left of a large blue square"
+    counted = model_client.post(GENERATE, json={**BODY, "prompt": "2 small triangles"}).json()
+    assert counted["prompt_canonical"] == "two small triangles"
+    [detail] = model_client.post(GENERATE, json={**BODY, "prompt": "two circles and a square"}).json()["detail"]
+    assert detail["type"] == "prompt_invalid" and "two identical shapes" in detail["msg"]
+
+
+@pytest.mark.parametrize("method", ["apg", "cfg++"])
+def test_each_guidance_method_draws_its_own_picture_and_says_so_in_the_png(model_client, method):
+    body = {**BODY, "sampler": "ddim", "guidance_scale": 0.8}
+    cfg = decode_png(pngs(model_client.post(GENERATE, json=body))[0]).astype(int)
+    r = model_client.post(GENERATE, json={**body, "guidance_method": method})
+    assert r.status_code == 200, r.text
+    assert r.json()["parameters"]["guidance_method"] == method
+    png = pngs(r)[0]
+    assert np.abs(cfg - decode_png(png)).mean() > 0.1
+    assert parse_parameters(read_parameters(png))["Guidance method"] == method
+
+
+@pytest.mark.parametrize("change", [{"sampler": "dpmpp_2m", "guidance_scale": 0.5},
+                                    {"sampler": "ddim", "guidance_scale": 3.0}])
+def test_cfg_plus_plus_outside_its_ddim_and_lambda_range_is_a_422_naming_the_rule(model_client, change):
+    r = model_client.post(GENERATE, json={**BODY, **change, "guidance_method": "cfg++"})
+    assert r.status_code == 422
+    [detail] = r.json()["detail"]
+    assert detail["loc"] == ["body", "guidance_method"] and detail["type"] == "guidance_method_needs"
+    assert "ddim" in detail["msg"] and "at most 1" in detail["msg"]
 
 
 def test_braces_in_a_prompt_are_not_template_fields(model_client):

@@ -22,6 +22,7 @@ def png_parameters(p: schemas.GenerateParameters, seed: int, width: int, height:
     return {
         "prompt": p.prompt, "negative_prompt": p.negative_prompt, "steps": p.steps, "sampler": p.sampler,
         "guidance_scale": p.guidance_scale, "guidance_rescale": p.guidance_rescale or None,
+        "guidance_method": p.guidance_method if p.guidance_method != "cfg" else None,
         "eta": p.eta if p.sampler == "ddim" else None, "seed": seed, "size": f"{width}x{height}",
         "model_hash": model_id, "model": MODEL_NAME,
     }

@@ -81,6 +81,24 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 GuidanceRescale = Annotated[Fraction, Field(description="Pull the guided estimate's std back to the conditional "
                                                         "one's; 0 = off")]
 Eta = Annotated[Fraction, Field(description="DDIM's stochasticity, 0 = deterministic; the other samplers ignore it")]
+GUIDANCE_METHOD_RULE = Rule("guidance_method_needs", "guidance_method 'cfg++' is defined on the DDIM step: it needs "
+                                                     "sampler 'ddim' and a guidance_scale (its lambda) of at most 1")
+GuidanceMethod = Annotated[Literal["cfg", "apg", "cfg++"], Field(
+    description="How the two estimates of EQ MM3.4 combine: 'cfg' (default: eps_u + s (eps_c - eps_u)); 'apg' "
+                "(adaptive projected guidance: in the x0 prediction, the part of the update along the conditional "
+                "prediction is dropped, with momentum and a norm cap); 'cfg++' (manifold-constrained: the guided "
+                "estimate decides x0, the DDIM step renoises with the unconditional one). "
+                + GUIDANCE_METHOD_RULE.text)]
+
+
+def guidance_method_fits(method: str, info: ValidationInfo) -> str:
+    """The `guidance_method` validator: CFG++ needs the DDIM sampler and a scale in [0, 1] (declare the field after
+    sampler and guidance_scale, so they are read first)."""
+    sampler, scale = info.data.get("sampler"), info.data.get("guidance_scale")
+    if method == "cfg++" and (sampler not in (None, "ddim") or (scale is not None and scale > 1)):
+        raise GUIDANCE_METHOD_RULE.error(GUIDANCE_METHOD_RULE.text + " (got sampler {sampler}, guidance_scale {scale})",
+                                         sampler=str(sampler), scale=scale)
+    return method
 Caption = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
 # Scene prompts (images): the words are checked by the scene grammar, which the schema cannot state.
 SCENE_PROMPT_RULES = (

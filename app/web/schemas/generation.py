@@ -3,9 +3,11 @@
 from pydantic import BaseModel, Field, field_validator
 
 from app.web.schemas.common import (
+    GUIDANCE_METHOD_RULE,
     SCENE_PROMPT_RULES,
     SERVED_LIMIT,
     Eta,
+    GuidanceMethod,
     GuidanceRescale,
     GuidanceScale,
     NegativePrompt,
@@ -15,6 +17,7 @@ from app.web.schemas.common import (
     Steps,
     Strict,
     Timings,
+    guidance_method_fits,
     known_words,
     limit_error,
     seeds_fit,
@@ -30,7 +33,7 @@ SEEDS_FIT, _seeds_fit = seeds_fit("batch_size", "image i uses seed + i")
 class GenerateRequest(Strict):
     """One text-to-image request; the settings-dependent caps (steps, batch) are checked by limit_errors()."""
 
-    RULES = (*SCENE_PROMPT_RULES, SEEDS_FIT)
+    RULES = (*SCENE_PROMPT_RULES, SEEDS_FIT, GUIDANCE_METHOD_RULE)
 
     prompt: ScenePrompt
     negative_prompt: NegativePrompt = ""
@@ -40,6 +43,7 @@ class GenerateRequest(Strict):
     guidance_rescale: GuidanceRescale = 0.0
     sampler: Sampler = "dpmpp_2m"
     eta: Eta = 0.0
+    guidance_method: GuidanceMethod = "cfg"
     batch_size: int = Field(1, ge=1, json_schema_extra={SERVED_LIMIT: "max_batch"},
                             description="Images to draw; at most the server's DIFFUSION_LAB_MAX_BATCH")
     seed: Seed | None = Field(None, description="Seed of image 0 (image i starts from the noise of seed + i); "
@@ -47,6 +51,7 @@ class GenerateRequest(Strict):
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
     _seeds = field_validator("seed")(_seeds_fit)
+    _method = field_validator("guidance_method")(guidance_method_fits)
 
     def limit_errors(self, max_steps: int, max_batch: int) -> list[dict]:
         """Errors shaped like pydantic's for the caps the server's settings put on steps and batch_size."""
