@@ -15,7 +15,9 @@ The card's top-level keys are stable (GET /api/v1/model serves the file as it is
 - "defaults": the sampler settings a generation uses when a request names none.
 - "evaluation": {"settings", "judge_on_scenes", "vae", "guidance_sweep" (one entry per s: "scale",
   "adherence" {shape, colour, size, position, clean, all}, "diversity_rms", ...; the s = 0 entry also has
-  "chance"), "chance", "summary" (peak s, first attribute to fail past it), "partial_prompts", "timing"}.
+  "chance"), "chance", "summary" (peak s, first attribute to fail past it), "partial_prompts", "pairs" (the
+  two-shape categories against s, the binding failures and the guidance variants: app/evaluation/pairs.py; null
+  with --no-pairs), "timing"}.
 - "machine": CPU or GPU model, torch version and threads of the run.
 - "generated_at" (UTC, ISO 8601), "command", "duration_s".
 """
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 
 from app.diffusion.samplers import SAMPLERS
+from app.evaluation.pairs import QUICK_PAIRS, PairEvalConfig, evaluate_pairs
 from app.evaluation.readme import render_readme
 from app.measure.image import (
     ATTRIBUTE_VALUES,
@@ -299,7 +302,7 @@ def machine(pipeline: Pipeline) -> dict:
 
 
 def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, command: str,
-               log: Callable[[str], None] = print) -> dict:
+               log: Callable[[str], None] = print, pair_cfg: PairEvalConfig | None = None) -> dict:
     """Run every measurement and assemble the card (keys: CARD_KEYS)."""
     model_dir, started = Path(model_dir), time.perf_counter()
     log(f"== judge on {cfg.judge_scenes} rendered scenes")
@@ -313,6 +316,7 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
     sweep = guidance_sweep(pipeline, cfg, log)
     log(f"== partial prompts: {cfg.partial_seeds} seeds each")
     partial = partial_prompts(pipeline, cfg, log)
+    pairs = evaluate_pairs(pipeline, pair_cfg, log) if pair_cfg is not None else None
     log("== timing")
     timed = timing(pipeline, cfg)
     log(f"   one image {timed['single_image_s_median']:.3f} s, batch of {timed['batch']} "
@@ -329,7 +333,7 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
         "defaults": defaults(),
         "evaluation": {"settings": settings, "judge_on_scenes": judged, "vae": vae, "guidance_sweep": sweep,
                        "chance": chance_level(), "summary": sweep_summary(sweep), "partial_prompts": partial,
-                       "timing": timed},
+                       "pairs": pairs, "timing": timed},
         "machine": machine(pipeline),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -349,6 +353,8 @@ def build_parser(prog: str = "python3 -m app.evaluation.image") -> argparse.Argu
     p.add_argument("--partial-seeds", type=int, default=None,
                    help=f"seeds per partial prompt (default {EvalConfig.partial_seeds})")
     p.add_argument("--quick", action="store_true", help="a ~1 minute run with fewer prompts, seeds and scenes")
+    p.add_argument("--no-pairs", action="store_true",
+                   help="leave out the two-shape categories and guidance variants (for a one-shape model)")
     p.add_argument("--out-card", default=None, help="default: <model-dir>/model-card.json")
     p.add_argument("--out-readme", default=None, help="default: <model-dir>/README.md")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -366,7 +372,8 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluation.i
     cfg = replace(cfg, **overrides)
     model_dir = Path(args.model_dir)
     pipeline = Pipeline.load(model_dir, args.device)
-    card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]))
+    pair_cfg = None if args.no_pairs else (QUICK_PAIRS if args.quick else PairEvalConfig())
+    card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]), pair_cfg=pair_cfg)
     write_card(card, Path(args.out_card or model_dir / "model-card.json"),
                Path(args.out_readme or model_dir / "README.md"), render_readme(card))
     return 0

@@ -68,6 +68,22 @@ def variety(verdicts: list[Verdict], open_attributes: list[str]) -> dict[str, di
     return out
 
 
+def saturation(rgb) -> float:
+    """HSV saturation (max - min) / max of an RGB colour, 0 for grey and black."""
+    high, low = max(rgb), min(rgb)
+    return (high - low) / high if high > 0 else 0.0
+
+
+PALETTE_SATURATION = {name: saturation(rgb) for name, rgb in COLOURS.items()}
+
+
+def over_saturation(verdicts: list[Verdict]) -> float | None:
+    """Mean over the shapes whose colour the judge names of (drawn saturation - the palette colour's): > 0 when
+    colours burn (strong guidance pushes them past the palette), 0 when exact; None when no shape was named."""
+    gaps = [saturation(v.rgb) - PALETTE_SATURATION[v.colour] for v in verdicts if v.colour and v.rgb]
+    return float(np.mean(gaps)) if gaps else None
+
+
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB for images in [-1, 1] (peak-to-peak 2): (B,)."""
     mse = (x_hat.float().clamp(-1, 1) - x.float()).pow(2).flatten(1).mean(1)

@@ -64,6 +64,7 @@ class Verdict:
     corner_fill: float  # share of the bounding box's four corners that the shape covers
     four_fold: float  # 0 for a disc, 0.43 for a square at any angle (module docstring)
     colour_distance: float  # median colour to its nearest palette entry, 0..255 units
+    rgb: tuple[float, float, float] | None  # the median colour of the shape's interior, 0..255
     flatness: float  # share of the shape's pixels on the background-colour segment
     n_components: int  # foreground components big enough to be a shape
     main_fraction: float  # share of the foreground in the largest component
@@ -190,7 +191,7 @@ def _measure(x: torch.Tensor) -> dict[str, torch.Tensor]:
         main_fraction=area / total_fg.clamp(min=1), bw=bw, bh=bh,
         bbox_cx=(x0 + x1) / 2, bbox_cy=(y0 + y1) / 2, cx=cx, cy=cy,
         fill=area / (bw * bh).clamp(min=1), top=top / area.clamp(min=1), corner=corner_fill,
-        colour_distance=colour_distance, colour_index=colour_index, flatness=flatness,
+        colour_distance=colour_distance, colour_index=colour_index, rgb=colour, flatness=flatness,
         four_fold=four_fold,
     )
 
@@ -256,6 +257,7 @@ def _verdicts(m: dict[str, torch.Tensor], h: int, w: int) -> list[Verdict]:
             bbox_center=(n["bbox_cx"][i], n["bbox_cy"][i]) if seen else None,
             bbox_side=max(n["bw"][i], n["bh"][i]), fill_ratio=n["fill"][i], top_fraction=n["top"][i],
             corner_fill=n["corner"][i], four_fold=n["four_fold"][i], colour_distance=n["colour_distance"][i],
+            rgb=tuple(n["rgb"][i]) if seen else None,
             flatness=n["flatness"][i],
             n_components=n["n_components"][i], main_fraction=n["main_fraction"][i],
             background=tuple(n["bg"][i]),

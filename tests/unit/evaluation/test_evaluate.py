@@ -19,10 +19,12 @@ from app.evaluation.image import (
     sweep_summary,
     training_stages,
 )
+from app.evaluation.pairs import CATEGORIES, PairEvalConfig, category_prompts
 from app.measure.image import CARD_GUIDANCE_SCALES, adherence, chance_level
 from app.measure.judge import judge
 from app.nets import DIT_SIZES, TEXT_SIZES, VAE, VAE_SIZES, DiT, TextEncoder, save_module
 from app.pipelines.image import Pipeline
+from app.world.prompts import parse_prompt
 from app.world.scenes import (
     COLOUR_NAMES,
     MAX_TOKENS,
@@ -38,6 +40,8 @@ from app.world.scenes import (
 TINY = EvalConfig(prompts=2, seeds=2, steps=3, scales=(0.0, 1.0, 5.0), partial_prompts=("a red circle", "a square"),
                   partial_seeds=3, partial_scales=(1.0, 5.0), judge_scenes=16, vae_scenes=8, timing_repeats=1,
                   timing_batch=2)
+TINY_PAIRS = PairEvalConfig(prompts=1, seeds=2, steps=3, scales=(1.0, 3.0), scenes=16, variant_prompts=1,
+                            variant_seeds=2, variant_scales=(1.0, 5.0))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -106,14 +110,52 @@ def test_training_stages_reads_the_first_markdown_table():
 @pytest.fixture(scope="module")
 def tiny_card(tiny_model_dir) -> dict:
     pipeline = Pipeline.load(tiny_model_dir, device="cpu")
-    return build_card(pipeline, tiny_model_dir, TINY, "diffusion-lab evaluate (test)", log=lambda _: None)
+    return build_card(pipeline, tiny_model_dir, TINY, "diffusion-lab evaluate (test)", log=lambda _: None,
+                      pair_cfg=TINY_PAIRS)
 
 
 def test_card_has_its_documented_keys_and_is_strict_json(tiny_card):
     assert tuple(tiny_card) == CARD_KEYS
     assert set(tiny_card["evaluation"]) == {"settings", "judge_on_scenes", "vae", "guidance_sweep", "chance",
-                                            "summary", "partial_prompts", "timing"}
+                                            "summary", "partial_prompts", "pairs", "timing"}
     json.loads(json.dumps(tiny_card, allow_nan=False))  # no NaN or tensors slipped in
+
+
+def test_the_pair_section_measures_every_category_at_every_scale(tiny_card):
+    pairs = tiny_card["evaluation"]["pairs"]
+    assert [r["scale"] for r in pairs["sweep"]] == list(TINY_PAIRS.scales)
+    for row in pairs["sweep"]:
+        assert set(row["categories"]) == set(CATEGORIES)
+        for name, measured in row["categories"].items():
+            assert measured["images"] == TINY_PAIRS.prompts * TINY_PAIRS.seeds
+            assert 0.0 <= measured["all"] <= min(measured["count"], measured["binding"]) <= 1.0
+            assert ("relation" in measured) == (name == "relation")
+        assert row["two_object_all"] == pytest.approx(np.mean([row["categories"][c]["all"] for c in CATEGORIES]))
+    assert set(pairs["summary"]) == {*CATEGORIES, "two_object_all"}
+    assert pairs["judge_on_pairs"]["accuracy"]["all"] == 1.0  # the judge reads rendered pairs exactly
+    variants = {v["variant"]: [b["scale"] for b in v["by_scale"]] for v in pairs["guidance_variants"]}
+    assert set(variants) == {"cfg", "cfg_rescale", "cfg_interval", "apg", "cfg++"}
+    assert variants["cfg"] == list(TINY_PAIRS.variant_scales) and max(variants["cfg++"]) <= 1.0
+    readme = render_readme(tiny_card)
+    assert "## Two shapes: binding, relations, counting against s" in readme and "| cfg++ |" in readme
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_category_prompts_name_what_their_category_tests(category):
+    prompts = category_prompts(category, 20, seed=3)
+    assert prompts == category_prompts(category, 20, seed=3) and len(set(prompts)) > 5
+    for p in prompts:
+        if category == "counting":
+            assert p.kind == "two" and p.first == p.second and p.first.colour
+        else:
+            assert p.first.shape != p.second.shape
+        if category == "colour binding":
+            assert p.kind == "and" and p.first.colour != p.second.colour and not p.first.size
+        if category == "size binding":
+            assert p.kind == "and" and {p.first.size, p.second.size} == {"small", "large"} and not p.first.colour
+        if category == "relation":
+            assert p.relation and p.first.colour != p.second.colour
+        assert parse_prompt(p.canonical) == p  # the canonical text reads back as the same prompt
 
 
 def test_card_architecture_comes_from_the_weights(tiny_card, tiny_model_dir):
