@@ -17,9 +17,11 @@ import torch
 from app.diffusion.samplers import timesteps_for
 from app.measure.image import CARD_GUIDANCE_SCALES, adherence, full_prompts, pairwise_rms
 from app.measure.judge import judge, matches
+from app.measure.pair_judge import judge_pairs, pair_matches
 from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
+from app.world.compose import PairPrompt
+from app.world.prompts import ImagePrompt, parse_prompt
 from app.world.scenes import Prompt, to_uint8
-from app.world.scenes import parse_object_prompt as parse_prompt
 
 GRID_SCALES = CARD_GUIDANCE_SCALES  # the grid starts as the card's sweep
 MAX_GRID_SCALES = 8
@@ -38,18 +40,21 @@ class Column:
     scale: float
     seeds: list[int]
     images: np.ndarray  # (K, H, W, 3) uint8, one per seed
-    judged: list[dict[str, str | None]]  # per image: shape, colour, size, position as the judge reads them
-    adherence: dict[str, float]  # per attribute the prompt names, "clean" and "all": share of the K images
+    judged: list[dict]  # per image: shape, colour, size, position, clean as the judge reads them (two-shape
+    # prompts: clean for the pair, and "objects", each shape's attributes)
+    adherence: dict[str, float]  # per attribute the prompt names (two shapes: count, binding, relation), "clean" or
+    # "count", and "all": share of the K images
     diversity_rms: float  # mean pairwise RMS distance across the seeds, pixels in [0, 1]
 
 
 def grid_settings(prompt: str, negative_prompt: str, scales: Sequence[float], seeds: Sequence[int], steps: int,
-                  sampler: str, eta: float = 0.0) -> list[GenerationSettings]:
+                  sampler: str, eta: float = 0.0, method: str = "cfg") -> list[GenerationSettings]:
     """One job part per (scale, seed), scale-major: every column starts each row from the same noise."""
     if len(scales) * len(seeds) > MAX_GRID_IMAGES:
         raise ValueError(f"{len(scales)} scales x {len(seeds)} seeds is more than {MAX_GRID_IMAGES} images")
     return [GenerationSettings(prompt=prompt, negative_prompt=negative_prompt, seed=int(seed), steps=steps,
-                               guidance_scale=float(scale), sampler=sampler, eta=eta, batch_size=1)
+                               guidance_scale=float(scale), sampler=sampler, eta=eta, batch_size=1,
+                               guidance_method=method)
             for scale in scales for seed in seeds]
 
 
@@ -58,11 +63,22 @@ def judged_attributes(verdicts) -> list[dict[str, str | None]]:
             for v in verdicts]
 
 
-def measure_column(prompt: Prompt, scale: float, seeds: list[int], images: np.ndarray) -> Column:
-    """Judge one scale's images against the prompt; their spread across seeds."""
-    verdicts = judge(images)
-    return Column(scale=scale, seeds=seeds, images=images, judged=judged_attributes(verdicts),
-                  adherence=adherence(verdicts, [prompt] * len(verdicts)), diversity_rms=pairwise_rms(images))
+PAIR_CHECKS = ("count", "binding", "relation", "all")
+
+
+def measure_column(prompt: ImagePrompt, scale: float, seeds: list[int], images: np.ndarray) -> Column:
+    """Judge one scale's images against the prompt (one shape or two); their spread across seeds."""
+    if isinstance(prompt, PairPrompt):
+        verdicts = judge_pairs(images)
+        hits = [pair_matches(v, prompt) for v in verdicts]
+        judged = [{"shape": None, "colour": None, "size": None, "position": None, "clean": v.clean,
+                   "objects": judged_attributes(v.objects)} for v in verdicts]
+        score = {k: float(np.mean([h[k] for h in hits])) for k in PAIR_CHECKS if k in hits[0]}
+    else:
+        verdicts = judge(images)
+        judged, score = judged_attributes(verdicts), adherence(verdicts, [prompt] * len(verdicts))
+    return Column(scale=scale, seeds=seeds, images=images, judged=judged, adherence=score,
+                  diversity_rms=pairwise_rms(images))
 
 
 def measure_grid(prompt: str, scales: Sequence[float], seeds: Sequence[int],
@@ -145,6 +161,12 @@ VARIANTS = {
     "cfg_interval": Variant("cfg_interval", "CFG in an interval of steps",
                             "ε̃ = ε(∅) + s·[ε(c) − ε(∅)] while t_lo ≤ t ≤ t_hi;  ε̃ = ε(c) elsewhere",
                             "Kynkäänniemi et al. 2024, guidance applied in a limited interval"),
+    "apg": Variant("apg", "adaptive projected guidance",
+                   "Δ = x̂0(c) − x̂0(∅) + β·Δ_prev, capped to norm r;  x̂0 = x̂0(c) + (s − 1)·Δ⊥x̂0(c)",
+                   "Sadat et al. 2024, Algorithm 1 (η = 0: the part of Δ along x̂0(c) dropped; β = −0.5)"),
+    "cfg++": Variant("cfg++", "CFG++ (manifold-constrained)",
+                     "x̂0 from ε(∅) + λ·[ε(c) − ε(∅)];  x_prev = √ᾱ_prev·x̂0 + √(1 − ᾱ_prev)·ε(∅)",
+                     "Chung et al. 2024, Algorithm 1 (DDIM; λ in [0, 1])"),
 }
 CONVENTION = ("s = 0 ignores the prompt (the unconditional estimate alone), s = 1 is plain conditional sampling, "
               "s > 1 walks past the conditional estimate along ε(c) − ε(∅)")
@@ -168,12 +190,23 @@ def interval_timesteps(start: float, end: float, T: int) -> tuple[int, int]:
     return round((1.0 - end) * (T - 1)), round((1.0 - start) * (T - 1))
 
 
-def variant_settings(base: GenerationSettings, rescale: float,
-                     interval: tuple[int, int]) -> dict[str, GenerationSettings]:
-    """The three variants on the same prompt, seed and scale: one batch of three images."""
-    plain = replace(base, guidance_rescale=0.0, guidance_interval=None, batch_size=1)
+def variant_settings(base: GenerationSettings, rescale: float, interval: tuple[int, int],
+                     cfgpp_lambda: float) -> dict[str, GenerationSettings]:
+    """Every variant on the same prompt and seed: CFG, its rescale and interval, APG at the same s, and CFG++ on
+    DDIM at its own lambda. Group them with batches() to sample."""
+    plain = replace(base, guidance_rescale=0.0, guidance_interval=None, guidance_method="cfg", batch_size=1)
     return {"cfg": plain, "cfg_rescale": replace(plain, guidance_rescale=rescale),
-            "cfg_interval": replace(plain, guidance_interval=interval)}
+            "cfg_interval": replace(plain, guidance_interval=interval),
+            "apg": replace(plain, guidance_method="apg"),
+            "cfg++": replace(plain, guidance_method="cfg++", sampler="ddim", guidance_scale=cfgpp_lambda)}
+
+
+def batches(variants: dict[str, GenerationSettings]) -> list[list[str]]:
+    """The variants' names grouped by batch key, in order: each group is one sampling job."""
+    groups: dict[tuple, list[str]] = {}
+    for name, settings in variants.items():
+        groups.setdefault(settings.batch_key(), []).append(name)
+    return list(groups.values())
 
 
 def diverging_rgb(values: np.ndarray, scale: float) -> np.ndarray:
@@ -272,7 +305,7 @@ class VariantImage:
     variant: Variant
     settings: GenerationSettings
     image: np.ndarray  # (H, W, 3) uint8
-    judged: dict[str, str | None]
+    judged: dict  # as a grid Column's judged entries
     matches: dict[str, bool]
     guided_steps: int  # steps at which the variant applied guidance
 
@@ -291,9 +324,15 @@ def variant_images(pipeline: Pipeline, variants: dict[str, GenerationSettings],
     """The results of the variants' batch (same order) -> judged images with formulas."""
     out = []
     for (name, settings), result in zip(variants.items(), results, strict=True):
-        [verdict] = judge(result.images[:1])
-        out.append(VariantImage(variant=VARIANTS[name], settings=settings, image=result.images[0],
-                                judged=judged_attributes([verdict])[0],
-                                matches=matches(verdict, parse_prompt(settings.prompt)),
-                                guided_steps=guided_step_count(pipeline, settings)))
+        prompt = parse_prompt(settings.prompt)
+        if isinstance(prompt, PairPrompt):
+            [verdict] = judge_pairs(result.images[:1])
+            judged = {"shape": None, "colour": None, "size": None, "position": None, "clean": verdict.clean,
+                      "objects": judged_attributes(verdict.objects)}
+            hits = {k: v for k, v in pair_matches(verdict, prompt).items() if k in PAIR_CHECKS}
+        else:
+            [verdict] = judge(result.images[:1])
+            judged, hits = judged_attributes([verdict])[0], matches(verdict, prompt)
+        out.append(VariantImage(variant=VARIANTS[name], settings=settings, image=result.images[0], judged=judged,
+                                matches=hits, guided_steps=guided_step_count(pipeline, settings)))
     return out

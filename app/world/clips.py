@@ -316,6 +316,4 @@ def start_anchor_px(start: str, resolution: int = BASE_RESOLUTION) -> tuple[floa
 
 def select(clips: ClipBatch, index: np.ndarray | slice) -> ClipBatch:
     """The clips at `index` (an int array or a slice)."""
-    s = clips.scenes
-    scenes = SceneBatch(**{k: (v[index] if isinstance(v, np.ndarray) else v) for k, v in vars(s).items()})
-    return ClipBatch(scenes, clips.direction[index], clips.speed_px[index], clips.frames)
+    return ClipBatch(clips.scenes.take(index), clips.direction[index], clips.speed_px[index], clips.frames)

@@ -56,6 +56,10 @@ class PairBatch:
     def resolution(self) -> int:
         return self.first.resolution
 
+    def take(self, index: np.ndarray | slice) -> PairBatch:
+        """The pairs at `index` (an int array or a slice)."""
+        return PairBatch(self.first.take(index), self.second.take(index), self.axis[index], self.identical[index])
+
 
 def _cells(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Axis and the two position indices: 0 and 2 along the axis in random order, the other coordinate free."""

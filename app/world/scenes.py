@@ -56,6 +56,10 @@ class SceneBatch:
     def __len__(self) -> int:
         return len(self.shape)
 
+    def take(self, index: np.ndarray | slice) -> SceneBatch:
+        """The scenes at `index` (an int array or a slice)."""
+        return SceneBatch(**{k: (v[index] if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()})
+
 
 def anchor_px(position: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """Nominal centre (x, y) of each position index: 1/4, 1/2 or 3/4 of the side."""

@@ -21,7 +21,7 @@
       if (values && values.prompt !== undefined) return values;
     }
     const values = {};
-    for (const name of ["prompt", "negative_prompt", "seed", "steps", "sampler"]) {
+    for (const name of ["prompt", "negative_prompt", "seed", "steps", "sampler", "guidance_method"]) {
       const field = document.querySelector(`#generate-form [name="${name}"], [name="${name}"]`);
       if (field) values[name] = field.value;
     }
@@ -42,6 +42,7 @@
       prompt: v.prompt || "", negative_prompt: v.negative_prompt || "",
       scales: parseScales($("grid-scales").value), seeds: Number(rows.value),
       steps: Number(v.steps || 20), sampler: v.sampler || "dpmpp_2m",
+      guidance_method: v.guidance_method || "cfg",
     };
     if (v.seed !== undefined && v.seed !== "") body.seed = Number(v.seed);
     return body;
@@ -76,8 +77,7 @@
       tr.append(cell("th", String(seed), "row"));
       for (const c of r.columns) {
         const im = c.images[i];
-        const j = im.judged;
-        const seen = j.shape ? `${j.size || "?"} ${j.colour || "?"} ${j.shape} at ${j.position || "?"}` : "no shape";
+        const seen = Lab.judgedText(im.judged, im.objects);
         tr.append(cell("td", image(im.png_base64, `s = ${c.scale}, seed ${seed}: the judge sees ${seen}`)));
       }
       return tr;

@@ -37,7 +37,9 @@
   }
 
   function showOutputs() {
-    for (const id of ["anatomy-rescale", "anatomy-start", "anatomy-end"]) $(`${id}-out`).textContent = $(id).value;
+    for (const id of ["anatomy-rescale", "anatomy-start", "anatomy-end", "anatomy-lambda"]) {
+      $(`${id}-out`).textContent = $(id).value;
+    }
     $("anatomy-step-out").textContent = Lab.stepLabel(Number(stepInput.value), Number(stepInput.max) + 1);
   }
 
@@ -48,7 +50,7 @@
       steps: Number(v.steps || 20), sampler: v.sampler || "dpmpp_2m",
       guidance_scale: Number(v.guidance_scale !== undefined && v.guidance_scale !== "" ? v.guidance_scale : 5),
       at_step: Number(stepInput.value), variant: $("anatomy-variant").value,
-      rescale: Number($("anatomy-rescale").value),
+      rescale: Number($("anatomy-rescale").value), cfgpp_lambda: Number($("anatomy-lambda").value),
       interval: { start: Number($("anatomy-start").value), end: Number($("anatomy-end").value) },
     };
   }
@@ -90,11 +92,10 @@
       128)));
     Lab.setText("anatomy-display", `How the maps are drawn: ${r.display}.`);
     $("anatomy-variants").replaceChildren(...r.variants.map((v) => {
-      const j = v.judged;
-      const seen = j.shape ? `${j.size || "?"} ${j.colour || "?"} ${j.shape} at ${j.position || "?"}` : "no clean shape";
+      const seen = Lab.judgedText(v.judged, v.objects);
       const fig = figure(v.png_base64, `${v.label}, seed ${r.seed}: the judge sees ${seen}`, [
         line(v.label), document.createElement("br"), line(v.formula, "formula"), document.createElement("br"),
-        line(`guided on ${v.guided_steps} of ${r.steps} steps${v.interval_timesteps ?
+        line(`${v.sampler}, s = ${Lab.fmt(v.guidance_scale)}; guided on ${v.guided_steps} of ${r.steps} steps${v.interval_timesteps ?
           ` (t ${v.interval_timesteps[0]}–${v.interval_timesteps[1]})` : ""}; judge: ${seen}` +
           `${v.matches.all ? " ✓" : ""}`),
       ], 128);
@@ -109,7 +110,7 @@
     errorBox.textContent = "";
     runButton.disabled = true;
     const body = request();
-    status.textContent = `Sampling “${body.prompt}” three ways and taking ${Lab.stepLabel(body.at_step, body.steps)} ` +
+    status.textContent = `Sampling “${body.prompt}” five ways and taking ${Lab.stepLabel(body.at_step, body.steps)} ` +
       "apart…";
     try {
       const r = await Lab.postJSON(ENDPOINT, body);

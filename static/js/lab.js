@@ -275,6 +275,17 @@ const Lab = (() => {
     return x.toLocaleString("en-US", { maximumFractionDigits: digits });
   }
 
+  // What the judge read in one image, in words: one shape, or each of a two-shape prompt's shapes.
+  function judgedText(judged, objects) {
+    const one = (j) => (j.shape ? `${j.size || "?"} ${j.colour || "?"} ${j.shape}` : "an unreadable shape");
+    if (objects) {
+      if (!objects.length) return "no shape";
+      return `${objects.length === 1 ? "one shape: " : ""}${objects.map(one).join(" and ")}` +
+        (judged.clean ? "" : " (not two clean shapes)");
+    }
+    return judged.shape ? `${one(judged)} at ${judged.position || "?"}` : "no clean shape";
+  }
+
   function setText(id, text) {
     const el = document.getElementById(id);
     if (el) el.textContent = text;
@@ -427,7 +438,8 @@ const Lab = (() => {
   document.addEventListener("DOMContentLoaded", () => bindQuizzes());
 
   return {
-    base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, setText, plotLayout,
+    base, apiKey, debounce, getJSON, postJSON, streamEvents, streamRun, isAbort, bindControls, fmt, judgedText, setText,
+    plotLayout,
     plotConfig, bindQuizzes, describeError, stepLabel, markStale, showFieldErrors, showRefusal, rightAxis, parseNumber,
   };
 })();

@@ -123,7 +123,7 @@ def test_bad_sweep_fields_are_422(model_client, change, field):
 # ---------------------------------------------------------------------------------------------- one step, taken apart
 
 
-def test_a_step_taken_apart_and_three_variants_on_one_seed(model_client, model_app):
+def test_a_step_taken_apart_and_five_variants_on_one_seed(model_client, model_app):
     body = {"prompt": "a green triangle", "seed": 2, "steps": 6, "guidance_scale": 4, "at_step": 3,
             "variant": "cfg", "rescale": 0.7, "interval": {"start": 0.25, "end": 0.75}}
     r = model_client.post(GUIDANCE, json=body)
@@ -141,7 +141,10 @@ def test_a_step_taken_apart_and_three_variants_on_one_seed(model_client, model_a
     assert pixels(maps["guided"]["png_base64"]).shape == (130, 130, 3)  # 2 x 2 tiles of 4 cells x 16 px, 2 px gap
     assert "s = 1 is plain conditional" in out["convention"] and "±" in out["display"]
     variants = {v["variant"]: v for v in out["variants"]}
-    assert list(variants) == ["cfg", "cfg_rescale", "cfg_interval"]
+    assert list(variants) == ["cfg", "cfg_rescale", "cfg_interval", "apg", "cfg++"]
+    assert (variants["cfg++"]["sampler"], variants["cfg++"]["guidance_scale"]) == ("ddim", 0.6)
+    assert variants["apg"]["guidance_method"] == "apg" and "Sadat" in variants["apg"]["source"]
+    assert np.abs(pixels(variants["apg"]["png_base64"]).astype(int) - pixels(variants["cfg"]["png_base64"])).mean() > 0
     lo, hi = variants["cfg_interval"]["interval_timesteps"]
     assert (lo, hi) == (round(0.25 * 999), round(0.75 * 999))
     assert variants["cfg"]["guided_steps"] == 6 and variants["cfg_interval"]["guided_steps"] == sum(
@@ -152,6 +155,34 @@ def test_a_step_taken_apart_and_three_variants_on_one_seed(model_client, model_a
                                               "guidance_scale": 4})
     cfg = pixels(variants["cfg"]["png_base64"]).astype(int)
     assert np.abs(cfg - pixels(alone.json()["images"][0]["png_base64"])).max() <= 2
+
+
+def test_the_step_of_apg_and_cfg_plus_plus_can_be_taken_apart(model_client):
+    for variant in ("apg", "cfg++"):
+        r = model_client.post(GUIDANCE, json={"prompt": "a red circle", "steps": 4, "at_step": 1, "variant": variant})
+        assert r.status_code == 200, r.text
+        assert r.json()["variant"] == variant and r.json()["step"]["index"] == 1
+
+
+def test_two_shape_prompts_are_judged_shape_by_shape_in_the_grid_and_the_anatomy(model_client):
+    r = model_client.post(GRID, json={"prompt": "a red circle left of a blue square", "scales": [1, 5], "seeds": 2,
+                                      "steps": 3})
+    assert r.status_code == 200, r.text
+    column = r.json()["columns"][0]
+    assert set(column["adherence"]) == {"count", "binding", "relation", "all"}
+    assert all(image["objects"] is not None for image in column["images"])
+    anatomy = model_client.post(GUIDANCE, json={"prompt": "two red circles", "steps": 3}).json()
+    assert all("count" in v["matches"] and v["objects"] is not None for v in anatomy["variants"])
+
+
+def test_a_grid_with_cfg_plus_plus_needs_ddim_and_scales_up_to_one(model_client):
+    ok = model_client.post(GRID, json={"prompt": "a red circle", "scales": [0.2, 1], "seeds": 1, "steps": 3,
+                                       "sampler": "ddim", "guidance_method": "cfg++"})
+    assert ok.status_code == 200, ok.text
+    bad = model_client.post(GRID, json={"prompt": "a red circle", "scales": [0.2, 5], "seeds": 1, "steps": 3,
+                                        "sampler": "ddim", "guidance_method": "cfg++"})
+    [detail] = bad.json()["detail"]
+    assert bad.status_code == 422 and detail["type"] == "guidance_method_needs"
 
 
 def test_outside_the_interval_the_guided_estimate_is_the_conditional_one(model_client):

@@ -47,6 +47,12 @@ def _timings(results: list[GenerationResult], job: Job, admitted: float) -> sche
                               network_forwards=int(first["network_forwards"]))
 
 
+def _grid_image(seed: int, image, judged: dict) -> schemas.GridImage:
+    objects = judged.pop("objects", None)
+    return schemas.GridImage(seed=seed, png_base64=_png(image), judged=schemas.JudgedAttributes(**judged),
+                             objects=None if objects is None else [schemas.JudgedAttributes(**o) for o in objects])
+
+
 @router.post("/generate/grid", responses={**unprocessable(schemas.GridRequest), **REFUSALS, **TOO_LARGE},
              summary="A grid of guidance scales x seeds, with adherence and diversity measured per scale (EQ MM3.4)")
 async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
@@ -55,7 +61,8 @@ async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDe
     _check_steps(req.steps, settings.max_steps)
     admitted = time.perf_counter()
     seeds = req.seed_list(req.seed if req.seed is not None else random_seed(lab.MAX_GRID_SEEDS))
-    parts = lab.grid_settings(req.prompt, req.negative_prompt, req.scales, seeds, req.steps, req.sampler)
+    parts = lab.grid_settings(req.prompt, req.negative_prompt, req.scales, seeds, req.steps, req.sampler,
+                              method=req.guidance_method)
     results, job = await _sample(service, parts, client)
     columns = await service.run_in_worker(lab.measure_grid, req.prompt, req.scales, seeds, results)  # judge: torch
     return schemas.GridResult(
@@ -64,8 +71,7 @@ async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDe
         seeds=seeds, steps=req.steps, sampler=req.sampler,
         columns=[schemas.GridColumn(
             scale=c.scale, adherence=c.adherence, diversity_rms=c.diversity_rms,
-            images=[schemas.GridImage(seed=seed, png_base64=_png(image), judged=schemas.JudgedAttributes(**judged))
-                    for seed, image, judged in zip(c.seeds, c.images, c.judged)])
+            images=[_grid_image(seed, image, judged) for seed, image, judged in zip(c.seeds, c.images, c.judged)])
             for c in columns],
         timings=_timings(results, job, admitted), model_id=model.model_id,
     )
@@ -101,11 +107,18 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
     base = GenerationSettings(prompt=req.prompt, negative_prompt=req.negative_prompt, seed=req.seed, steps=req.steps,
                               guidance_scale=req.guidance_scale, sampler=req.sampler)
     interval = lab.interval_timesteps(req.interval.start, req.interval.end, pipeline.schedule.T)
-    variants = lab.variant_settings(base, req.rescale, interval)
-    capture = lab.StepCapture(pipeline, variants[req.variant], list(variants).index(req.variant), req.step_index())
-    results, job = await _sample(service, list(variants.values()), client, capture)
-    anatomy = capture.anatomy
-    images = await service.run_in_worker(lab.variant_images, pipeline, variants, results)
+    variants = lab.variant_settings(base, req.rescale, interval, req.cfgpp_lambda)
+    by_name, first = {}, None
+    for group in lab.batches(variants):  # APG and CFG++ sample apart from the CFG family
+        chosen = req.variant in group
+        capture = lab.StepCapture(pipeline, variants[req.variant], group.index(req.variant), req.step_index()) \
+            if chosen else None
+        results, job = await _sample(service, [variants[n] for n in group], client, capture)
+        by_name |= dict(zip(group, results))
+        first = first or (results, job)
+        if chosen:
+            anatomy = capture.anatomy
+    images = await service.run_in_worker(lab.variant_images, pipeline, variants, [by_name[n] for n in variants])
     return schemas.GuidanceAnatomyResult(
         prompt_canonical=parse_prompt(req.prompt).canonical,
         negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical,
@@ -122,8 +135,11 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
             variant=v.variant.name, label=v.variant.label, formula=v.variant.formula, source=v.variant.source,
             png_base64=_png(v.image), guidance_scale=v.settings.guidance_scale, rescale=v.settings.guidance_rescale,
             interval_timesteps=v.settings.guidance_interval, guided_steps=v.guided_steps,
-            judged=schemas.JudgedAttributes(**v.judged), matches=v.matches) for v in images],
-        timings=_timings(results, job, admitted), model_id=model.model_id,
+            guidance_method=v.settings.guidance_method, sampler=v.settings.sampler,
+            judged=schemas.JudgedAttributes(**{k: x for k, x in v.judged.items() if k != "objects"}),
+            objects=[schemas.JudgedAttributes(**o) for o in v.judged["objects"]] if "objects" in v.judged else None,
+            matches=v.matches) for v in images],
+        timings=_timings(*first, admitted), model_id=model.model_id,
     )
 
 

@@ -92,9 +92,10 @@ GuidanceMethod = Annotated[Literal["cfg", "apg", "cfg++"], Field(
 
 
 def guidance_method_fits(method: str, info: ValidationInfo) -> str:
-    """The `guidance_method` validator: CFG++ needs the DDIM sampler and a scale in [0, 1] (declare the field after
-    sampler and guidance_scale, so they are read first)."""
-    sampler, scale = info.data.get("sampler"), info.data.get("guidance_scale")
+    """The `guidance_method` validator: CFG++ needs the DDIM sampler and scales in [0, 1] (declare the field after
+    sampler and guidance_scale or scales, so they are read first)."""
+    sampler, scales = info.data.get("sampler"), info.data.get("scales") or [info.data.get("guidance_scale")]
+    scale = max((s for s in scales if s is not None), default=None)
     if method == "cfg++" and (sampler not in (None, "ddim") or (scale is not None and scale > 1)):
         raise GUIDANCE_METHOD_RULE.error(GUIDANCE_METHOD_RULE.text + " (got sampler {sampler}, guidance_scale {scale})",
                                          sampler=str(sampler), scale=scale)

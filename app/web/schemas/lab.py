@@ -7,10 +7,12 @@ from pydantic_core import PydanticCustomError
 
 from app.lab import guidance as _lab
 from app.web.schemas.common import (
+    GUIDANCE_METHOD_RULE,
     SCENE_PROMPT_RULES,
     Caption,
     Fraction,
     GenerationSampler,
+    GuidanceMethod,
     GuidanceScale,
     Rule,
     Sampler,
@@ -18,11 +20,12 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
+    guidance_method_fits,
     known_words,
     seeds_fit,
 )
 from app.web.schemas.timing import RecordedTiming, TimingComparison, TimingConditions, TimingSpread
-from app.world.scenes import parse_object_prompt as parse_prompt
+from app.world.prompts import parse_prompt
 
 # ---------------------------------------------------------------- guidance lab on the real model (EQ MM3.4)
 
@@ -38,7 +41,7 @@ SeedList = Annotated[list[Seed], Field(json_schema_extra={"minItems": 1, "maxIte
 class GridRequest(Strict):
     """A grid of guidance scales (columns) x seeds (rows): the same starting noise along each row."""
 
-    RULES = (*SCENE_PROMPT_RULES, GRID_SIZE, GRID_SEEDS_FIT)
+    RULES = (*SCENE_PROMPT_RULES, GRID_SIZE, GRID_SEEDS_FIT, GUIDANCE_METHOD_RULE)
 
     prompt: ScenePrompt
     negative_prompt: LabNegativePrompt = ""
@@ -54,8 +57,10 @@ class GridRequest(Strict):
                                                 f"{GRID_SEEDS_FIT.text}")
     steps: Steps = 20
     sampler: Sampler = "dpmpp_2m"
+    guidance_method: GuidanceMethod = "cfg"
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
+    _method = field_validator("guidance_method")(guidance_method_fits)
 
     @field_validator("seeds")
     @classmethod
@@ -93,7 +98,10 @@ class JudgedAttributes(BaseModel):
 class GridImage(BaseModel):
     seed: int
     png_base64: str = Field(description="The PNG file, base64")
-    judged: JudgedAttributes
+    judged: JudgedAttributes = Field(description="One-shape prompts: what the judge reads; two-shape prompts: only "
+                                                 "`clean` (exactly two clean shapes), the shapes are in `objects`")
+    objects: list[JudgedAttributes] | None = Field(None, description="Two-shape prompts: each shape the judge "
+                                                                     "finds, largest first")
 
 
 class GridColumn(BaseModel):
@@ -102,7 +110,10 @@ class GridColumn(BaseModel):
     scale: float
     images: list[GridImage] = Field(description="One per seed, in the order of `seeds`")
     adherence: dict[str, float] = Field(description="Share of the images showing each attribute the prompt names, "
-                                                    "'clean', and 'all' (every named attribute right and clean)")
+                                                    "'clean', and 'all' (every named attribute right and clean); "
+                                                    "for two-shape prompts 'count' (exactly two clean shapes), "
+                                                    "'binding' (each named shape with its attributes), 'relation' "
+                                                    "(when named) and 'all'")
     diversity_rms: float = Field(description="Mean pairwise RMS distance between the seeds' images, pixels in "
                                              "[0, 1] (app/evaluation/image.py pairwise_rms)")
 
@@ -197,7 +208,7 @@ class GuidanceInterval(Strict):
 
 
 class GuidanceAnatomyRequest(Strict):
-    """One run taken apart at one step, and the same seed drawn with three ways of guiding."""
+    """One run taken apart at one step, and the same seed drawn with five ways of guiding."""
 
     RULES = (*SCENE_PROMPT_RULES, AT_STEP_RANGE, *GuidanceInterval.RULES)
 
@@ -209,8 +220,10 @@ class GuidanceAnatomyRequest(Strict):
     guidance_scale: GuidanceScale = Field(5.0, description="s of EQ MM3.4")
     at_step: int | None = Field(None, ge=0, le=999, description="The step to take apart (0 = the noisiest); "
                                                                  f"absent = the middle one; {AT_STEP_RANGE.text}")
-    variant: Literal["cfg", "cfg_rescale", "cfg_interval"] = Field("cfg", description="Whose step is taken apart")
+    variant: Literal["cfg", "cfg_rescale", "cfg_interval", "apg", "cfg++"] = Field(
+        "cfg", description="Whose step is taken apart")
     rescale: Fraction = Field(0.7, description="φ of the cfg_rescale variant")
+    cfgpp_lambda: Fraction = Field(0.6, description="λ of the cfg++ variant (which always samples with ddim)")
     interval: GuidanceInterval = Field(default_factory=GuidanceInterval,
                                        description=f"Where the cfg_interval variant guides; {INTERVAL_ORDER.text}")
 
@@ -263,13 +276,17 @@ class VariantImage(BaseModel):
     rescale: float
     interval_timesteps: tuple[int, int] | None = Field(description="(t_lo, t_hi), inclusive, where it guides")
     guided_steps: int = Field(description="Steps of the run that applied guidance")
-    judged: JudgedAttributes
-    matches: dict[str, bool] = Field(description="Per attribute the prompt names, and 'all', whether the image "
-                                                 "shows it")
+    guidance_method: str = Field(description="cfg, apg or cfg++")
+    sampler: str = Field(description="The sampler of this variant's run (cfg++: always ddim)")
+    judged: JudgedAttributes = Field(description="As a grid image's `judged`")
+    objects: list[JudgedAttributes] | None = Field(None, description="Two-shape prompts: each shape the judge "
+                                                                     "finds, largest first")
+    matches: dict[str, bool] = Field(description="Per attribute the prompt names (two shapes: count, binding, "
+                                                 "relation), and 'all', whether the image shows it")
 
 
 class GuidanceAnatomyResult(BaseModel):
-    """EQ MM3.4 at one step: the two estimates, their difference and the result; three variants' final images."""
+    """EQ MM3.4 at one step: the two estimates, their difference and the result; five variants' final images."""
 
     prompt_canonical: str
     negative_prompt_canonical: str

@@ -60,11 +60,15 @@ def test_interval_fractions_become_inclusive_timesteps():
 
 def test_variants_differ_only_in_how_they_guide():
     base = GenerationSettings(prompt="a red circle", seed=4, steps=9, guidance_scale=6.0, batch_size=3)
-    v = lab.variant_settings(base, 0.7, (100, 800))
-    assert list(v) == ["cfg", "cfg_rescale", "cfg_interval"] == list(lab.VARIANTS)
+    v = lab.variant_settings(base, 0.7, (100, 800), cfgpp_lambda=0.4)
+    assert list(v) == ["cfg", "cfg_rescale", "cfg_interval", "apg", "cfg++"] == list(lab.VARIANTS)
     assert (v["cfg"].guidance_rescale, v["cfg"].guidance_interval, v["cfg"].batch_size) == (0.0, None, 1)
     assert v["cfg_rescale"].guidance_rescale == 0.7 and v["cfg_interval"].guidance_interval == (100, 800)
-    assert len({s.batch_key() for s in v.values()}) == 1 and {s.seed for s in v.values()} == {4}
+    assert v["apg"].guidance_method == "apg" and v["apg"].guidance_scale == 6.0
+    assert (v["cfg++"].guidance_method, v["cfg++"].sampler, v["cfg++"].guidance_scale) == ("cfg++", "ddim", 0.4)
+    assert {s.seed for s in v.values()} == {4}
+    # the CFG family shares one batch; APG (momentum) and CFG++ (its own step) each sample apart
+    assert lab.batches(v) == [["cfg", "cfg_rescale", "cfg_interval"], ["apg"], ["cfg++"]]
 
 
 def test_diverging_colours_and_channel_tiles():
@@ -87,8 +91,9 @@ def pipeline(tiny_model_dir) -> Pipeline:
 
 
 def test_the_capture_takes_apart_the_chosen_row_at_the_chosen_step(pipeline):
-    variants = lab.variant_settings(GenerationSettings(prompt="a blue circle", seed=1, steps=5, guidance_scale=3.0),
-                                    0.5, (0, 500))
+    everything = lab.variant_settings(GenerationSettings(prompt="a blue circle", seed=1, steps=5, guidance_scale=3.0),
+                                      0.5, (0, 500), 0.6)
+    variants = {name: everything[name] for name in lab.batches(everything)[0]}  # the CFG family: one batch
     capture = lab.StepCapture(pipeline, variants["cfg_rescale"], row=1, at_step=2)
     seen = []
 
