@@ -20,12 +20,11 @@ import torch
 
 from app.measure.image import over_saturation, pairwise_rms, psnr
 from app.measure.pair_judge import judge_pairs, pair_agreement, pair_matches
+from app.measure.pairs import CATEGORIES, category_prompts, pair_adherence
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.world.compose import PairPrompt, render_pairs, sample_pairs
 from app.world.held_out import VAL_SEED
-from app.world.scenes import COLOUR_NAMES, RELATIONS, SHAPES, SIZES, Prompt
 
-CATEGORIES = ("colour binding", "size binding", "relation", "counting")
 FAILURES = ("swap", "leak", "copy")
 PAIR_SCALES = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0)
 CFG_PLUS_PLUS_SCALES = (0.2, 0.4, 0.6, 0.8, 1.0)  # its lambda lives in [0, 1] (Chung et al. 2024)
@@ -52,30 +51,6 @@ QUICK_PAIRS = PairEvalConfig(prompts=3, seeds=2, scales=(1.0, 5.0), scenes=64, v
                              variant_scales=(1.0, 5.0))
 
 
-def category_prompts(category: str, n: int, seed: int = 0) -> list[PairPrompt]:
-    """n prompts of one category, drawn from seed (the same for every run)."""
-    rng = np.random.default_rng([seed, CATEGORIES.index(category)])
-    out = []
-    for _ in range(n):
-        s1, s2 = rng.choice(len(SHAPES), 2, replace=False)
-        c1, c2 = rng.choice(len(COLOUR_NAMES), 2, replace=False)
-        z1 = int(rng.integers(0, 2))
-        a, b = SHAPES[s1], SHAPES[s2]
-        if category == "colour binding":
-            prompt = PairPrompt("and", Prompt(a, COLOUR_NAMES[c1]), Prompt(b, COLOUR_NAMES[c2]))
-        elif category == "size binding":
-            prompt = PairPrompt("and", Prompt(a, size=SIZES[z1]), Prompt(b, size=SIZES[1 - z1]))
-        elif category == "relation":
-            relation = RELATIONS[int(rng.integers(0, len(RELATIONS)))]
-            prompt = PairPrompt(relation, Prompt(a, COLOUR_NAMES[c1]), Prompt(b, COLOUR_NAMES[c2]))
-        elif category == "counting":
-            prompt = PairPrompt("two", Prompt(a, COLOUR_NAMES[c1]), Prompt(a, COLOUR_NAMES[c1]))
-        else:
-            raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
-        out.append(prompt)
-    return out
-
-
 def judge_on_pairs(n: int, resolution: int, seed: int = PAIR_JUDGE_SEED) -> dict:
     """The pair judge's accuracy on n rendered two-shape scenes (it bounds every number below)."""
     pairs = sample_pairs(n, np.random.default_rng(seed), resolution)
@@ -98,16 +73,15 @@ def vae_on_pairs(pipeline: Pipeline, n: int, chunk: int = 128) -> dict:
 def measure_prompts(pipeline: Pipeline, prompts: list[PairPrompt], seeds: int, base: GenerationSettings) -> dict:
     """Images of every prompt (seeds i*seeds ...) under `base`'s settings, judged: the share of images right on
     each check, the failure rates over the prompts they apply to, diversity and saturation."""
-    rows, spread, objects = [], [], []
+    verdicts, asked, spread = [], [], []
     for i, prompt in enumerate(prompts):
         images = pipeline.generate(replace(base, prompt=prompt.canonical, seed=i * seeds, batch_size=seeds)).images
-        verdicts = judge_pairs(images)
-        rows += [(prompt, pair_matches(v, prompt)) for v in verdicts]
-        objects += [o for v in verdicts for o in v.objects]
+        verdicts += judge_pairs(images)
+        asked += [prompt] * len(images)
         spread.append(pairwise_rms(images))
-    out = {k: float(np.mean([m[k] for _, m in rows])) for k in ("all", "count", "binding")}
-    if any(p.relation for p, _ in rows):
-        out["relation"] = float(np.mean([m["relation"] for p, m in rows if p.relation]))
+    out = pair_adherence(verdicts, asked)
+    rows = [(p, pair_matches(v, p)) for v, p in zip(verdicts, asked)]
+    objects = [o for v in verdicts for o in v.objects]
     for failure in FAILURES:
         applies = [m[failure] for p, m in rows if _can_fail(p, failure)]
         out[failure] = float(np.mean(applies)) if applies else None

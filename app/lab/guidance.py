@@ -18,10 +18,11 @@ from app.diffusion.samplers import timesteps_for
 from app.measure.image import CARD_GUIDANCE_SCALES, adherence, full_prompts, pairwise_rms
 from app.measure.judge import judge, matches
 from app.measure.pair_judge import judge_pairs, pair_matches
+from app.measure.pairs import CATEGORIES, CHECKS, category_prompts, pair_adherence
 from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
 from app.world.compose import PairPrompt
 from app.world.prompts import ImagePrompt, parse_prompt
-from app.world.scenes import Prompt, to_uint8
+from app.world.scenes import to_uint8
 
 GRID_SCALES = CARD_GUIDANCE_SCALES  # the grid starts as the card's sweep
 MAX_GRID_SCALES = 8
@@ -63,17 +64,18 @@ def judged_attributes(verdicts) -> list[dict[str, str | None]]:
             for v in verdicts]
 
 
-PAIR_CHECKS = ("count", "binding", "relation", "all")
+def pair_judged(verdict) -> dict:
+    """A two-shape image as the judge reads it: clean (exactly two clean shapes) and each shape's attributes."""
+    return {"shape": None, "colour": None, "size": None, "position": None, "clean": verdict.clean,
+            "objects": judged_attributes(verdict.objects)}
 
 
 def measure_column(prompt: ImagePrompt, scale: float, seeds: list[int], images: np.ndarray) -> Column:
     """Judge one scale's images against the prompt (one shape or two); their spread across seeds."""
     if isinstance(prompt, PairPrompt):
         verdicts = judge_pairs(images)
-        hits = [pair_matches(v, prompt) for v in verdicts]
-        judged = [{"shape": None, "colour": None, "size": None, "position": None, "clean": v.clean,
-                   "objects": judged_attributes(v.objects)} for v in verdicts]
-        score = {k: float(np.mean([h[k] for h in hits])) for k in PAIR_CHECKS if k in hits[0]}
+        judged = [pair_judged(v) for v in verdicts]
+        score = pair_adherence(verdicts, [prompt] * len(verdicts))
     else:
         verdicts = judge(images)
         judged, score = judged_attributes(verdicts), adherence(verdicts, [prompt] * len(verdicts))
@@ -107,23 +109,29 @@ class SweepPoint:
     images: int
 
 
-def sweep_settings(prompts: int, seeds: int, scales: Sequence[float], steps: int,
-                   sampler: str) -> tuple[list[GenerationSettings], list[Prompt]]:
-    """The card's first `prompts` full prompts (app.measure.image.full_prompts), prompt i from seeds i*seeds...; per scale.
+SWEEP_CATEGORIES = ("single", *CATEGORIES)
+
+
+def sweep_settings(prompts: int, seeds: int, scales: Sequence[float], steps: int, sampler: str,
+                   category: str = "single") -> tuple[list[GenerationSettings], list[ImagePrompt]]:
+    """The card's first `prompts` prompts of a category (single: app.measure.image.full_prompts; a two-shape one:
+    app.measure.pairs.category_prompts), prompt i from seeds i*seeds...; per scale.
 
     Parts are scale-major, one per (scale, prompt) with batch_size = seeds: the same noise as the card's sweep.
     """
     if prompts * seeds * len(scales) > MAX_SWEEP_IMAGES:
         raise ValueError(f"{prompts} prompts x {seeds} seeds x {len(scales)} scales is more than "
                          f"{MAX_SWEEP_IMAGES} images")
-    chosen = full_prompts(prompts)
+    if category not in SWEEP_CATEGORIES:
+        raise ValueError(f"unknown category {category!r}; expected one of {SWEEP_CATEGORIES}")
+    chosen = full_prompts(prompts) if category == "single" else category_prompts(category, prompts)
     parts = [GenerationSettings(prompt=p.canonical, seed=i * seeds, steps=steps, guidance_scale=float(scale),
                                 sampler=sampler, batch_size=seeds)
              for scale in scales for i, p in enumerate(chosen)]
     return parts, chosen
 
 
-def measure_sweep(prompts: list[Prompt], scales: Sequence[float],
+def measure_sweep(prompts: list[ImagePrompt], scales: Sequence[float],
                   results: Sequence[GenerationResult]) -> list[SweepPoint]:
     """The results of sweep_settings(...) (same order) -> one SweepPoint per scale."""
     n = len(prompts)
@@ -131,9 +139,14 @@ def measure_sweep(prompts: list[Prompt], scales: Sequence[float],
     for j, scale in enumerate(scales):
         mine = results[j * n:(j + 1) * n]
         images = [r.images for r in mine]
-        verdicts = judge(np.concatenate(images))
         asked = [p for p, im in zip(prompts, images) for _ in range(len(im))]
-        points.append(SweepPoint(scale=float(scale), adherence=adherence(verdicts, asked),
+        if isinstance(prompts[0], PairPrompt):
+            verdicts = judge_pairs(np.concatenate(images))
+            score = pair_adherence(verdicts, asked)
+        else:
+            verdicts = judge(np.concatenate(images))
+            score = adherence(verdicts, asked)
+        points.append(SweepPoint(scale=float(scale), adherence=score,
                                  diversity_rms=float(np.mean([pairwise_rms(im) for im in images])),
                                  images=len(verdicts)))
     return points
@@ -327,9 +340,8 @@ def variant_images(pipeline: Pipeline, variants: dict[str, GenerationSettings],
         prompt = parse_prompt(settings.prompt)
         if isinstance(prompt, PairPrompt):
             [verdict] = judge_pairs(result.images[:1])
-            judged = {"shape": None, "colour": None, "size": None, "position": None, "clean": verdict.clean,
-                      "objects": judged_attributes(verdict.objects)}
-            hits = {k: v for k, v in pair_matches(verdict, prompt).items() if k in PAIR_CHECKS}
+            judged = pair_judged(verdict)
+            hits = {k: v for k, v in pair_matches(verdict, prompt).items() if k in CHECKS}
         else:
             [verdict] = judge(result.images[:1])
             judged, hits = judged_attributes([verdict])[0], matches(verdict, prompt)

@@ -175,6 +175,21 @@ def test_two_shape_prompts_are_judged_shape_by_shape_in_the_grid_and_the_anatomy
     assert all("count" in v["matches"] and v["objects"] is not None for v in anatomy["variants"])
 
 
+def test_the_live_sweep_measures_a_two_shape_category_on_the_card_s_prompts(model_client):
+    from app.measure.pairs import category_prompts
+
+    r = model_client.post(SWEEP, json={"prompts": 2, "seeds": 2, "scales": [1, 5], "steps": 3,
+                                       "category": "relation"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["category"] == "relation"
+    assert out["prompts"] == [p.canonical for p in category_prompts("relation", 2)]
+    assert all(set(p["adherence"]) == {"count", "binding", "relation", "all"} and p["images"] == 4
+               for p in out["points"])
+    bad = model_client.post(SWEEP, json={"category": "texture binding"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "category"]
+
+
 def test_a_grid_with_cfg_plus_plus_needs_ddim_and_scales_up_to_one(model_client):
     ok = model_client.post(GRID, json={"prompt": "a red circle", "scales": [0.2, 1], "seeds": 1, "steps": 3,
                                        "sampler": "ddim", "guidance_method": "cfg++"})

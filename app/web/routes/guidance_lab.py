@@ -84,11 +84,12 @@ async def sweep(req: schemas.SweepRequest, client: ClientDep, settings: Settings
     """A few of the card's prompts and seeds at a few scales, judged as the card's guidance_sweep judges them."""
     _check_steps(req.steps, settings.max_steps)
     admitted = time.perf_counter()
-    parts, prompts = lab.sweep_settings(req.prompts, req.seeds, req.scales, req.steps, req.sampler)
+    parts, prompts = lab.sweep_settings(req.prompts, req.seeds, req.scales, req.steps, req.sampler, req.category)
     results, job = await _sample(service, parts, client)
     points = await service.run_in_worker(lab.measure_sweep, prompts, req.scales, results)
     return schemas.SweepResult(
-        prompts=[p.canonical for p in prompts], seeds=req.seeds, steps=req.steps, sampler=req.sampler,
+        category=req.category, prompts=[p.canonical for p in prompts], seeds=req.seeds, steps=req.steps,
+        sampler=req.sampler,
         points=[schemas.SweepPoint(scale=p.scale, adherence=p.adherence, diversity_rms=p.diversity_rms,
                                    images=p.images) for p in points],
         timings=_timings(results, job, admitted), model_id=model.model_id,

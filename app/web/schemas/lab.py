@@ -157,6 +157,9 @@ class SweepRequest(Strict):
                                         description=f"Guidance scales s, at most 4; {SWEEP_SIZE.text}")
     steps: Steps = 20
     sampler: GenerationSampler = "dpmpp_2m"
+    category: Literal[_lab.SWEEP_CATEGORIES] = Field(  # type: ignore[valid-type]
+        "single", description="Whose prompts: 'single' (the card's full one-shape prompts) or a two-shape category "
+                              "of the card's pairs section (app/measure/pairs.py)")
 
     @field_validator("scales")
     @classmethod
@@ -170,7 +173,9 @@ class SweepRequest(Strict):
 
 class SweepPoint(BaseModel):
     scale: float
-    adherence: dict[str, float] = Field(description="As in the card's guidance_sweep: per attribute, clean, all")
+    adherence: dict[str, float] = Field(description="As in the card's guidance_sweep: per attribute, clean, all; "
+                                                    "two-shape categories: count, binding, relation (when named), "
+                                                    "all")
     diversity_rms: float = Field(description="Mean over prompts of the pairwise RMS distance across seeds")
     images: int
 
@@ -179,6 +184,7 @@ class SweepResult(BaseModel):
     """Adherence and diversity against s, measured live on a small sample (compare the card's full sweep)."""
 
     live: bool = Field(True, description="Always true: measured for this request, not read from the card")
+    category: str
     prompts: list[str]
     seeds: int
     steps: int
