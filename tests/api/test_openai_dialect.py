@@ -76,6 +76,16 @@ def test_the_extensions_reach_the_sampler_and_the_png_says_so(client):
                   - decode_png(png(answer.data[0].b64_json))).mean() > 0.5
 
 
+def test_the_guidance_method_extension_reaches_the_sampler(client):
+    answer = client.images.generate(prompt="two red circles", extra_body={
+        **FAST, "sampler": "ddim", "guidance_scale": 0.6, "guidance_method": "cfg++"})
+    assert answer.data[0].revised_prompt == "two red circles"
+    assert "Guidance method: cfg++" in read_parameters(png(answer.data[0].b64_json))
+    with pytest.raises(openai.BadRequestError) as err:
+        client.images.generate(prompt="a red circle", extra_body={**FAST, "guidance_method": "cfg++"})
+    assert err.value.body["param"] == "guidance_method" and "ddim" in err.value.body["message"]
+
+
 @pytest.mark.parametrize("size", ["auto", "32x32", None])
 def test_the_model_has_one_size_and_auto_means_it(client, size):
     chosen = {"size": size} if size else {}

@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.service.models import MODEL_NAME
 from app.web.schemas.common import (
+    GUIDANCE_METHOD_RULE,
     SCENE_PROMPT_RULES,
     SERVED_LIMIT,
+    GuidanceMethod,
     GuidanceScale,
     NegativePrompt,
     Rule,
@@ -21,6 +23,7 @@ from app.web.schemas.common import (
     Seed,
     Steps,
     Strict,
+    guidance_method_fits,
     known_words,
     limit_error,
     only,
@@ -38,7 +41,7 @@ SIZE_SERVED = Rule("size_unavailable", "size must be the model's own image size,
 class ImagesRequest(Strict):
     """POST /v1/images/generations: the official request, and this server's extensions as extra body fields."""
 
-    RULES = (*SCENE_PROMPT_RULES, SEEDS_FIT, SIZE_SERVED)
+    RULES = (*SCENE_PROMPT_RULES, SEEDS_FIT, SIZE_SERVED, GUIDANCE_METHOD_RULE)
 
     prompt: ScenePrompt
     model: Literal[MODEL_NAME] | None = Field(None, description=f"`{MODEL_NAME}`, the one model GET /v1/models "
@@ -67,11 +70,13 @@ class ImagesRequest(Strict):
     steps: Steps = 20
     guidance_scale: GuidanceScale = Field(5.0, description="Guidance scale s of EQ MM3.4")
     sampler: Sampler = "dpmpp_2m"
+    guidance_method: GuidanceMethod = "cfg"
     seed: Seed | None = Field(None, description=f"Seed of image 0 (image i uses seed + i); absent = random; "
                                                 f"{SEEDS_FIT.text}")
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
     _seeds = field_validator("seed")(_seeds_fit)
+    _method = field_validator("guidance_method")(guidance_method_fits)
     _model = field_validator("model", mode="before")(only(
         {MODEL_NAME}, "model_not_found", f"The model '{{value}}' does not exist: this server serves '{MODEL_NAME}' "
                                        "(GET /v1/models lists it)"))
@@ -93,8 +98,8 @@ class ImagesRequest(Strict):
     def generate_request(self) -> GenerateRequest:
         """The same request in /api/v1/generate's words."""
         return GenerateRequest(prompt=self.prompt, negative_prompt=self.negative_prompt, steps=self.steps,
-                               guidance_scale=self.guidance_scale, sampler=self.sampler, batch_size=self.n,
-                               seed=self.seed)
+                               guidance_scale=self.guidance_scale, sampler=self.sampler,
+                               guidance_method=self.guidance_method, batch_size=self.n, seed=self.seed)
 
 
 # ---------------------------------------------------------------- answers
