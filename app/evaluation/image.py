@@ -61,17 +61,16 @@ from app.world.scenes import (
     COLOURS,
     POSITIONS,
     PROMPT_VOCABULARY,
+    RELATIONS,
     SHAPES,
     SIZE_RANGES_PX,
     SIZES,
     SYNONYMS,
     VOCAB,
     Prompt,
+    parse_object_prompt,
     render,
     sample_scenes,
-)
-from app.world.scenes import (
-    parse_object_prompt as parse_prompt,
 )
 
 CARD_KEYS = ("name", "description", "architecture", "training", "vocabulary", "defaults", "evaluation",
@@ -202,7 +201,7 @@ def partial_prompts(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], No
     """For prompts that leave attributes open: how many distinct values the judge finds among the seeds, per s."""
     out = []
     for text in cfg.partial_prompts:
-        prompt = parse_prompt(text)
+        prompt = parse_object_prompt(text)
         open_attrs = [a for a in ATTRIBUTE_VALUES if getattr(prompt, a) is None]
         entry = {"prompt": prompt.canonical, "named": prompt.named(), "open": open_attrs, "seeds": cfg.partial_seeds,
                  "by_scale": []}
@@ -284,6 +283,10 @@ def vocabulary() -> dict:
     return {"shapes": list(SHAPES), "colours": {k: list(v) for k, v in COLOURS.items()},
             "sizes": {k: list(SIZE_RANGES_PX[k]) for k in SIZES}, "positions": list(POSITIONS),
             "caption": "a {size} {colour} {shape} at the {position} (in the center); size, colour, position optional",
+            "two_shape_captions": ["a {size} {colour} {shape} {relation} a {size} {colour} {shape}",
+                                   "a {size} {colour} {shape} and a {size} {colour} {shape}",
+                                   "two {size} {colour} {shape}s"],
+            "relations": list(RELATIONS),
             "prompt_words": list(PROMPT_VOCABULARY), "synonyms": dict(SYNONYMS), "tokens": list(VOCAB)}
 
 
@@ -325,8 +328,9 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
     card = {
         "name": "diffusion-lab scenes-64",
         "description": "A small text-to-image latent diffusion model trained from scratch on procedurally drawn "
-                       "scenes (one flat shape on a light background); every number here was measured by "
-                       "`diffusion-lab evaluate` with the program judge of app/measure/judge.py.",
+                       "scenes (one or two flat shapes on a light background); every number here was measured "
+                       "by `diffusion-lab evaluate` with the program judges of app/measure/judge.py and "
+                       "app/measure/pair_judge.py.",
         "architecture": architecture(pipeline, model_dir),
         "training": training(pipeline, model_dir),
         "vocabulary": vocabulary(),
