@@ -21,7 +21,6 @@ from app.world.scenes import (
     COLOURS,
     FILLER_WORDS,
     MAX_JITTER_PX,
-    PAIR_FILLER_WORDS,
     PLURALS,
     PROMPT_VOCABULARY,
     RELATIONS,
@@ -209,7 +208,7 @@ def _connector(words: list[str]) -> tuple[int, int, str]:
 
 def _pair_object(words: list[str], which: str) -> Prompt:
     """One side of a two-shape prompt: size, colour and shape, no position."""
-    words = [w for w in words if w not in FILLER_WORDS and w not in PAIR_FILLER_WORDS]
+    words = [w for w in words if w not in FILLER_WORDS]
     places = [w for w in words if w in ("top", "bottom", "left", "right", "center")]
     if places:
         raise PromptError(f"a two-shape prompt places its shapes with its relation, not with "

@@ -258,7 +258,7 @@ def detokenize(ids: np.ndarray) -> list[str]:
 # ----------------------------------------------------------------------------- prompts
 
 MAX_PROMPT_CHARS = 200
-FILLER_WORDS = ("a", "an", "the", "at", "in", "on")
+FILLER_WORDS = ("a", "an", "the", "at", "in", "on", "to")  # "to": `to the left of`
 SYNONYMS = {
     "big": "large", "huge": "large", "tiny": "small", "little": "small",
     "violet": "purple",
@@ -270,8 +270,7 @@ SYNONYMS = {
 _VERTICAL, _HORIZONTAL = ("top", "bottom"), ("left", "right")
 _KIND = {**{w: "shape" for w in SHAPES}, **{w: "colour" for w in COLOURS}, **{w: "size" for w in SIZES},
          **{w: "position" for w in (*_VERTICAL, *_HORIZONTAL, "center")}}
-PAIR_FILLER_WORDS = ("to",)  # `to the left of`
-PROMPT_VOCABULARY = sorted({*FILLER_WORDS, *PAIR_FILLER_WORDS, *_KIND, *PAIR_WORDS, *PLURALS})
+PROMPT_VOCABULARY = sorted({*FILLER_WORDS, *_KIND, *PAIR_WORDS, *PLURALS})
 
 
 class PromptError(ValueError):
