@@ -13,7 +13,7 @@ from app.diffusion.schedule import NoiseSchedule, as_eps_model
 from app.nets.io import read_metadata
 from app.nets.text import TextEncoder
 from app.nets.vae import VAE
-from app.world.scenes import tokenize
+from app.world.scenes import VOCAB, tokenize
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class CaptionedDenoiser:
         tokens_context, mask = context
         t_batch = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
         return self.dit(x_t, t_batch, tokens_context, mask)
+
+    def unlearned_words(self, caption: str) -> list[str]:
+        """The words of a canonical caption whose token ids lie beyond this caption encoder's embedding."""
+        ids = tokenize([caption])[0]
+        return [VOCAB[i] for i in dict.fromkeys(ids.tolist()) if i >= self.text.config.vocab_size]
 
     @torch.no_grad()
     def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

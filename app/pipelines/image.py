@@ -23,6 +23,7 @@ from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.pipelines.denoiser import CaptionedDenoiser, DenoisingSettings, weights_metadata
+from app.pipelines.protocol import PromptNotLearned
 from app.world.prompts import parse_prompt
 from app.world.scenes import to_uint8
 
@@ -169,6 +170,14 @@ class Pipeline(CaptionedDenoiser):
             return intervals[0]
         pairs = [i if i is not None else (0, self.schedule.T - 1) for i in intervals]
         return torch.tensor([pair for pair, n in zip(pairs, sizes) for _ in range(n)], dtype=torch.long)
+
+    def check(self, jobs: Sequence[GenerationSettings]) -> None:
+        """Raise PromptNotLearned for a prompt or negative prompt this model's caption encoder cannot read."""
+        for job in jobs:
+            for field in ("prompt", "negative_prompt"):
+                text = getattr(job, field)
+                if words := self.unlearned_words(parse_prompt(text).canonical):
+                    raise PromptNotLearned(field, words, text)
 
     @torch.no_grad()
     def generate_batch(self, jobs: Sequence[GenerationSettings],

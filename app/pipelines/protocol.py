@@ -50,8 +50,19 @@ class GenerationParts(Protocol):
         """Parts with equal keys may be sampled as one batch; None: this part runs alone."""
 
 
+class PromptNotLearned(ValueError):
+    """A prompt in the grammar whose words these weights were never trained on (a caption encoder from before the
+    two-shape words): a refusal the client can act on, not a failure of the server."""
+
+    def __init__(self, field: str, words: list[str], text: str):
+        self.field, self.words, self.text = field, words, text
+        super().__init__(f"the loaded model was trained before the word{'s' if len(words) > 1 else ''} "
+                         f"{', '.join(words)}: its caption encoder cannot read them (retrain or load newer weights)")
+
+
 class Generator(Protocol):
-    """A family's sampler as the service runs it: a job's parts in, one result per part out."""
+    """A family's sampler as the service runs it: a job's parts in, one result per part out. A generator may also
+    have check(parts), which raises PromptNotLearned before a job is queued."""
 
     def total_steps(self, parts: Sequence[Any]) -> int:
         """How many step callbacks sampling these parts makes (the service counts and times a job by them)."""

@@ -133,7 +133,10 @@ class SamplingService:
         """Queue several parts as one job (one slot, sampled together); its future gives one result per part."""
         if len({p.batch_key() for p in parts}) > 1:
             raise ValueError("the parts of one job must share steps, sampler and eta (their batch key)")
-        return self._admit(Job(generator or self.pipeline, parts, self.timeout_s, on_step, client))
+        generator = generator or self.pipeline
+        if check := getattr(generator, "check", None):
+            check(parts)  # PromptNotLearned: refused before it takes a place in the queue
+        return self._admit(Job(generator, parts, self.timeout_s, on_step, client))
 
     async def run(self, settings: GenerationParts, on_step: StepCallback | None = None, client: str = "",
                   generator: Generator | None = None) -> tuple[Any, Job]:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.diffusion.samplers import SamplingCancelled
+from app.pipelines.protocol import PromptNotLearned
 from app.service.jobs import JobTimeout, QueueFull
 from app.service.sampling import SamplingService
 from app.web import schemas
@@ -68,7 +69,15 @@ def refusal(err: Exception, sampler: SamplingService | None) -> HTTPException | 
         return HTTPException(503, str(err), headers={"Retry-After": str(retry)})
     if isinstance(err, SamplingCancelled):  # only shutdown cancels a job whose client is still there
         return HTTPException(503, str(err), headers={"Retry-After": str(DRAINING_RETRY_AFTER_S)})
+    if isinstance(err, PromptNotLearned):
+        return HTTPException(422, str(err))
     return None
+
+
+def not_learned_error(err: PromptNotLearned, where: str) -> dict:
+    """A prompt the loaded weights cannot read, as one 422 error item."""
+    return {"type": "prompt_not_learned", "loc": [where, err.field], "msg": str(err), "input": err.text,
+            "ctx": {"words": err.words}}
 
 
 def not_loaded(why: str) -> HTTPException:
@@ -120,6 +129,11 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     return await http_exception_handler(request, exc)
 
 
+async def _not_learned(request: Request, exc: PromptNotLearned) -> JSONResponse:
+    where = "query" if request.method == "GET" else "body"
+    return shape_for(route_path(request.scope)).invalid([not_learned_error(exc, where)])
+
+
 async def _service_refusal(request: Request, exc: Exception) -> JSONResponse:
     answer = refusal(exc, state_of(request.app).sampler)
     return shape_for(route_path(request.scope)).refusal(answer.status_code, answer.detail, answer.headers)
@@ -130,3 +144,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for service_error in (QueueFull, JobTimeout, SamplingCancelled):
         app.add_exception_handler(service_error, _service_refusal)
+    app.add_exception_handler(PromptNotLearned, _not_learned)

@@ -172,6 +172,24 @@ def test_two_shape_prompts_are_drawn_and_read_back_canonically(model_client):
     assert detail["type"] == "prompt_invalid" and "two identical shapes" in detail["msg"]
 
 
+def test_weights_from_before_the_two_shape_words_refuse_them_with_a_422(tmp_path):
+    from app.world.scenes import TOKEN_ID
+    from tests.helpers.models import write_tiny_model
+
+    old = write_tiny_model(tmp_path / "old", vocab_size=TOKEN_ID["of"])  # the one-shape vocabulary only
+    with TestClient(create_app(model_settings(old, max_steps=50))) as client:
+        assert client.post(GENERATE, json={**BODY, "prompt": "a red circle at the top"}).status_code == 200
+        r = client.post(GENERATE, json={**BODY, "prompt": "a red circle left of a blue square"})
+        assert r.status_code == 422, r.text
+        [detail] = r.json()["detail"]
+        assert detail["type"] == "prompt_not_learned" and detail["loc"] == ["body", "prompt"]
+        assert detail["ctx"]["words"] == ["of"] and "trained before the word of" in detail["msg"]
+        stream = client.get("/api/v1/generate/stream", params={"prompt": "a red circle", "steps": 2,
+                                                              "negative_prompt": "two squares"})
+        assert stream.status_code == 422
+        assert stream.json()["detail"][0]["loc"] == ["query", "negative_prompt"]
+
+
 @pytest.mark.parametrize("method", ["apg", "cfg++"])
 def test_each_guidance_method_draws_its_own_picture_and_says_so_in_the_png(model_client, method):
     body = {**BODY, "sampler": "ddim", "guidance_scale": 0.8}

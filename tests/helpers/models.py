@@ -19,15 +19,16 @@ def settings_for_tests(**overrides) -> Settings:
     return Settings(**{"load_model": False, **overrides})
 
 
-def write_tiny_model(directory: Path, resolution: int = 32, seed: int = 0) -> Path:
+def write_tiny_model(directory: Path, resolution: int = 32, seed: int = 0, vocab_size: int = len(VOCAB)) -> Path:
     """A randomly initialised VAE, caption encoder and DiT, saved the way training saves them; returns directory.
 
     The DiT's zero-initialised gates and output are opened (adaLN-Zero leaves a fresh DiT predicting 0),
-    so its output depends on the noise, the timestep and the caption.
+    so its output depends on the noise, the timestep and the caption. A vocab_size below len(VOCAB) makes a
+    caption encoder from before the later words.
     """
     torch.manual_seed(seed)
     vae = VAE(VAE_SIZES["tiny"]())
-    text = TextEncoder(TEXT_SIZES["tiny"](vocab_size=len(VOCAB)))
+    text = TextEncoder(TEXT_SIZES["tiny"](vocab_size=vocab_size))
     dit = DiT(DIT_SIZES["tiny"](latent_size=resolution // vae.config.downsample_factor,
                                 latent_channels=vae.config.latent_channels, context_dim=text.config.width))
     with torch.no_grad():
