@@ -174,10 +174,10 @@ class Pipeline(CaptionedDenoiser):
     def check(self, jobs: Sequence[GenerationSettings]) -> None:
         """Raise PromptNotLearned for a prompt or negative prompt this model's caption encoder cannot read."""
         for job in jobs:
-            for field in ("prompt", "negative_prompt"):
-                text = getattr(job, field)
+            for name in ("prompt", "negative_prompt"):
+                text = getattr(job, name)
                 if words := self.unlearned_words(parse_prompt(text).canonical):
-                    raise PromptNotLearned(field, words, text)
+                    raise PromptNotLearned(name, words, text)
 
     @torch.no_grad()
     def generate_batch(self, jobs: Sequence[GenerationSettings],
