@@ -106,6 +106,8 @@ SCENE_PROMPT_RULES = (
     Rule("prompt_unknown_words", f"Every word of a prompt must be one the model knows. {vocabulary_help()}"),
     Rule("prompt_invalid", "A prompt names at most one shape, colour, size and position, and a shape whenever it "
                            "names any of them"),
+    Rule("prompt_not_learned", "Weights trained before a word joined the grammar cannot read it: the server refuses "
+                               "such a prompt"),
 )
 SCENE_GRAMMAR = " ".join(rule.text for rule in SCENE_PROMPT_RULES)
 # One rule for every prompt: it must be sent, and empty or blank asks for an unconditional sample (the caption
