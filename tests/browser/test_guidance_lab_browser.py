@@ -76,7 +76,7 @@ def test_the_grid_draws_the_forms_prompt_at_each_scale(model_probe):
     model_probe.assert_clean()
 
 
-def test_guidance_made_visible_shows_the_step_and_three_variants(model_probe):
+def test_guidance_made_visible_shows_the_step_and_five_variants(model_probe):
     page = model_probe.goto(GENERATE)
     page.fill("#steps", "4")
     page.select_option("#anatomy-variant", "cfg_interval")
@@ -85,8 +85,10 @@ def test_guidance_made_visible_shows_the_step_and_three_variants(model_probe):
     assert page.locator("#anatomy-maps figure").count() == 4
     assert page.locator("#anatomy-x0 figure").count() == 3
     variants = page.locator("#anatomy-variants figure")
-    assert variants.count() == 3 and variants.nth(2).get_attribute("data-variant") == "cfg_interval"
+    assert variants.count() == 5 and variants.nth(2).get_attribute("data-variant") == "cfg_interval"
     assert "ε(c) elsewhere" in variants.nth(2).text_content()
+    assert [variants.nth(i).get_attribute("data-variant") for i in (3, 4)] == ["apg", "cfg++"]
+    assert "ddim, s = 0.6" in variants.nth(4).text_content()
     assert page.get_attribute("#anatomy-step", "max") == "3"
     # one step numbering on every page: "step k of N", k counting from 1, beside the t of that step
     assert page.text_content("#anatomy-step-out") == "step 4 of 4"
