@@ -19,6 +19,14 @@ def _pair_sections(pairs: dict | None) -> list[str]:
     """Two-shape adherence per category against s, the binding failures, and the guidance variants."""
     if not pairs:
         return []
+    vae, judged = pairs["vae"], pairs["judge_on_pairs"]["accuracy"]
+    ceiling = (f"The VAE reconstructs {vae['scenes']} held-out two-shape scenes at {vae['psnr_db_mean']:.2f} dB and the "
+               f"judge reads {vae['judge_reconstructions']['all']:.1%} of them right (the ceiling of every model on "
+               "these latents); the judge itself reads " + ", ".join(f"{k} {v:.1%}" for k, v in judged.items())
+               + f" of {pairs['judge_on_pairs']['scenes']} rendered pairs.")
+    if pairs.get("not_measured"):
+        return ["## Two shapes: binding, relations, counting", "", f"Adherence {pairs['not_measured']}.", "",
+                ceiling, ""]
     st, cats = pairs["settings"], pairs["settings"]["categories"]
     rows = [[f"{r['scale']:g}", *(f"{r['categories'][c]['all']:.3f}" for c in cats), f"{r['two_object_all']:.3f}",
              *(f"{r['failures'][f]:.3f}" for f in ("swap", "leak", "copy"))] for r in pairs["sweep"]]
@@ -28,7 +36,6 @@ def _pair_sections(pairs: dict | None) -> list[str]:
     variants = [[v["variant"], f"{b['scale']:g}", f"{b['all']:.3f}", f"{b['diversity_rms']:.3f}",
                  "" if b["over_saturation"] is None else f"{b['over_saturation']:+.3f}"]
                 for v in pairs["guidance_variants"] for b in v["by_scale"]]
-    vae, judged = pairs["vae"], pairs["judge_on_pairs"]["accuracy"]
     return [
         "## Two shapes: binding, relations, counting against s",
         "",
@@ -44,10 +51,7 @@ def _pair_sections(pairs: dict | None) -> list[str]:
         "",
         f"From s = 1 to the best s: {rise}.",
         "",
-        f"The VAE reconstructs {vae['scenes']} held-out two-shape scenes at {vae['psnr_db_mean']:.2f} dB and the "
-        f"judge reads {vae['judge_reconstructions']['all']:.1%} of them right (the ceiling of every number above); "
-        "the judge itself reads " + ", ".join(f"{k} {v:.1%}" for k, v in judged.items())
-        + f" of {pairs['judge_on_pairs']['scenes']} rendered pairs.",
+        ceiling,
         "",
         "## Guidance variants on two-shape prompts",
         "",

@@ -92,10 +92,13 @@
       status.textContent = `Model card: ${pairs.settings.prompts} prompts × ${pairs.settings.seeds} seeds per ` +
         `category and s. All categories together: ${pct(best.at_first_scale)} at s = ${Lab.fmt(best.first_scale)}, ` +
         `${pct(best.best_all)} at the best s = ${Lab.fmt(best.best_scale)}.`;
+    } else if (pairs && pairs.not_measured) {
+      status.textContent = `Two-shape adherence ${pairs.not_measured}. The autoencoder's ceiling is measured: the ` +
+        `judge reads ${pct(pairs.vae.judge_reconstructions.all)} of its two-shape reconstructions right.`;
     } else {
       status.textContent = "The model card has no two-shape section (it was measured with --no-pairs).";
     }
-    button.disabled = !model.live.loaded;
+    button.disabled = !model.live.loaded || Boolean(pairs && pairs.not_measured);
     drawTable();
     drawChart();
   }

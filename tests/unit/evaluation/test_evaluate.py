@@ -140,6 +140,21 @@ def test_the_pair_section_measures_every_category_at_every_scale(tiny_card):
     assert "## Two shapes: binding, relations, counting against s" in readme and "| cfg++ |" in readme
 
 
+def test_a_model_from_before_the_two_shape_words_gets_its_ceiling_measured_and_no_sweep(tmp_path):
+    from app.evaluation.pairs import evaluate_pairs
+    from app.world.scenes import TOKEN_ID
+    from tests.helpers.models import write_tiny_model
+
+    pipeline = Pipeline.load(write_tiny_model(tmp_path / "old", vocab_size=TOKEN_ID["of"]), device="cpu")
+    pairs = evaluate_pairs(pipeline, TINY_PAIRS, log=lambda _: None)
+    assert pairs["sweep"] is None and pairs["guidance_variants"] is None
+    assert "trained before the words of, above, below, and, two" in pairs["not_measured"]
+    assert 0.0 <= pairs["vae"]["judge_reconstructions"]["all"] <= 1.0
+    from app.evaluation.readme import _pair_sections
+
+    assert any("not measured" in line for line in _pair_sections(pairs))
+
+
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_category_prompts_name_what_their_category_tests(category):
     prompts = category_prompts(category, 20, seed=3)
