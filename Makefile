@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-dev vendor chromium exiftool axe run test bench screenshots docker clean
+.PHONY: install install-dev vendor chromium exiftool axe run test bench gpu-check screenshots docker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench: install-dev
 	$(PY) bench/sampling.py
 	$(PY) bench/sampling_concurrency.py
 	$(PY) bench/scaling.py
+
+# The GPU path checked and timed in one call (a few minutes on a CUDA machine; a smoke run on a CPU, where the CUDA
+# checks are recorded as skipped): writes bench/results/gpu_check.json. Needs only `make install`.
+gpu-check: install
+	$(PY) bench/gpu_check.py
 
 screenshots: install-dev chromium
 	$(PY) bench/screenshots.py
