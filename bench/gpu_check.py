@@ -172,7 +172,7 @@ def check_sampling(image: Pipeline, video: VideoPipeline | None, batches, steps:
                 continue
             cell = {"batch": batch}
             with peak_memory(device, cell):
-                times, _ = timed(lambda: run(batch), device, repeats)
+                times, _ = timed(lambda run=run, batch=batch: run(batch), device, repeats)
             cell |= times | {"per_second": batch / times["median_s"], "s_per_item": times["median_s"] / batch}
             cells.append(cell)
         out["families"][family] = {"unit": "images" if family == "image" else "clips", "cells": cells}
@@ -199,7 +199,8 @@ def check_compiled(image: Pipeline, batches, steps: int, repeats: int, modes, bu
     eager_dit = image.dit
     eager = {}
     for batch in batches:
-        times, images = timed(lambda: image.generate(image_job(steps, batch)).images, device, repeats)
+        times, images = timed(lambda batch=batch: image.generate(image_job(steps, batch)).images, device,
+                                   repeats)
         eager[batch] = (times, images)
     out = {"status": "ok", "steps": steps, "eager": {b: t for b, (t, _) in eager.items()}, "modes": {}}
     for mode in modes:
@@ -212,7 +213,8 @@ def check_compiled(image: Pipeline, batches, steps: int, repeats: int, modes, bu
         cells = []
         try:
             for batch in batches:
-                times, images = timed(lambda: image.generate(image_job(steps, batch)).images, device, repeats)
+                times, images = timed(lambda batch=batch: image.generate(image_job(steps, batch)).images, device,
+                                   repeats)
                 eager_times, eager_images = eager[batch]
                 cells.append({"batch": batch, **times, "compile_s": times["first_s"] - eager_times["median_s"],
                               "speedup": eager_times["median_s"] / times["median_s"],
@@ -289,12 +291,12 @@ def run_check(name: str, fn: Callable[[], dict], record: dict) -> None:
     started = time.perf_counter()
     try:
         result = fn()
-    except Exception as err:  # noqa: BLE001: the record must say what failed and go on to the next check
+    except Exception as err:  # noqa: BLE001 (the record must say what failed, and the next check still runs)
         result = {"status": "error", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
     result["seconds"] = round(time.perf_counter() - started, 3)
     record["checks"][name] = result
-    print(f"{name:12} {result['status']:16} {result['seconds']:8.1f} s  {result.get('reason', result.get('error', ''))}",
-          flush=True)
+    why = result.get("reason", result.get("error", ""))
+    print(f"{name:12} {result['status']:16} {result['seconds']:8.1f} s  {why}", flush=True)
 
 
 def measure(args: argparse.Namespace) -> dict:

@@ -56,7 +56,8 @@ def test_a_broken_deployment_is_refused(break_it, message):
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_every_compose_file_follows_the_compose_specification(name):
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in compose_validator().iter_errors(compose(name))]
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in compose_validator().iter_errors(compose(name))]
     assert errors == []
 
 
