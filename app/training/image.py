@@ -81,14 +81,14 @@ def train_vae(args: argparse.Namespace, device: torch.device) -> Path:
     run = Run(args, device, model, {"vae": config.to_dict()})
     if resumed:
         run.load_checkpoint(resumed)
-    forward = torch.compile(model) if args.compile else model
+    forward = torch.compile(run.parallel(model)) if args.compile else run.parallel(model)
 
     val_scenes = held_out_scenes(args.val_size, args.resolution)
     val_x = render(val_scenes, device)  # (N, 3, H, W)
 
     def train_step() -> torch.Tensor:
-        x = render(sample_scenes(args.batch, run.rng, args.resolution), device)  # (B, 3, H, W)
-        x_hat, mean, logvar = forward(x, generator=run.gen)
+        x = render(run.shard(sample_scenes(args.batch, run.rng, args.resolution)), device)  # (B, 3, H, W)
+        x_hat, mean, logvar = forward(x, generator=run.rank_gen)
         return vae_loss(x_hat, x, mean, logvar, args.kl_weight, args.edge_weight)
 
     @torch.no_grad()
@@ -153,6 +153,7 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
     run = Run(args, device, vae, {"vae": vae.config.to_dict()})
     if args.resume:
         run.load_checkpoint(read_checkpoint(args.resume, "decoder"))
+    decoder = run.parallel(vae.decoder)
 
     @torch.no_grad()
     def latents(x: torch.Tensor) -> torch.Tensor:
@@ -162,12 +163,14 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
         n_clip = int(round(args.batch * args.clip_share))
         x = torch.cat([render(sample_scenes(args.batch - n_clip, run.rng, args.resolution), device),
                        clip_frames(n_clip, run.rng, args.resolution, device)])
+        x = run.shard(x)
         vae.encoder.eval()
         z = latents(x)
         if args.latent_noise > 0:  # a denoiser's latents are never exact: learn to draw near-misses as clean shapes
-            sigma = args.latent_noise * torch.rand(len(z), 1, 1, 1, generator=run.gen, device=device)
-            z = z + sigma / vae.latent_scale.view(1, -1, 1, 1) * torch.randn(z.shape, generator=run.gen, device=device)
-        x_hat = vae.decode(z).float()
+            sigma = args.latent_noise * torch.rand(len(z), 1, 1, 1, generator=run.rank_gen, device=device)
+            z = z + sigma / vae.latent_scale.view(1, -1, 1, 1) * torch.randn(z.shape, generator=run.rank_gen,
+                                                                             device=device)
+        x_hat = decoder(z).float()
         weight = 1 + args.outline_weight * near_edges(x)
         loss = (weight * (x_hat - x).abs()).mean() / weight.mean()
         (gx_hat, gy_hat), (gx, gy) = image_gradients(x_hat), image_gradients(x)
@@ -256,7 +259,7 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
         run.load_checkpoint(resumed)
     schedule = NoiseSchedule.make(kind=args.schedule, T=args.timesteps)
     weighting = None if args.weighting == "none" else args.weighting
-    forward = torch.compile(model) if args.compile else model
+    forward = torch.compile(run.parallel(model)) if args.compile else run.parallel(model)
 
     @torch.no_grad()
     def latents(scenes) -> torch.Tensor:
@@ -268,10 +271,11 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
     def train_step() -> torch.Tensor:
         scenes = sample_scenes(args.batch, run.rng, args.resolution)
         captions = random_captions(scenes, run.rng, p_partial=args.p_partial, p_drop=args.p_drop)
+        scenes, captions = run.shard(scenes), run.shard(captions)  # this rank's part (all of it alone)
         tokens = torch.from_numpy(tokenize(captions)).to(device, non_blocking=True)  # (B, L)
         z0 = latents(scenes)
-        t = sample_timesteps(args.batch, schedule.T, run.cpu_gen)  # (B,) on the CPU
-        eps = torch.randn(z0.shape, generator=run.gen, device=device)
+        t = run.shard(sample_timesteps(args.batch, schedule.T, run.cpu_gen))  # (B,) on the CPU
+        eps = run.shard(torch.randn((args.batch, *z0.shape[1:]), generator=run.gen, device=device))
 
         def predict(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
             return forward(x_t, tt.to(device, non_blocking=True), tokens).float()
