@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         default_factory=list, description="origins allowed to call the API from a browser; comma-separated")
     api_key: SecretStr | None = Field(None, description="when set, /api/v1/generate* needs it")
     shutdown_grace_s: float = Field(8.0, ge=0, le=600, description="after SIGTERM, time running jobs get to finish")
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile the sampler's networks in the background once ready (auto: on the CPU)")
+    compile_cache_dir: Path | None = Field(None, description="where inductor keeps compiled graphs between starts")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

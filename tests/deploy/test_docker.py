@@ -237,6 +237,7 @@ def _image_env(runtime: Stage, mapping: dict[str, str], venv: Path) -> dict[str,
         env[key] = value.replace("$PATH", os.environ["PATH"])
     assert env["PATH"].startswith(str(venv / "bin")), "the image puts its venv first on PATH"
     env["DIFFUSION_LAB_TORCH_THREADS"] = "1"  # not the image's setting: this machine's cores are shared
+    env["DIFFUSION_LAB_COMPILE"] = "off"  # nor is compiling in the background for minutes
     return env
 
 

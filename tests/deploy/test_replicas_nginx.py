@@ -46,7 +46,7 @@ def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("replicas")
     env = dict(os.environ, OMP_NUM_THREADS="1", DIFFUSION_LAB_TORCH_THREADS="1", DIFFUSION_LAB_DEVICE="cpu",
                DIFFUSION_LAB_MODEL_DIR=str(COMMITTED_MODELS), DIFFUSION_LAB_LOG_LEVEL="warning",
-               DIFFUSION_LAB_SHUTDOWN_GRACE_S=str(GRACE_S), FORWARDED_ALLOW_IPS="*")
+               DIFFUSION_LAB_SHUTDOWN_GRACE_S=str(GRACE_S), DIFFUSION_LAB_COMPILE="off", FORWARDED_ALLOW_IPS="*")
     replicas = [start_replica(env, workdir / f"replica-{i}.log") for i in range(REPLICAS)]
     port = free_port()
     nginx = None
