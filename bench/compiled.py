@@ -9,7 +9,9 @@ compiled, eager, ... so load from other processes falls on both alike), it times
   - a guided 20-step 8-frame clip of the video model,
 and reports the medians, the speed-up, the achieved GFLOP/s against this machine's float32 matmul rate
 (bench/matmul_rate.py, same threads; FLOPs counted by torch.utils.flop_counter on the eager image), and how far the
-compiled pictures are from the eager ones (largest pixel difference; the judge's verdicts).
+compiled pictures are from the eager ones (largest pixel difference; the judge's verdicts). First, the candidates
+side by side on one guided DiT forward (2 and 32 rows): eager, torch.compile (inductor, freezing) and AOTInductor
+(torch.export, freezing), the one the server uses.
 Usage: python bench/compiled.py [--threads 1] [--rounds 7] [--batches 1 16] [--json bench/results/compiled.json]
 """
 
@@ -30,9 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.measure.judge import judge
+from app.nets.compiled import AOTInductor, CompiledBuckets, TorchCompile
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.pipelines.video import ClipSettings, VideoPipeline
-from app.service.compiled import CompileState, install, warm_up_plan
+from app.service.compiled import CompileState, inductor_options, install, warm_up_plan
 from bench.gpu_check import verdict_key
 from bench.matmul_rate import matmul_gflops
 from bench.sampling import count_flops
@@ -92,11 +95,40 @@ def interleaved(cells: dict, use, rounds: int) -> dict:
     return result
 
 
+def candidates(image: Pipeline, cache: Path, rows_list: list[int], rounds: int) -> dict:
+    """One guided DiT forward under each compiler, timed in interleaved rounds: compile and median ms."""
+    dit = image.dit
+    context, mask = image.encode_captions([PROMPT])
+    out = {}
+    for rows in rows_list:
+        args = (torch.randn(rows, dit.config.latent_channels, dit.config.latent_size, dit.config.latent_size),
+                torch.full((rows,), 500), context.expand(rows, -1, -1).contiguous(), mask.expand(rows, -1).contiguous())
+        runners, compile_s = {"eager": dit}, {}
+        for name, compiler in (("torch.compile (freezing)", TorchCompile(options=inductor_options(args[0].device))),
+                               ("AOTInductor (freezing)", AOTInductor(cache / "candidates", "dit",
+                                                                      inductor_options(args[0].device)))):
+            wrapped = CompiledBuckets(dit, [rows], compiler)
+            compile_s[name] = round(wrapped.warm(args), 1)
+            runners[name] = wrapped
+        times = {name: [] for name in runners}
+        with torch.no_grad():
+            for _ in range(rounds * 5):
+                for name, run in runners.items():
+                    started = time.perf_counter()
+                    run(*args)
+                    times[name].append(time.perf_counter() - started)
+        eager = statistics.median(times["eager"])
+        out[rows] = {name: {"median_ms": statistics.median(t) * 1e3, "speedup": eager / statistics.median(t),
+                            "compile_s": compile_s.get(name)} for name, t in times.items()}
+    return out
+
+
 def measure(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="inductor-"))
+    cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="compiled-"))
     load_before = os.getloadavg()[0]
     image, video, state = load(args.model_dir, cache)
+    forwards = candidates(image, cache, [2, 32], args.rounds) if args.candidates else None
     cold = warm(image, video, state, args.batches)
     restart = subprocess.run([sys.executable, __file__, "--warm-only", "--threads", str(args.threads),
                               "--cache-dir", str(cache), "--batches", *map(str, args.batches)],
@@ -116,7 +148,7 @@ def measure(args: argparse.Namespace) -> dict:
             gflops = flops["total"] * b / cell[f"{mode}_s"] / 1e9
             cell[f"{mode}_gflops"] = gflops
             cell[f"{mode}_of_matmul_rate"] = gflops / rate["gflops"]
-    return {"threads": args.threads, "rounds": args.rounds, "cache_dir_cold": True,
+    return {"threads": args.threads, "rounds": args.rounds, "cache_dir_cold": True, "dit_forward_candidates": forwards,
             "warm_s_first_start": cold, "warm_s_restart": json.loads(restart.stdout.splitlines()[-1]),
             "cells": result, "flops_per_image": flops, "matmul_gflops": rate["gflops"],
             "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
@@ -132,6 +164,8 @@ def main() -> int:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     p.add_argument("--cache-dir", default=None, help="inductor's cache (default: a new, empty one)")
     p.add_argument("--warm-only", action="store_true", help="load, warm from --cache-dir, print the seconds")
+    p.add_argument("--no-candidates", dest="candidates", action="store_false",
+                   help="skip the side-by-side of the compilers on one DiT forward")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if args.warm_only:
@@ -140,6 +174,10 @@ def main() -> int:
         print(json.dumps(warm(image, video, state, args.batches)))
         return 0
     record = measure(args)
+    for rows, cands in (record["dit_forward_candidates"] or {}).items():
+        for name, c in cands.items():
+            print(f"DiT forward, {rows:2d} rows, {name:26} {c['median_ms']:7.2f} ms  {c['speedup']:.2f}x"
+                  + (f"  (compile {c['compile_s']} s)" if c["compile_s"] is not None else ""))
     for name, c in record["cells"].items():
         extra = "".join(f", {c[f'{m}_of_matmul_rate']:.0%} of matmul ({m})" for m in ("eager", "compiled")
                         if f"{m}_of_matmul_rate" in c)

@@ -1,27 +1,29 @@
-"""A network's forward compiled by torch.compile (inductor, dynamic=False), in a few fixed batch sizes.
+"""A network's forward compiled for a few fixed batch sizes, falling back to eager for every other shape.
 
-`CompiledBuckets` stands where the network stood (it keeps the network as its submodule and exposes its config),
-and answers each call the compiled way only once that call's shape has been warmed up: the batch (the first
-dimension of every tensor argument that has it) is padded up to the next bucket, by repeating its last row, and the
-answer cut back to the real rows. Every row is computed on its own, so padding changes no real row. A call whose
-shape is not warm, or that is larger than the largest bucket, runs the network eagerly: the eager path stays the
-reference, and the compiled one only ever replaces it for shapes it has already run.
+`CompiledBuckets` stands where the network stood (it keeps the network as its submodule and exposes its config) and
+answers a call the compiled way only once that call's shape has been warmed up: the batch (the first dimension of
+every tensor argument that has it) is padded up to the next bucket by repeating its last row, and the answer cut
+back to the real rows. Every row is computed on its own, so padding changes no real row. A shape that is not warm,
+or larger than the largest bucket, runs the network eagerly: the eager path stays the reference.
 
-`warm(args)` compiles (or loads from inductor's on-disk cache) the graph for args, whose batch must be a bucket, and
-marks that shape ready; the server does so in the background once it is ready (app/service/compiled.py).
+Two compilers, measured side by side on the DiT (bench/compiled.py, BENCHMARKS.md "Compiled inference"):
+- `AOTInductor`: torch.export, then AOTInductor into one package per shape, kept on disk and loaded by later
+  starts in a few hundredths of a second. No Python between the kernels: the fastest on the CPU.
+- `TorchCompile`: torch.compile (inductor, dynamic=False), optionally with CUDA graphs (mode="reduce-overhead").
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
-# Every bucket of every compiled network is a separate graph of the same forward: above dynamo's default of 8
-# graphs per function it would stop compiling and fall back for good.
+# torch.compile keeps one graph per shape of the same forward: above dynamo's default of 8 it would stop compiling.
 RECOMPILE_LIMIT = 64
 
 
@@ -42,18 +44,75 @@ def signature(args: Sequence, bucket: int) -> tuple:
                       for a in args))
 
 
-class CompiledBuckets(nn.Module):
-    """`module` with its forward compiled per batch bucket, falling back to eager for shapes not yet warm."""
+def fingerprint(module: nn.Module) -> str:
+    """A short hash of the module's weights and class: a package compiled from other weights is never loaded."""
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
-    def __init__(self, module: nn.Module, buckets: Sequence[int], mode: str | None = None,
-                 options: dict | None = None):
+
+class AOTInductor:
+    """torch.export + AOTInductor, one package per (weights, shape, torch, device) in cache_dir."""
+
+    def __init__(self, cache_dir: Path, name: str, options: dict | None = None):
+        self.cache_dir, self.name, self.options = Path(cache_dir), name, options or {}
+        self._fingerprint: str | None = None
+
+    def package_path(self, module: nn.Module, args: Sequence) -> Path:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(module)
+        shape = "_".join("x".join(map(str, a.shape)) if isinstance(a, torch.Tensor) else str(a) for a in args)
+        options = hashlib.sha256(repr(sorted(self.options.items())).encode()).hexdigest()[:8]
+        return self.cache_dir / (f"{self.name}-{self._fingerprint}-{shape}-{args[0].device.type}-{options}-"
+                                 f"torch{torch.__version__}.pt2")
+
+    def __call__(self, module: nn.Module, args: Sequence) -> Callable:
+        path = self.package_path(module, args)
+        if not path.is_file():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            exported = torch.export.export(module, tuple(args))
+            partial = path.with_name(f"partial-{path.name}")  # AOTInductor insists on a name ending in .pt2
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(partial),
+                                                     inductor_configs=self.options)
+            partial.replace(path)  # whole or not at all: a start killed mid-compile leaves no broken package
+        return torch._inductor.aoti_load_package(str(path))
+
+
+class TorchCompile:
+    """torch.compile (inductor, dynamic=False); `mode="reduce-overhead"` adds CUDA graphs."""
+
+    def __init__(self, mode: str | None = None, options: dict | None = None):
+        self.mode, self.options = mode, options
+        self._compiled = None
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+
+    def __call__(self, module: nn.Module, args: Sequence) -> Callable:
+        if self._compiled is None:
+            self._compiled = torch.compile(module, dynamic=False, mode=self.mode, options=self.options)
+        compiled = self._compiled
+        if self.mode != "reduce-overhead":
+            compiled(*args)  # compiles this shape now, not at the first real call
+            return compiled
+
+        def step(*call_args):  # CUDA graphs: the previous call's outputs may now be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+            return compiled(*call_args)
+
+        step(*args)
+        return step
+
+
+class CompiledBuckets(nn.Module):
+    """`module` with its forward compiled per batch bucket, eager for shapes not yet warm."""
+
+    def __init__(self, module: nn.Module, buckets: Sequence[int], compiler: Callable[[nn.Module, Sequence], Callable]):
         super().__init__()
         self.module = module
         self.buckets = tuple(sorted(set(buckets)))
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        # Not a registered submodule: its parameters are the module's own, once is enough.
-        object.__setattr__(self, "_compiled", torch.compile(module, dynamic=False, mode=mode, options=options))
-        self._ready: set[tuple] = set()
+        self.compiler = compiler
+        self._runners: dict[tuple, Callable] = {}
         self._lock = threading.Lock()
         self.compiled_calls = 0  # calls answered by a compiled graph (the rest ran eagerly)
         self.warm_seconds: dict[int, float] = {}
@@ -67,26 +126,29 @@ class CompiledBuckets(nn.Module):
 
     @property
     def ready_buckets(self) -> list[int]:
-        return sorted({key[0] for key in self._ready})
+        return sorted({key[0] for key in self._runners})
 
     def forward(self, *args):
         rows = _rows_of(args)
         bucket = self.bucket_for(rows)
-        if bucket is None or signature(args, bucket) not in self._ready:
+        runner = None if bucket is None else self._runners.get(signature(args, bucket))
+        if runner is None:
             return self.module(*args)
         self.compiled_calls += 1
-        return self._compiled(*(_pad(a, rows, bucket) for a in args))[:rows]
+        return runner(*(_pad(a, rows, bucket) for a in args))[:rows]
 
     @torch.no_grad()
     def warm(self, args: Sequence) -> float:
-        """Compile the graph for args (their batch a bucket) and mark that shape ready; returns the seconds taken."""
+        """Compile (or load) the graph for args (their batch a bucket) and mark that shape ready; returns seconds."""
         rows = _rows_of(args)
         if rows not in self.buckets:
             raise ValueError(f"warm-up batch {rows} is not a bucket ({self.buckets})")
         with self._lock:  # one compile at a time per network
             started = time.perf_counter()
-            self._compiled(*args)
+            runner = self.compiler(self.module, args)
+            if args[0].device.type == "cuda":
+                torch.cuda.synchronize(args[0].device)
             seconds = time.perf_counter() - started
-            self._ready.add(signature(args, rows))
+            self._runners[signature(args, rows)] = runner
             self.warm_seconds[rows] = round(seconds, 3)
         return seconds

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.nets.compiled import CompiledBuckets
+from app.nets.compiled import AOTInductor, CompiledBuckets, TorchCompile
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,11 +22,12 @@ class RowWise(nn.Module):
         return self.net(x) * t[:, None]
 
 
-@pytest.fixture(scope="module")
-def warmed():
+@pytest.fixture(scope="module", params=["aoti", "torch.compile"])
+def warmed(request, tmp_path_factory):
     torch.manual_seed(0)
     module = RowWise().eval()
-    wrapped = CompiledBuckets(module, [2, 4])
+    compiler = AOTInductor(tmp_path_factory.mktemp("packages"), "rowwise") if request.param == "aoti" else TorchCompile()
+    wrapped = CompiledBuckets(module, [2, 4], compiler)
     with torch.no_grad():
         before = wrapped(torch.randn(3, 8), torch.ones(3))
     assert wrapped.compiled_calls == 0 and before.shape == (3, 8)  # not warm: eager
@@ -60,3 +61,20 @@ def test_the_wrapper_stands_for_the_network(warmed):
     assert sum(p.numel() for p in wrapped.parameters()) == sum(p.numel() for p in module.parameters())
     with pytest.raises(ValueError, match="not a bucket"):
         wrapped.warm((torch.zeros(3, 8), torch.zeros(3)))
+
+
+def test_an_aot_package_is_kept_and_loaded_by_the_next_start(tmp_path):
+    torch.manual_seed(1)
+    module = RowWise().eval()
+    compiler = AOTInductor(tmp_path, "rowwise")
+    args = (torch.zeros(2, 8), torch.zeros(2))
+    first = CompiledBuckets(module, [2], compiler).warm(args)
+    (package,) = tmp_path.glob("rowwise-*.pt2")
+    again = CompiledBuckets(module, [2], AOTInductor(tmp_path, "rowwise"))
+    assert again.warm(args) < first / 3  # loaded, not compiled
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x, torch.ones(2)), module(x, torch.ones(2)), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        module.net[0].weight.mul_(2)  # other weights: another package
+    assert AOTInductor(tmp_path, "rowwise").package_path(module, args) != package
