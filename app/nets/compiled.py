@@ -57,7 +57,7 @@ class AOTInductor:
     """torch.export + AOTInductor, one package per (weights, shape, torch, device) in cache_dir."""
 
     def __init__(self, cache_dir: Path, name: str, options: dict | None = None):
-        self.cache_dir, self.name, self.options = Path(cache_dir), name, options or {}
+        self.cache_dir, self.name, self.options = Path(cache_dir), name, dict(options or {})
         self._fingerprint: str | None = None
 
     def package_path(self, module: nn.Module, args: Sequence) -> Path:
@@ -75,7 +75,7 @@ class AOTInductor:
             exported = torch.export.export(module, tuple(args))
             partial = path.with_name(f"partial-{path.name}")  # AOTInductor insists on a name ending in .pt2
             torch._inductor.aoti_compile_and_package(exported, package_path=str(partial),
-                                                     inductor_configs=self.options)
+                                                     inductor_configs=dict(self.options))  # it adds to the dict
             partial.replace(path)  # whole or not at all: a start killed mid-compile leaves no broken package
         return torch._inductor.aoti_load_package(str(path))
 

@@ -66,15 +66,17 @@ def test_the_wrapper_stands_for_the_network(warmed):
 def test_an_aot_package_is_kept_and_loaded_by_the_next_start(tmp_path):
     torch.manual_seed(1)
     module = RowWise().eval()
-    compiler = AOTInductor(tmp_path, "rowwise")
+    options = {"freezing": True}
+    compiler = AOTInductor(tmp_path, "rowwise", options)
     args = (torch.zeros(2, 8), torch.zeros(2))
     first = CompiledBuckets(module, [2], compiler).warm(args)
     (package,) = tmp_path.glob("rowwise-*.pt2")
-    again = CompiledBuckets(module, [2], AOTInductor(tmp_path, "rowwise"))
+    assert compiler.package_path(module, args) == package and options == {"freezing": True}
+    again = CompiledBuckets(module, [2], AOTInductor(tmp_path, "rowwise", options))
     assert again.warm(args) < first / 3  # loaded, not compiled
     x = torch.randn(2, 8)
     with torch.no_grad():
         torch.testing.assert_close(again(x, torch.ones(2)), module(x, torch.ones(2)), rtol=1e-5, atol=1e-5)
     with torch.no_grad():
         module.net[0].weight.mul_(2)  # other weights: another package
-    assert AOTInductor(tmp_path, "rowwise").package_path(module, args) != package
+    assert AOTInductor(tmp_path, "rowwise", options).package_path(module, args) != package
