@@ -1,8 +1,8 @@
 """The served networks compiled (DIFFUSION_LAB_COMPILE): the same pictures as eager, judged alike, and reported.
 
 Tolerance: the compiled and the eager picture of a seed differ by at most COMPILED_MAX_PIXEL_DIFF levels of 255 in
-any pixel, and the judge reads every one of the 54 evaluation prompts' pictures alike. (Measured here: no pixel
-differed at all; inductor reorders the sums inside a kernel, which may move a value by one level after 20 steps.)
+any pixel, and the judge reads every one of the 54 evaluation prompts' pictures alike. (Measured here: 22 of the
+663,552 values differed, each by one level; the compiled kernels sum in another order, and 20 steps carry it on.)
 """
 
 import numpy as np
