@@ -104,6 +104,11 @@ class TorchCompile:
         return step
 
 
+def eager_of(module: nn.Module) -> nn.Module:
+    """The network itself, whether or not it is served compiled: what a measurement comparing architectures times."""
+    return module.module if isinstance(module, CompiledBuckets) else module
+
+
 class CompiledBuckets(nn.Module):
     """`module` with its forward compiled per batch bucket, eager for shapes not yet warm."""
 

@@ -6,8 +6,8 @@ row count: a guided image is two rows), the VAE decoder (images, or a clip's fra
 and answers from the first request; `warm_up` then compiles the buckets one after the other, the ones a single
 reader needs first, on a thread of its own (it ends with the warm-up, and its OpenMP pool with it). Each bucket is
 an AOTInductor package (torch.export, then inductor ahead of time: the fastest of the candidates measured), kept in
-DIFFUSION_LAB_COMPILE_CACHE_DIR, so a restart loads in a fraction of a second what took the first start about 40 s
-per bucket. The caption encoder stays eager: it is about 1% of a sample's time.
+DIFFUSION_LAB_COMPILE_CACHE_DIR, so a restart loads in a fraction of a second what took the first start 15 to 50 s
+per bucket (BENCHMARKS.md, "Compiled inference"). The caption encoder stays eager: it is about 1% of a sample's time.
 
 `CompileState` is what /readyz reports: the setting, where the warm-up stands, and which buckets are ready.
 """
@@ -60,8 +60,8 @@ class CompileState:
 
 
 def wanted(setting: str, device: torch.device) -> bool:
-    """"auto" compiles where it was measured to help: on the CPU (BENCHMARKS.md); CUDA stays eager until
-    bench/gpu_check.py has timed the compiled path there."""
+    """Whether to compile: "on" always, "auto" where it was measured to help, the CPU (BENCHMARKS.md); on CUDA "auto"
+    stays eager until bench/gpu_check.py has timed the compiled path there."""
     return setting == "on" or (setting == "auto" and device.type == "cpu")
 
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.measure.image import full_prompts
 from app.measure.judge import judge
+from app.nets.compiled import eager_of
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.service import compiled
 from bench.gpu_check import verdict_key
@@ -85,3 +86,19 @@ def test_readyz_is_ready_at_once_and_reports_the_compiled_state(tiny_model_dir, 
     assert report["buckets"]["dit"] == {"all": list(compiled.DIT_ROWS), "ready": [], "seconds": {}}
     assert report["buckets"]["decoder"]["all"] == list(compiled.DECODE_BATCHES)
     assert report["buckets"]["video_dit"]["all"] == list(compiled.VIDEO_ROWS)
+
+
+def test_the_live_timings_time_the_eager_networks_when_the_server_compiles(tiny_model_dir, one_thread):
+    from app.lab import attention_timing, forward_timing
+    from app.pipelines.video import VideoPipeline
+
+    image = Pipeline.load(tiny_model_dir, "cpu")
+    video = VideoPipeline.load(tiny_model_dir, image.vae)
+    eager_dit, eager_video = image.dit, video.dit
+    state = compiled.install(image, video, "on")
+    assert state.networks["video_dit"].module is eager_video
+    latent = forward_timing.latent_forward(image)
+    assert latent.candidate.run().shape[0] == 2
+    timing = attention_timing.measure(video, frames=2, repeats=1)
+    assert timing.frames == 2 and state.networks["video_dit"].compiled_calls == 0
+    assert eager_of(image.dit) is eager_dit and eager_of(eager_dit) is eager_dit
