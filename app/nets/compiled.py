@@ -32,9 +32,12 @@ def _rows_of(args: Sequence) -> int:
 
 
 def _pad(arg, rows: int, bucket: int):
-    """arg with its batch padded from rows to bucket by repeating its last row; anything else untouched."""
-    if not isinstance(arg, torch.Tensor) or arg.dim() == 0 or arg.shape[0] != rows or bucket == rows:
+    """arg with its batch padded from rows to bucket by repeating its last row, laid out contiguously as the graph
+    was compiled for (an expanded context has stride 0); anything else untouched."""
+    if not isinstance(arg, torch.Tensor):
         return arg
+    if arg.dim() == 0 or arg.shape[0] != rows or bucket == rows:
+        return arg.contiguous()
     return torch.cat([arg, arg[-1:].expand(bucket - rows, *arg.shape[1:])])
 
 

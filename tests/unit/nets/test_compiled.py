@@ -46,6 +46,13 @@ def test_a_warm_bucket_answers_smaller_batches_padded_to_it(warmed):
     assert wrapped.ready_buckets == [4] and wrapped.warm_seconds[4] == round(seconds, 3)
 
 
+def test_a_full_bucket_of_expanded_rows_is_answered_right(warmed):
+    module, wrapped, _ = warmed
+    x, t = torch.randn(1, 8).expand(4, 8), torch.tensor([1.0, 2.0, 3.0, 4.0])  # stride 0 along the batch
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x, t), module(x, t), rtol=1e-5, atol=1e-5)
+
+
 def test_shapes_not_warm_run_eagerly(warmed):
     _, wrapped, _ = warmed
     calls = wrapped.compiled_calls
