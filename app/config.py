@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="when set, /api/v1/generate* needs it")
     shutdown_grace_s: float = Field(8.0, ge=0, le=600, description="after SIGTERM, time running jobs get to finish")
     compile: Literal["auto", "on", "off"] = Field(
-        "auto", description="torch.compile the sampler's networks in the background once ready (auto: on the CPU)")
+        "auto", description="compile the sampler's networks (AOTInductor) in the background once ready (auto: on "
+                            "the CPU)")
     compile_cache_dir: Path | None = Field(None, description="where the compiled networks are kept between starts "
                                                              "(default: diffusion-lab-compiled in the temp folder)")
 
