@@ -129,3 +129,18 @@ def test_the_world_is_what_torchrun_says_and_one_rank_without_it():
     assert world_from_env({}) == World(0, 1, 0)
     assert world_from_env({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}) == World(3, 8, 1)
     assert not World().distributed and World().is_main and not World(1, 2, 1).is_main
+
+
+def test_the_vae_and_the_decoder_train_under_torchrun(tiny_model_dir, tmp_path):
+    """Their posterior and latent noise is drawn inside the step per rank (distributed.rank_generator), so their
+    losses follow one process's only in distribution; here: they run, and rank 0 writes the one file."""
+    common = ["--size", "tiny", "--resolution", "32", "--batch", "8", "--device", "cpu", "--steps", "3", "--warmup",
+              "1", "--val-size", "8", "--val-every", "0", "--no-progress", "--log-every", "1"]
+    torchrun(["vae", *common, "--stats-size", "16", "--out", str(tmp_path / "vae.safetensors"),
+              "--ckpt-dir", str(tmp_path / "vae-ckpt")])
+    torchrun(["decoder", *common, "--latent-noise", "0.2", "--init", str(tiny_model_dir / "vae.safetensors"),
+              "--out", str(tmp_path / "decoder.safetensors"), "--ckpt-dir", str(tmp_path / "decoder-ckpt")])
+    for name in ("vae", "decoder"):
+        extra = read_metadata(tmp_path / f"{name}.safetensors")["extra"]
+        curve = losses(tmp_path / f"{name}.safetensors")
+        assert (extra["steps_done"], extra["processes"]) == (3, 2) and len(curve) == 3 and np.isfinite(curve).all()
