@@ -159,7 +159,7 @@ def page_context() -> dict:
     return {"quiz_abar": 0.36, "quiz_signal": round(signal, 6), "quiz_noise": round(noise, 6)}
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)  # up to 1000 steps x 5 lists each: about 120 KB an entry
 def schedule_table(steps: int, beta_start: float, beta_end: float) -> dict:
     """The schedule against t as the page draws it; it depends on these three alone, so it is kept (read-only)."""
     betas, abar = linear_schedule(steps, beta_start, beta_end)
