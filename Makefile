@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-dev vendor chromium exiftool nginx wrk axe run test bench gpu-check screenshots docker clean
+.PHONY: install install-dev vendor chromium exiftool nginx wrk cxx axe run test bench gpu-check screenshots docker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ nginx:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx; }
 
+# A C++ compiler with OpenMP, with which torch's inductor compiles the networks (DIFFUSION_LAB_COMPILE and its tests).
+cxx:
+	@command -v g++ >/dev/null 2>&1 || { \
+	  echo "installing Debian's g++ for the compiled networks"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq g++; }
+
 # wrk, the HTTP load generator of bench/instruments.py.
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -69,10 +76,10 @@ $(VENDOR): vendor/build.py vendor/package.json vendor/package-lock.json vendor/e
 
 vendor: $(VENDOR)
 
-run: install vendor
+run: install cxx vendor
 	$(VENV)/bin/diffusion-lab serve --host $(HOST) --port $(PORT)
 
-test: install-dev chromium exiftool nginx axe vendor
+test: install-dev chromium exiftool nginx cxx axe vendor
 	$(PY) -m pytest -q
 
 # Every benchmark; BENCHMARKS.md says what the figures mean. Minutes on a small CPU.
