@@ -76,7 +76,7 @@ $(VENDOR): vendor/build.py vendor/package.json vendor/package-lock.json vendor/e
 
 vendor: $(VENDOR)
 
-run: install cxx vendor
+run: install vendor
 	$(VENV)/bin/diffusion-lab serve --host $(HOST) --port $(PORT)
 
 test: install-dev chromium exiftool nginx cxx axe vendor
