@@ -10,8 +10,9 @@ compiled, eager, ... so load from other processes falls on both alike), it times
 and reports the medians, the speed-up, the achieved GFLOP/s against this machine's float32 matmul rate
 (bench/matmul_rate.py, same threads; FLOPs counted by torch.utils.flop_counter on the eager image), and how far the
 compiled pictures are from the eager ones (largest pixel difference; the judge's verdicts). First, the candidates
-side by side on one guided DiT forward (2 and 32 rows): eager, torch.compile (inductor, freezing) and AOTInductor
-(torch.export, freezing), the one the server uses.
+side by side on one guided DiT forward (2 and 32 rows): eager, torch.compile (inductor, freezing), AOTInductor
+(torch.export, freezing: the one the server uses) and ONNX Runtime (torch.onnx.export, when onnxruntime and
+onnxscript are installed: the dev extra has them).
 Usage: python bench/compiled.py [--threads 1] [--rounds 7] [--batches 1 16] [--json bench/results/compiled.json]
 """
 
@@ -95,6 +96,25 @@ def interleaved(cells: dict, use, rounds: int) -> dict:
     return result
 
 
+def onnx_runtime(module, args: tuple, path: Path):
+    """(export seconds, a callable running module's export in an ONNX Runtime session on this thread count), or None
+    without onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    torch.onnx.export(module, args, str(path), dynamo=True)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    def run(*call_args):
+        return session.run(None, dict(zip(names, (x.numpy() for x in call_args), strict=True)))
+
+    return round(time.perf_counter() - started, 1), run
+
+
 def candidates(image: Pipeline, cache: Path, rows_list: list[int], rounds: int) -> dict:
     """One guided DiT forward under each compiler, timed in interleaved rounds: compile and median ms."""
     dit = image.dit
@@ -110,6 +130,9 @@ def candidates(image: Pipeline, cache: Path, rows_list: list[int], rounds: int) 
             wrapped = CompiledBuckets(dit, [rows], compiler)
             compile_s[name] = round(wrapped.warm(args), 1)
             runners[name] = wrapped
+        onnx = onnx_runtime(dit, args, cache / f"dit-{rows}.onnx")
+        if onnx is not None:
+            compile_s["ONNX Runtime"], runners["ONNX Runtime"] = onnx
         times = {name: [] for name in runners}
         with torch.no_grad():
             for _ in range(rounds * 5):
