@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.measure.judge import judge
-from app.nets.compiled import AOTInductor, CompiledBuckets, TorchCompile
+from app.nets.compiled import AOTInductor, CompiledBuckets, TorchCompile, eager_of
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.pipelines.video import ClipSettings, VideoPipeline
 from app.service.compiled import CompileState, inductor_options, install, warm_up_plan
@@ -117,7 +117,7 @@ def onnx_runtime(module, args: tuple, path: Path):
 
 def candidates(image: Pipeline, cache: Path, rows_list: list[int], rounds: int) -> dict:
     """One guided DiT forward under each compiler, timed in interleaved rounds: compile and median ms."""
-    dit = image.dit
+    dit = eager_of(image.dit)
     context, mask = image.encode_captions([PROMPT])
     out = {}
     for rows in rows_list:
