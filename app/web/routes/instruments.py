@@ -21,9 +21,9 @@ ANSWERS = ResponseCache()  # every answer below is a pure function of its query 
 
 @router.get("/compression", responses=unprocessable(schemas.CompressionQuery), response_model=schemas.CompressionResult,
             summary="Pixel tensor vs VAE latent: values, tokens and attention cost (EQ MM3.3)")
-def compression(q: Annotated[schemas.CompressionQuery, Query()]) -> Response:
+async def compression(q: Annotated[schemas.CompressionQuery, Query()]) -> Response:
     """EQ MM3.3 for one image size, f, c_z and patch size, with the cost of every valid f and the presets."""
-    return ANSWERS.answer(query_key("compression", q), lambda: schemas.CompressionResult.model_validate(
+    return await ANSWERS.answer_async(query_key("compression", q), lambda: schemas.CompressionResult.model_validate(
         compression_mod.compare(**q.model_dump())))
 
 
@@ -32,9 +32,9 @@ def compression(q: Annotated[schemas.CompressionQuery, Query()]) -> Response:
 
 @router.get("/guidance", responses=unprocessable(schemas.GuidanceQuery), response_model=schemas.GuidanceResult,
             summary="Classifier-free guidance on an exact toy diffusion (EQ MM3.4)")
-def guidance(q: Annotated[schemas.GuidanceQuery, Query()]) -> Response:
+async def guidance(q: Annotated[schemas.GuidanceQuery, Query()]) -> Response:
     """Sample the toy at scale s with the guided estimate; measure adherence, diversity and the regime."""
-    return ANSWERS.answer(query_key("guidance", q), lambda: schemas.GuidanceResult.model_validate(
+    return await ANSWERS.answer_async(query_key("guidance", q), lambda: schemas.GuidanceResult.model_validate(
         guidance_instrument(**q.model_dump())))
 
 
@@ -51,9 +51,9 @@ def guidance_table(q: Annotated[schemas.CfgTableQuery, Query()]) -> schemas.CfgS
 
 @router.get("/denoising", responses=unprocessable(schemas.DenoisingQuery), response_model=schemas.DenoisingResult,
             summary="An oracle denoiser walking a 2-D latent from noise to x0 (EQ MM3.1-3.2)")
-def denoising(q: Annotated[schemas.DenoisingQuery, Query()]) -> Response:
+async def denoising(q: Annotated[schemas.DenoisingQuery, Query()]) -> Response:
     """The chapter's first snippet, live: the whole trajectory, the schedule and the readouts."""
-    return ANSWERS.answer(query_key("denoising", q), lambda: schemas.DenoisingResult.model_validate(
+    return await ANSWERS.answer_async(query_key("denoising", q), lambda: schemas.DenoisingResult.model_validate(
         denoising_instrument(**q.model_dump())))
 
 
@@ -62,7 +62,7 @@ def denoising(q: Annotated[schemas.DenoisingQuery, Query()]) -> Response:
 
 @router.get("/coherence", responses=unprocessable(schemas.CoherenceQuery), response_model=schemas.CoherenceResult,
             summary="Per-frame vs joint denoising of a moving object; spacetime tokens (EQ MM3.6)")
-def coherence(q: Annotated[schemas.CoherenceQuery, Query()]) -> Response:
+async def coherence(q: Annotated[schemas.CoherenceQuery, Query()]) -> Response:
     """Denoise the tracked object's path at this coherence; N, joint and factorised attention cost over frames."""
-    return ANSWERS.answer(query_key("coherence", q), lambda: schemas.CoherenceResult.model_validate(
+    return await ANSWERS.answer_async(query_key("coherence", q), lambda: schemas.CoherenceResult.model_validate(
         coherence_mod.coherence_report(**q.model_dump())))
