@@ -219,6 +219,9 @@ def check_compiled(image: Pipeline, batches, steps: int, repeats: int, modes, bu
                 cells.append({"batch": batch, **times, "compile_s": compile_s,
                               "speedup": eager_times["median_s"] / times["median_s"],
                               "against_eager": compare(eager_images, images)})
+        except Exception as err:  # noqa: BLE001 (one compiler failing, say for want of a C++ compiler, is a finding)
+            out["modes"][mode] = {"status": "error", "error": f"{type(err).__name__}: {err}", "cells": cells}
+            continue
         finally:
             image.dit = eager_dit
         within = all(c["against_eager"]["max_abs_pixel_diff"] <= REPRO_MAX_PIXEL_DIFF
