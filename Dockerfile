@@ -38,6 +38,12 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C++ compiler with OpenMP: on the CPU the server compiles its networks with AOTInductor once it is up
+# (DIFFUSION_LAB_COMPILE); without one it would log why and sample eagerly, at half the speed. Debian's own g++.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
 # torch first, from PyTorch's own index, in a layer of its own: it is by far the largest and changes least.
 RUN python -m venv /opt/venv \
     && pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default_factory=list, description="origins allowed to call the API from a browser; comma-separated")
     api_key: SecretStr | None = Field(None, description="when set, /api/v1/generate* needs it")
     shutdown_grace_s: float = Field(8.0, ge=0, le=600, description="after SIGTERM, time running jobs get to finish")
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="compile the sampler's networks (AOTInductor) in the background once ready (auto: on "
+                            "the CPU)")
+    compile_cache_dir: Path | None = Field(None, description="where the compiled networks are kept between starts "
+                                                             "(default: diffusion-lab-compiled in the temp folder)")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ diagonal: at c = 0 each frame is denoised on its own (same per-frame spread, no 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -141,9 +142,12 @@ def expected_jump(frames: int, coherence: float) -> float:
 # ---------------------------------------------------------------- the sampler
 
 
+@lru_cache(maxsize=1)
 def alphas_cumprod() -> np.ndarray:
-    """abar_t of DDPM's linear schedule (EQ MM3.1), t = 0..TRAIN_STEPS-1."""
-    return np.cumprod(1.0 - np.linspace(BETA_START, BETA_END, TRAIN_STEPS))  # (TRAIN_STEPS,)
+    """abar_t of DDPM's linear schedule (EQ MM3.1), t = 0..TRAIN_STEPS-1 (computed once; read-only)."""
+    abar = np.cumprod(1.0 - np.linspace(BETA_START, BETA_END, TRAIN_STEPS))  # (TRAIN_STEPS,)
+    abar.setflags(write=False)
+    return abar
 
 
 class GaussianPrior:
@@ -160,6 +164,20 @@ class GaussianPrior:
         gain = a * self.lam / (abar * self.lam + (1.0 - abar))  # (T,)
         residual = x_t - a * self.mean  # (T, 2)
         return self.mean + self.u @ (gain[:, None] * (self.u.T @ residual))  # (T, 2)
+
+
+def ddim_gain(lam: np.ndarray, steps: int = STEPS) -> np.ndarray:
+    """The whole DDIM walk of ddim_sample at once, for a zero-mean prior: along each eigenvector of the covariance
+    (eigenvalue lam) every step only scales the coordinate, by sqrt(abar') g + sqrt(1 - abar') (1 - sqrt(abar) g)
+    / sqrt(1 - abar) with g = sqrt(abar) lam / (abar lam + 1 - abar); the walk is the product of those factors over
+    the steps, (T,) for lam (T,)."""
+    abar = alphas_cumprod()
+    ts = np.linspace(TRAIN_STEPS - 1, 0, steps).round().astype(int)
+    a = abar[ts][:, None]  # (S, 1)
+    a_prev = np.append(abar[ts[1:]], 1.0)[:, None]  # (S, 1)
+    g = np.sqrt(a) * lam / (a * lam + (1.0 - a))  # (S, T) x0_hat's gain on the coordinate
+    factors = np.sqrt(a_prev) * g + np.sqrt(1.0 - a_prev) * (1.0 - np.sqrt(a) * g) / np.sqrt(1.0 - a)
+    return np.prod(factors, axis=0)  # (T,)
 
 
 def ddim_sample(prior: GaussianPrior, noise: np.ndarray, steps: int = STEPS) -> np.ndarray:
@@ -183,12 +201,20 @@ def sample_path(frames: int, coherence: float, seed: int, steps: int = STEPS) ->
     """
     if frames < 2:
         raise ValueError("a clip needs at least 2 frames")
+    u, gain, scale = _walk(frames, coherence, steps)
+    noise = np.random.default_rng(seed).standard_normal((frames, 2))  # (T, 2)
+    path = 0.5 + scale * (u @ (gain[:, None] * (u.T @ noise)))  # (T, 2): ddim_sample's walk, in one product
+    return np.clip(path, 0.0, 1.0)
+
+
+@lru_cache(maxsize=512)
+def _walk(frames: int, coherence: float, steps: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The prior's eigenvectors (T, T), the walk's gain along each (T,) and the path's scale: all the seed does not
+    change, kept per clip length and coherence."""
     cov = prior_covariance(frames, coherence)  # (T, T)
     scale = float(np.sqrt(np.diag(cov).mean()))
-    noise = np.random.default_rng(seed).standard_normal((frames, 2))  # (T, 2)
     prior = GaussianPrior(np.zeros((frames, 2)), cov / scale**2)
-    path = 0.5 + scale * ddim_sample(prior, noise, steps)  # (T, 2)
-    return np.clip(path, 0.0, 1.0)
+    return prior.u, ddim_gain(prior.lam, steps), scale
 
 
 # ---------------------------------------------------------------- measurements
@@ -208,10 +234,11 @@ def regime(jump: float) -> str:
     return REGIMES[-1][0]
 
 
-def jump_curve(frames: int) -> list[JumpPoint]:
-    """expected_jump over c = 0, 0.05, ..., 1 for this clip length."""
+@lru_cache(maxsize=128)
+def jump_curve(frames: int) -> tuple[JumpPoint, ...]:
+    """expected_jump over c = 0, 0.05, ..., 1 for this clip length (kept per length)."""
     grid = np.linspace(0.0, 1.0, round(1 / JUMP_CURVE_STEP) + 1)
-    return [JumpPoint(float(c), expected_jump(frames, float(c))) for c in grid]
+    return tuple(JumpPoint(float(c), expected_jump(frames, float(c))) for c in grid)
 
 
 def regime_bands() -> tuple[RegimeBand, ...]:
@@ -237,15 +264,16 @@ def factorised_cost(tokens: Tokens) -> int:
     return tokens.temporal * tokens.spatial**2 + tokens.spatial * tokens.temporal**2
 
 
-def cost_curve(height: int, width: int, p_t: int, p_h: int, p_w: int, max_frames: int = 64) -> list[CostPoint]:
-    """Joint and factorised cost over clip lengths 2..max_frames that p_t divides."""
+@lru_cache(maxsize=256)
+def cost_curve(height: int, width: int, p_t: int, p_h: int, p_w: int, max_frames: int = 64) -> tuple[CostPoint, ...]:
+    """Joint and factorised cost over clip lengths 2..max_frames that p_t divides (kept per input)."""
     points = []
     for frames in range(max(2, p_t), max_frames + 1):
         if frames % p_t:
             continue
         tok = spacetime_tokens(frames, height, width, p_t, p_h, p_w)
         points.append(CostPoint(frames, tok.total, joint_cost(tok), factorised_cost(tok)))
-    return points
+    return tuple(points)
 
 
 def coherence_report(

@@ -7,6 +7,7 @@ numpy's default_rng(seed) in the same order, so with the snippet's defaults it p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -90,20 +91,30 @@ def denoising_walk(
     """
     x0 = np.asarray(x0, dtype=float)  # (2,)
     betas, abar = linear_schedule(steps, beta_start, beta_end)
-    rng = np.random.default_rng(seed)
-    err_rng = np.random.default_rng([seed, 1])  # its own stream: the walk's draws stay the snippet's
-    xt = rng.normal(0, 1, 2)  # (2,) pure noise x_T
-    path, eps_hats, x0_hats = [xt], [], []
-    for t in range(steps - 1, -1, -1):
-        eps_hat = (xt - np.sqrt(abar[t]) * x0) / np.sqrt(1 - abar[t])  # the noise actually in x_t (oracle)
-        if eps_error > 0:
-            eps_hat = eps_hat + eps_error * err_rng.normal(0, 1, 2)
-        x0_hat = (xt - np.sqrt(1 - abar[t]) * eps_hat) / np.sqrt(abar[t])  # EQ MM3.1 solved for x0
-        a_prev = abar[t - 1] if t > 0 else 1.0
-        xt = np.sqrt(a_prev) * x0_hat + np.sqrt(1 - a_prev) * rng.normal(0, 1, 2) * (t > 0)
-        path.append(xt)
-        eps_hats.append(eps_hat)
-        x0_hats.append(x0_hat)
+    # All draws up front: numpy's generators fill an array in the order single draws would come, so these are the
+    # snippet's draws (row 0 is x_T, row k + 1 the noise of walk step k), and the walk runs on Python floats,
+    # which round every operation as numpy does on a 2-vector, at a fraction of its per-call cost.
+    draws = np.random.default_rng(seed).normal(0, 1, (steps + 1, 2)).tolist()
+    errors = (eps_error * np.random.default_rng([seed, 1]).normal(0, 1, (steps, 2))).tolist() if eps_error > 0 else None
+    signal, noise = np.sqrt(abar).tolist(), np.sqrt(1 - abar).tolist()  # (T,) each, as the snippet computes them
+    tx, ty = float(x0[0]), float(x0[1])
+    x, y = draws[0]
+    path, eps_hats, x0_hats = [[x, y]], [], []
+    for k, t in enumerate(range(steps - 1, -1, -1)):
+        s, n = signal[t], noise[t]
+        ex, ey = (x - s * tx) / n, (y - s * ty) / n  # the noise actually in x_t (oracle)
+        if errors is not None:
+            ex, ey = ex + errors[k][0], ey + errors[k][1]
+        hx, hy = (x - n * ex) / s, (y - n * ey) / s  # EQ MM3.1 solved for x0
+        if t > 0:
+            a_prev = abar[t - 1]
+            sp, nq = float(np.sqrt(a_prev)), float(np.sqrt(1 - a_prev))
+            x, y = sp * hx + nq * draws[k + 1][0], sp * hy + nq * draws[k + 1][1]
+        else:  # a_prev = 1: the last step lands on x0_hat (plus 0 times the last draw)
+            x, y = 1.0 * hx + 0.0 * draws[k + 1][0], 1.0 * hy + 0.0 * draws[k + 1][1]
+        path.append([x, y])
+        eps_hats.append([ex, ey])
+        x0_hats.append([hx, hy])
     return DenoisingWalk(
         x0=x0,
         betas=betas,
@@ -115,11 +126,17 @@ def denoising_walk(
     )
 
 
+@lru_cache(maxsize=4096)
+def _vector_text(values: tuple) -> str:
+    """str() of a rounded 2-vector, as the snippet prints it (numpy's array printing is slow; the texts repeat)."""
+    return str(np.array(values))
+
+
 def snippet_printout(walk: DenoisingWalk) -> list[str]:
     """The four lines the chapter's snippet prints, formatted exactly as it formats them."""
     return [
-        f"target latent  x0   : {walk.x0.round(3)}",
-        f"recovered      x_hat: {walk.recovered.round(3)}",
+        f"target latent  x0   : {_vector_text(tuple(walk.x0.round(3)))}",
+        f"recovered      x_hat: {_vector_text(tuple(walk.recovered.round(3)))}",
         f"L2 error            : {float(np.linalg.norm(walk.recovered - walk.x0).round(4))}",
         f"signal fraction abar: start {round(walk.abar_start, 3)} -> end {round(walk.abar_end, 3)}",
     ]
@@ -140,6 +157,14 @@ def page_context() -> dict:
     """Numbers the page's check-yourself question needs, from the functions above."""
     signal, noise = forward_coefficients(0.36)
     return {"quiz_abar": 0.36, "quiz_signal": round(signal, 6), "quiz_noise": round(noise, 6)}
+
+
+@lru_cache(maxsize=64)  # up to 1000 steps x 5 lists each: about 120 KB an entry
+def schedule_table(steps: int, beta_start: float, beta_end: float) -> dict:
+    """The schedule against t as the page draws it; it depends on these three alone, so it is kept (read-only)."""
+    betas, abar = linear_schedule(steps, beta_start, beta_end)
+    return {"t": list(range(steps)), "beta": betas.tolist(), "abar": abar.tolist(),
+            "sqrt_abar": np.sqrt(abar).tolist(), "sqrt_one_minus_abar": np.sqrt(1.0 - abar).tolist()}
 
 
 def denoising_instrument(
@@ -166,13 +191,7 @@ def denoising_instrument(
         "steps": steps,
         "seed": seed,
         "eps_error": eps_error,
-        "schedule": {
-            "t": list(range(steps)),
-            "beta": walk.betas.tolist(),
-            "abar": walk.abar.tolist(),
-            "sqrt_abar": np.sqrt(walk.abar).tolist(),
-            "sqrt_one_minus_abar": np.sqrt(1.0 - walk.abar).tolist(),
-        },
+        "schedule": schedule_table(steps, beta_start, beta_end),
         "walk": {
             "t": walk.t.tolist(),
             "x_t": walk.x_t.tolist(),

@@ -61,17 +61,25 @@ def cfg_table(eps_uncond, eps_cond, scales) -> list[dict]:
 # ---------------------------------------------------------------- the exact noise predictors
 
 
-def noise_predictions(x: np.ndarray, abar: float, prompt: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (eps_uncond, eps_cond) at x_t of shape (..., 2) under EQ MM3.1 for the Gaussian-mixture data."""
+@lru_cache(maxsize=TRAIN_STEPS)
+def _blobs(abar: float) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """What noise_predictions needs of a noise level alone (kept per abar: the sampler revisits the same 40)."""
     var = abar * CLASS_STD**2 + 1.0 - abar  # per-axis variance of every noisy blob
     means = np.sqrt(abar) * CLASS_MEANS  # (K, 2) the blobs' centres at this noise level
+    half_norms = 0.5 * np.sum(means**2, axis=1)[:, None]  # (K, 1)
+    coef = np.sqrt(1.0 - abar) / var  # eps = -sqrt(1 - abar) * score, score = -(x - m) / var
+    return var, means, half_norms, coef
+
+
+def noise_predictions(x: np.ndarray, abar: float, prompt: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (eps_uncond, eps_cond) at x_t of shape (..., 2) under EQ MM3.1 for the Gaussian-mixture data."""
+    var, means, half_norms, coef = _blobs(float(abar))
     flat = x.reshape(-1, 2)  # (M, 2)
     # log N(x; m_k, var I) up to a term shared by all k: (m_k . x - |m_k|^2 / 2) / var; equal class weights.
     # Classes on the first axis: numpy reduces a short last axis far more slowly than a short first one.
-    logits = (means @ flat.T - 0.5 * np.sum(means**2, axis=1)[:, None]) / var  # (K, M)
+    logits = (means @ flat.T - half_norms) / var  # (K, M)
     resp = np.exp(logits - logits.max(axis=0))
     resp /= resp.sum(axis=0)  # (K, M) posterior over classes
-    coef = np.sqrt(1.0 - abar) / var  # eps = -sqrt(1 - abar) * score, score = -(x - m) / var
     eps_uncond = coef * (flat - resp.T @ means)  # (M, 2) the mixture's score is the responsibility-weighted one
     eps_cond = coef * (flat - means[prompt])  # (M, 2)
     return eps_uncond.reshape(x.shape), eps_cond.reshape(x.shape)
@@ -175,8 +183,21 @@ def regime(scale: float, adh: float, off_cloud: float, adherence_s1: float) -> s
 # ---------------------------------------------------------------- the instrument
 
 
-def _round(points: np.ndarray) -> list:
-    return np.round(points, 4).tolist()
+@lru_cache(maxsize=256)
+def guided_samples(prompt: int, seed: int, samples: int, scale: float) -> np.ndarray:
+    """The samples at one scale: the curve's own on SCALE_GRID, else sampled and kept (read-only, (N, 2))."""
+    curve = guidance_curve(prompt, seed, samples)
+    if scale in curve.scales:
+        return curve.points[curve.scales.index(scale)]
+    points = ddim_sample([scale], prompt, seed, samples)[0]
+    points.setflags(write=False)
+    return points
+
+
+@lru_cache(maxsize=256)
+def rounded_points(prompt: int, seed: int, samples: int, scale: float) -> list:
+    """guided_samples as the page draws them, to 4 decimals (kept: read-only)."""
+    return np.round(guided_samples(prompt, seed, samples, scale), 4).tolist()
 
 
 def guidance_instrument(
@@ -190,10 +211,7 @@ def guidance_instrument(
     """Everything the page draws for one scale: measured adherence/diversity/regime, points, curve, EQ MM3.4 numbers."""
     prompt = CLASSES.index(prompt_class)
     curve = guidance_curve(prompt, seed, samples)
-    if scale in curve.scales:
-        guided = curve.points[curve.scales.index(scale)]  # (N, 2)
-    else:
-        guided = ddim_sample([scale], prompt, seed, samples)[0]  # (N, 2)
+    guided = guided_samples(prompt, seed, samples, scale)  # (N, 2)
     uncond, cond = curve.points[curve.scales.index(0.0)], curve.points[curve.scales.index(1.0)]
     adh, off = adherence(guided, prompt), beyond_data(guided)
     adh_s1 = curve.adherence[curve.scales.index(1.0)]
@@ -221,8 +239,8 @@ def guidance_instrument(
         ],
         "class_std": CLASS_STD,
         "data_cloud_radius": DATA_CLOUD_RADIUS,
-        "uncond_points": _round(uncond),
-        "guided_points": _round(guided),
+        "uncond_points": rounded_points(prompt, seed, samples, 0.0),
+        "guided_points": rounded_points(prompt, seed, samples, scale),
         "arrow": {"start": uncond.mean(axis=0).tolist(), "end": cond.mean(axis=0).tolist()},
         "guided_centroid": guided.mean(axis=0).tolist(),
         "curve": {
@@ -249,20 +267,33 @@ NORM_CURVE_POINTS = 41
 def snippet_panel(scale: float, eps_uncond=SNIPPET_EPS_UNCOND, eps_cond=SNIPPET_EPS_COND,
                   scales=SNIPPET_SCALES) -> dict:
     """The snippet's table (its example vectors and scales unless given others), the norm over s, and the row for
-    the current s."""
+    the current s. Kept per input (it depends on nothing else): read-only."""
+    return _snippet_panel(float(scale), tuple(map(float, eps_uncond)), tuple(map(float, eps_cond)),
+                          tuple(map(float, scales)))
+
+
+def _snippet_panel(scale: float, eps_uncond: tuple, eps_cond: tuple, scales: tuple) -> dict:
+    return {**_snippet_table(eps_uncond, eps_cond, scales), "current": cfg_table(eps_uncond, eps_cond, [scale])[0],
+            "norm_curve": _norm_curve(max(NORM_CURVE_TOP, scale, *scales), eps_uncond, eps_cond)}
+
+
+@lru_cache(maxsize=256)
+def _snippet_table(eps_uncond: tuple, eps_cond: tuple, scales: tuple) -> dict:
+    """The part of the panel that no slider moves (kept; read-only)."""
     direction = np.subtract(eps_cond, eps_uncond)
-    curve = np.linspace(0.0, max(NORM_CURVE_TOP, scale, *scales), NORM_CURVE_POINTS)
     return {
         "eps_uncond": [float(v) for v in eps_uncond],
         "eps_cond": [float(v) for v in eps_cond],
         "direction": np.round(direction, 12).tolist(),
         "rows": cfg_table(eps_uncond, eps_cond, scales),
-        "current": cfg_table(eps_uncond, eps_cond, [scale])[0],
-        "norm_curve": {
-            "scales": curve.tolist(),
-            "norm": [row["norm"] for row in cfg_table(eps_uncond, eps_cond, curve)],
-        },
     }
+
+
+@lru_cache(maxsize=256)
+def _norm_curve(top: float, eps_uncond: tuple, eps_cond: tuple) -> dict:
+    """The norm over s in [0, top]: the same curve for every s up to NORM_CURVE_TOP (kept; read-only)."""
+    curve = np.linspace(0.0, top, NORM_CURVE_POINTS)
+    return {"scales": curve.tolist(), "norm": [row["norm"] for row in cfg_table(eps_uncond, eps_cond, curve)]}
 
 
 def tradeoff_holds(prompt: int = 0, seed: int = 0, samples: int = 256, high: float = 7.5) -> bool:

@@ -22,6 +22,7 @@ from app.instruments.coherence import factorised_cost, joint_cost, spacetime_tok
 from app.lab.flops import count_flops
 from app.lab.once import MeasuredOnce
 from app.lab.timing import Candidate, Comparison, Conditions, Spread, compare, interleave
+from app.nets.compiled import eager_of
 from app.nets.video_dit import VideoDiT
 from app.pipelines.video import VideoPipeline
 
@@ -67,7 +68,7 @@ class AttentionTiming:
 def measure(video: VideoPipeline, frames: int, repeats: int, beside=lambda: 0) -> AttentionTiming:
     """Count and time a forward of the served factorised DiT and of a joint one from the same image weights."""
     started = time.perf_counter()
-    served = video.dit
+    served = eager_of(video.dit)  # the architectures compared, both eager, whether or not the server compiles
     cfg, device = served.config, video.device
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(GUIDANCE_BATCH, frames, cfg.latent_channels, cfg.latent_size, cfg.latent_size,

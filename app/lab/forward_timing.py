@@ -19,6 +19,7 @@ import torch
 from app.instruments.compression import compression_ratio
 from app.lab.once import MeasuredOnce
 from app.lab.timing import Candidate, Comparison, Conditions, Spread, compare, interleave
+from app.nets.compiled import eager_of
 from app.nets.dit import DiT, DiTBlock
 from app.pipelines.image import Pipeline
 
@@ -100,8 +101,10 @@ def _inputs(dit: DiT, channels: int, side: int, device: torch.device):
 
 
 def latent_forward(pipeline: Pipeline) -> _Forward:
-    """The served DiT on its own latent grid, with its trained weights."""
-    dit, cfg = pipeline.dit, pipeline.dit.config
+    """The served DiT on its own latent grid, with its trained weights (eager, as the pixel-grid DiT it is timed
+    against, even when the server samples with the compiled one)."""
+    dit = eager_of(pipeline.dit)
+    cfg = dit.config
     x, t, context, mask = _inputs(dit, cfg.latent_channels, cfg.latent_size, pipeline.device)
     return _Forward("latent (trained DiT)", (cfg.latent_size, cfg.latent_size, cfg.latent_channels), cfg.patch,
                     (cfg.latent_size // cfg.patch) ** 2, "trained",

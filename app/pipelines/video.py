@@ -110,21 +110,31 @@ class VideoPipeline(CaptionedDenoiser):
             raise ValueError(f"frames must be 1..{self.max_frames}, got {settings.frames}")
         started = time.perf_counter()
         prompt = parse_video_prompt(settings.prompt)
-        negative = parse_video_prompt(settings.negative_prompt)
-        denoise = make_guided_denoiser(self._model_eps, self.encode_captions([prompt.canonical]),
-                                       self.encode_captions([negative.canonical]), settings.guidance_scale,
-                                       settings.guidance_rescale, None)
-        x_T, generator = self.initial_noise(settings.seed, settings.frames)
-        options = {"eta": settings.eta} if settings.sampler == "ddim" else {}
         t0 = time.perf_counter()
-        z0 = SAMPLERS[settings.sampler](denoise, x_T, self.schedule, settings.steps, callback=callback,
-                                        generator=[generator], **options)
+        z0, forwards = self.sample(settings, [settings.seed], callback)
         t1 = time.perf_counter()
         frames = to_uint8(self.decode(z0)[0])  # (F, H, W, 3)
         t2 = time.perf_counter()
         timings = {"sampling_s": t1 - t0, "decode_s": t2 - t1, "total_s": t2 - started,
-                   "network_forwards": denoise.forwards}
+                   "network_forwards": forwards}
         return ClipResult(frames, settings, prompt, "video", prompt.canonical, timings)
+
+    @torch.no_grad()
+    def sample(self, settings: ClipSettings, seeds: Sequence[int],
+               callback: Callable[[StepInfo], None] | None = None) -> tuple[torch.Tensor, int]:
+        """One clip per seed, all with the settings' captions, sampled as one batch: (latents (B, F, C, h, w),
+        network forwards). Clip i is the clip generate() draws with seed seeds[i]."""
+        prompt = parse_video_prompt(settings.prompt)
+        negative = parse_video_prompt(settings.negative_prompt)
+        denoise = make_guided_denoiser(self._model_eps, self.encode_captions([prompt.canonical]),
+                                       self.encode_captions([negative.canonical]), settings.guidance_scale,
+                                       settings.guidance_rescale, None)
+        noise = [self.initial_noise(seed, settings.frames) for seed in seeds]
+        x_T = torch.cat([x for x, _ in noise])
+        options = {"eta": settings.eta} if settings.sampler == "ddim" else {}
+        z0 = SAMPLERS[settings.sampler](denoise, x_T, self.schedule, settings.steps, callback=callback,
+                                        generator=[g for _, g in noise], **options)
+        return z0, denoise.forwards
 
 
 def sample_per_frame(image: Pipeline, settings: ClipSettings,

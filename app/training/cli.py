@@ -12,6 +12,7 @@ import shlex
 import sys
 
 from app.nets.device import pick_device
+from app.training import distributed
 from app.training.image import add_parsers as add_image_parsers
 from app.training.video import add_parser as add_video_parser
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     args.command_line = shlex.join([*prog.split(), *argv])
     try:
-        device = pick_device(args.device)
+        device = distributed.setup(pick_device(args.device))  # under torchrun: joins the ranks, takes its own GPU
     except RuntimeError as err:  # --device cuda on a machine without one: a clean CLI error, not a traceback
         raise SystemExit(str(err)) from None
     args.func(args, device)

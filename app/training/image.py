@@ -86,14 +86,14 @@ def train_vae(args: argparse.Namespace, device: torch.device) -> Path:
     run = Run(args, device, model, {"vae": config.to_dict()})
     if resumed:
         run.load_checkpoint(resumed)
-    forward = torch.compile(model) if args.compile else model
+    forward = torch.compile(run.parallel(model)) if args.compile else run.parallel(model)
 
     val_scenes = held_out_scenes(args.val_size, args.resolution)
     val_x = render(val_scenes, device)  # (N, 3, H, W)
 
     def train_step() -> torch.Tensor:
-        x = render(sample_scenes(args.batch, run.rng, args.resolution), device)  # (B, 3, H, W)
-        x_hat, mean, logvar = forward(x, generator=run.gen)
+        x = render(run.shard(sample_scenes(args.batch, run.rng, args.resolution)), device)  # (B, 3, H, W)
+        x_hat, mean, logvar = forward(x, generator=run.rank_gen)
         return vae_loss(x_hat, x, mean, logvar, args.kl_weight, args.edge_weight)
 
     @torch.no_grad()
@@ -160,6 +160,7 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
     run = Run(args, device, vae, {"vae": vae.config.to_dict()})
     if args.resume:
         run.load_checkpoint(read_checkpoint(args.resume, "decoder"))
+    decoder = run.parallel(vae.decoder)
 
     @torch.no_grad()
     def latents(x: torch.Tensor) -> torch.Tensor:
@@ -171,12 +172,14 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
         x = torch.cat([render(sample_scenes(args.batch - n_clip - n_pair, run.rng, args.resolution), device),
                        clip_frames(n_clip, run.rng, args.resolution, device),
                        render_pairs(sample_pairs(n_pair, run.rng, args.resolution), device)])
+        x = run.shard(x)
         vae.encoder.eval()
         z = latents(x)
         if args.latent_noise > 0:  # a denoiser's latents are never exact: learn to draw near-misses as clean shapes
-            sigma = args.latent_noise * torch.rand(len(z), 1, 1, 1, generator=run.gen, device=device)
-            z = z + sigma / vae.latent_scale.view(1, -1, 1, 1) * torch.randn(z.shape, generator=run.gen, device=device)
-        x_hat = vae.decode(z).float()
+            sigma = args.latent_noise * torch.rand(len(z), 1, 1, 1, generator=run.rank_gen, device=device)
+            z = z + sigma / vae.latent_scale.view(1, -1, 1, 1) * torch.randn(z.shape, generator=run.rank_gen,
+                                                                             device=device)
+        x_hat = decoder(z).float()
         weight = 1 + args.outline_weight * near_edges(x)
         loss = (weight * (x_hat - x).abs()).mean() / weight.mean()
         (gx_hat, gy_hat), (gx, gy) = image_gradients(x_hat), image_gradients(x)
@@ -328,7 +331,7 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
     warm = warm_start_denoiser(run, args.warm_start) if args.warm_start and not resumed else None
     schedule = NoiseSchedule.make(kind=args.schedule, T=args.timesteps)
     weighting = None if args.weighting == "none" else args.weighting
-    forward = torch.compile(model) if args.compile else model
+    forward = torch.compile(run.parallel(model)) if args.compile else run.parallel(model)
 
     @torch.no_grad()
     def latents(x: torch.Tensor) -> torch.Tensor:
@@ -356,13 +359,14 @@ def train_denoiser(args: argparse.Namespace, device: torch.device) -> tuple[Path
     def train_step() -> torch.Tensor:
         if bank is None:
             scenes, pairs = draw(args.batch, run.rng)
-            z0 = encode(scenes, pairs)
+            z0 = encode(scenes, pairs)  # the whole batch on every rank (the bank avoids it)
         else:  # the bank's own share of pairs; fresh captions, timesteps and noise every time
             scenes, pairs, z0 = bank.sample(args.batch, run.rng)
         captions = captions_of(scenes, pairs, run.rng)
+        z0, captions = run.shard(z0), run.shard(captions)  # this rank's part (all of it alone)
         tokens = torch.from_numpy(tokenize(captions)).to(device, non_blocking=True)  # (B, L)
-        t = sample_timesteps(args.batch, schedule.T, run.cpu_gen)  # (B,) on the CPU
-        eps = torch.randn(z0.shape, generator=run.gen, device=device)
+        t = run.shard(sample_timesteps(args.batch, schedule.T, run.cpu_gen))  # (B,) on the CPU
+        eps = run.shard(torch.randn((args.batch, *z0.shape[1:]), generator=run.gen, device=device))
 
         def predict(x_t: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
             return forward(x_t, tt.to(device, non_blocking=True), tokens).float()

@@ -7,6 +7,9 @@ validation numbers (`provenance`).
 
 For a time-limited GPU run, --max-minutes stops the loop cleanly (then validates and saves), and
 --lr-by-time makes the cosine decay follow that time budget, so a run cut short still ends at a low lr.
+
+Under torchrun the same loop runs on every rank (app.training.distributed): the logged loss is the global batch's,
+rank 0's clock decides when time is up, and only rank 0 validates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from app.nets.device import device_name
+from app.training import distributed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,14 +90,23 @@ class Run:
         self.rng = np.random.default_rng(args.seed)  # scenes and captions
         self.cpu_gen = torch.Generator().manual_seed(args.seed)  # timesteps (kept on the CPU: no device sync)
         self.gen = torch.Generator(device=device).manual_seed(args.seed + 1)  # noise, on the device
+        self.rank_gen = distributed.rank_generator(self.gen, args.seed + 1)  # noise drawn inside a network per rank
         self.step = 0
         self.elapsed_s = 0.0  # training time of earlier invocations (resume)
+        self.world = distributed.world()
+        self.shard = distributed.shard(args.batch)  # this rank's slice of each global batch (all of it alone)
+
+    def parallel(self, module: nn.Module) -> nn.Module:
+        """What the training step calls: `module`, inside DistributedDataParallel under torchrun."""
+        return distributed.parallel(module, self.device)
 
     def checkpoint_path(self) -> Path:
         return Path(self.args.ckpt_dir) / f"{self.args.kind}-last.pt"
 
     def save_checkpoint(self) -> Path:
         path = self.checkpoint_path()
+        if not self.world.is_main:  # every rank holds the same state; rank 0 writes it
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "kind": self.args.kind, "step": self.step, "elapsed_s": self.elapsed_s, "configs": self.configs,
@@ -153,17 +166,19 @@ def fit(run: Run, train_step, validate) -> dict:
     if args.lr_by_time and not math.isfinite(deadline):
         raise SystemExit("--lr-by-time needs --max-minutes")
     interactive = sys.stderr.isatty()
-    bar = tqdm(total=args.steps, initial=start, desc=args.kind, disable=args.no_progress,
+    bar = tqdm(total=args.steps, initial=start, desc=args.kind, disable=args.no_progress or not run.world.is_main,
                mininterval=0.5 if interactive else 10.0, dynamic_ncols=True)
     running, seen, curve = torch.zeros((), device=run.device), 0, []
     stopped_early = False
     model.train()
     while run.step < args.steps:
-        if time.time() >= deadline:
-            stopped_early = True
-            tqdm.write(f"--max-minutes {args.max_minutes} reached at step {run.step}: stopping and saving")
-            break
+        time_up = time.time() >= deadline
         time_fraction = (time.time() - began) / (deadline - began) if args.lr_by_time else 0.0
+        time_up, time_fraction = distributed.agree(time_up, time_fraction, run.device)
+        if time_up:
+            stopped_early = True
+            say(run, f"--max-minutes {args.max_minutes} reached at step {run.step}: stopping and saving")
+            break
         lr = lr_at(run.step, args.steps, args.lr, warmup, time_fraction=time_fraction)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -180,11 +195,11 @@ def fit(run: Run, train_step, validate) -> dict:
         running += loss.detach().float()
         seen += 1
         if run.step % args.log_every == 0 or run.step == args.steps:
-            curve.append([run.step, round(running.item() / seen, 6)])
+            curve.append([run.step, round(distributed.mean_over_ranks(running).item() / seen, 6)])
             bar.set_postfix(loss=f"{curve[-1][1]:.4f}", lr=f"{lr:.2e}")
             running.zero_()
             seen = 0
-        if args.val_every > 0 and run.step % args.val_every == 0 and run.step < args.steps:
+        if args.val_every > 0 and run.step % args.val_every == 0 and run.step < args.steps and run.world.is_main:
             val = validate(run.ema.module, final=False)
             tqdm.write(f"step {run.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
         if args.ckpt_every > 0 and run.step % args.ckpt_every == 0:
@@ -193,13 +208,20 @@ def fit(run: Run, train_step, validate) -> dict:
             run.save_checkpoint()
     bar.close()
     if seen:
-        curve.append([run.step, round(running.item() / seen, 6)])
+        curve.append([run.step, round(distributed.mean_over_ranks(running).item() / seen, 6)])
+    if not run.world.is_main:  # the last step is taken: validating and writing the files is rank 0's
+        raise SystemExit(0)
     run.elapsed_s += time.time() - t0
     final = validate(run.ema.module, final=True)
     tqdm.write(f"final (step {run.step}): " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
     run.save_checkpoint()
     return {"validation": final, "steps_done": run.step, "steps_this_run": run.step - start,
             "stopped_early": stopped_early, "loss_curve": curve}
+
+
+def say(run: Run, message: str) -> None:
+    if run.world.is_main:
+        tqdm.write(message)
 
 
 def provenance(run: Run, summary: dict) -> dict:
@@ -218,4 +240,5 @@ def provenance(run: Run, summary: dict) -> dict:
         "validation": summary["validation"],
         "loss_curve": summary["loss_curve"],  # [step, mean training loss since the last point]
         "recipe": {k: v for k, v in vars(args).items() if k not in ("command_line", "func")},
+        "processes": run.world.size,  # torchrun ranks, each on its slice of every --batch
     }

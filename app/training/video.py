@@ -27,6 +27,7 @@ from app.nets.io import load_module, read_metadata, save_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.nets.video_dit import VideoDiT, VideoDiTConfig
+from app.training import distributed
 from app.training.clip_bank import encode_clips, load_or_build_bank
 from app.training.loop import Run, fit, provenance, read_checkpoint, setup_backend
 from app.world.clips import random_clip_captions, reverse_clips, sample_clips, select
@@ -82,9 +83,10 @@ def train_video(args: argparse.Namespace, device: torch.device) -> tuple[Path, P
     run.configs["schedule"] = schedule.config()  # so a warm start or resume from this run's checkpoints keeps it
     tqdm.write(f"training schedule: sqrt(abar_T) = {float(schedule.alphas_cumprod[-1].sqrt()):.4f}")
     weighting = None if args.weighting == "none" else args.weighting
-    bank = load_or_build_bank(args.bank, vae, args.bank_size, args.bank_seed, args.frames, args.resolution,
-                              device, log=tqdm.write)
+    bank = distributed.rank_zero_first(lambda: load_or_build_bank(args.bank, vae, args.bank_size, args.bank_seed,
+                                                                  args.frames, args.resolution, device, log=tqdm.write))
     bank_latents = bank["latents"].to(device)  # (N, F, C, h, w)
+    forward = run.parallel(model)
     bank_clips = bank["clips"]
     bank_reversed = reverse_clips(bank_clips)
     odds = draw_odds(bank_clips, args.circle_weight)
@@ -108,7 +110,8 @@ def train_video(args: argparse.Namespace, device: torch.device) -> tuple[Path, P
             high = torch.rand(args.batch, generator=run.cpu_gen) < args.high_noise_share
             t = torch.where(high, schedule.T // 2 + t // 2, t)
         eps = torch.randn(z0.shape, generator=run.gen, device=device)
-        return training_loss(lambda x_t, tt: model(x_t, tt.to(device), tokens).float(), z0, t, eps, schedule,
+        z0, tokens, t, eps = map(run.shard, (z0, tokens, t, eps))  # drawn whole (cheap), this rank's part trained
+        return training_loss(lambda x_t, tt: forward(x_t, tt.to(device), tokens).float(), z0, t, eps, schedule,
                              prediction="v", weighting=weighting)
 
     val_clips = sample_clips(args.val_size, np.random.default_rng(VAL_SEED), args.frames, args.resolution)

@@ -8,6 +8,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.nets.io import WeightsError
+from app.service.compiled import install as install_compiled
+from app.service.compiled import start_warm_up
 from app.service.models import LoadedModel, load_model
 from app.service.sampling import SamplingService, in_passing_thread
 from app.service.video_model import load_video, missing_video_files
@@ -30,6 +32,8 @@ async def _load_model(state: AppState, settings: Settings) -> None:
     state.sampler = SamplingService(loaded.pipeline, settings.worker_threads, settings.queue_size,
                                     settings.request_timeout_s, settings.batch_rows)
     state.sampler.listeners.append(state.metrics.observe_job)
+    video = state.video.pipeline if state.video is not None else None
+    state.compiled = install_compiled(loaded.pipeline, video, settings.compile, settings.compile_cache_dir)
     log.info("model %s loaded on %s in %.2f s (warm-up %.2f s)", loaded.model_id, loaded.pipeline.device,
              loaded.load_s, loaded.warm_up_s)
 
@@ -61,6 +65,9 @@ async def lifespan(app: FastAPI):
     if settings.load_model:
         await _load_model(state, settings)
     state.ready = state.model is not None or not settings.load_model
+    if state.compiled is not None:  # after ready, never before: until a bucket is warm it runs eagerly
+        video = state.video.pipeline if state.video is not None else None
+        start_warm_up(state.model.pipeline, video, state.compiled, settings.torch_threads)
     try:
         yield
     finally:

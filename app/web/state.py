@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
+from app.service.compiled import CompileState
 from app.service.models import LoadedModel
 from app.service.progress import ProgressBoard
 from app.service.sampling import SamplingService
@@ -30,6 +31,7 @@ class AppState:
     video_error: str | None = None
     sampler: SamplingService | None = None
     progress: ProgressBoard = field(default_factory=ProgressBoard)  # the jobs A1111 clients may ask about
+    compiled: CompileState | None = None  # the compiled networks and their warm-up (None: not loaded)
     ready: bool = False
     draining: bool = False  # set on SIGTERM: no new jobs, /readyz answers 503
 

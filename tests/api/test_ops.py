@@ -387,7 +387,7 @@ def test_sigterm_cancels_a_long_job_and_exits_within_the_grace_time(tiny_model_d
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFUSION_LAB_")}
     env.update(DIFFUSION_LAB_MODEL_DIR=str(tiny_model_dir), DIFFUSION_LAB_DEVICE="cpu",
                DIFFUSION_LAB_TORCH_THREADS="1", DIFFUSION_LAB_MAX_STEPS="1000", DIFFUSION_LAB_MAX_BATCH="64",
-               DIFFUSION_LAB_SHUTDOWN_GRACE_S=str(grace_s))
+               DIFFUSION_LAB_SHUTDOWN_GRACE_S=str(grace_s), DIFFUSION_LAB_COMPILE="off")
     log = tmp_path / "server.log"
     with open(log, "wb") as sink:
         server = subprocess.Popen([str(Path(sys.executable).parent / "diffusion-lab"), "serve", "--port", str(port)],

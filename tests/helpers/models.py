@@ -16,7 +16,7 @@ COMMITTED_MODELS = REPO_ROOT / "models"
 
 def settings_for_tests(**overrides) -> Settings:
     """Settings for tests: no trained weights unless a test asks for them."""
-    return Settings(**{"load_model": False, **overrides})
+    return Settings(**{"load_model": False, "compile": "off", **overrides})  # compiling takes half a minute
 
 
 def write_tiny_model(directory: Path, resolution: int = 32, seed: int = 0, vocab_size: int = len(VOCAB)) -> Path:

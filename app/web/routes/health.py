@@ -15,10 +15,13 @@ def healthz() -> dict:
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready: starting, shutting down, or the model failed to "
-                                                      "load; `reason` says which; see `Retry-After`"}})
+                                                      "load; `reason` says which; see `Retry-After`"}},
+            description="Ready once the model is loaded. `compiled` says how far the compiled networks are "
+                        "(DIFFUSION_LAB_COMPILE): sampling runs eagerly until each of their shapes is warm.")
 def readyz(request: Request) -> JSONResponse:
     state = state_of(request.app)
-    body = {"ready": state.ready, "model_loaded": state.model is not None}
+    body = {"ready": state.ready, "model_loaded": state.model is not None,
+            "compiled": state.compiled.as_dict() if state.compiled is not None else None}
     if not state.ready:
         if state.draining:
             body["reason"] = "shutting down: finishing the jobs that run, taking no new ones"

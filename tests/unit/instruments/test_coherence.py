@@ -222,3 +222,15 @@ def test_endpoint_largest_request(client):
     r = client.get(URL, params=params)
     assert r.status_code == 200
     assert r.json()["joint_cost"] == (64 * 256 * 256) ** 2
+
+
+def test_the_walk_in_one_product_is_the_step_by_step_walk():
+    from app.instruments.coherence import ddim_gain, ddim_sample
+
+    for frames, c in ((2, 0.0), (8, 0.5), (16, 1.0), (64, 0.37)):
+        cov = prior_covariance(frames, c)
+        prior = GaussianPrior(np.zeros((frames, 2)), cov)
+        noise = np.random.default_rng(frames).standard_normal((frames, 2))
+        stepwise = ddim_sample(prior, noise)
+        at_once = prior.u @ (ddim_gain(prior.lam)[:, None] * (prior.u.T @ noise))
+        np.testing.assert_allclose(at_once, stepwise, rtol=1e-12, atol=1e-14)
