@@ -73,7 +73,10 @@ def setup(device: torch.device) -> torch.device:
 
 
 def _close() -> None:
+    """At exit: the ranks that ended early wait for rank 0's validation and files, then all leave together (a rank
+    tearing the group down while rank 0 still works was aborted by gloo)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
