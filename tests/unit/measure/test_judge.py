@@ -11,22 +11,14 @@ from app.world.scenes import (
     POSITIONS,
     SHAPES,
     SIZES,
-    SceneBatch,
     parse_object_prompt,
     render,
+    render_layers,
     sample_scenes,
     scene_attributes,
     to_uint8,
 )
 from tests.helpers.shapes import draw
-
-
-def _composite(a: SceneBatch, b: SceneBatch) -> torch.Tensor:
-    """Draw b's shapes over a's images (b is given a's backgrounds): two shapes per image."""
-    b.background = a.background.copy()
-    xa, xb = render(a), render(b)
-    drawn = (xb - render(SceneBatch(**{**vars(b), "side_px": b.side_px * 0}))).abs().sum(1, keepdim=True) > 0
-    return torch.where(drawn, xb, xa)
 
 
 def test_judge_agrees_with_2000_drawn_scenes():
@@ -95,7 +87,7 @@ def test_two_shapes_are_not_clean():
     b = sample_scenes(200, np.random.default_rng(6))
     gap = np.maximum(np.abs(a.cx - b.cx), np.abs(a.cy - b.cy)) - (a.side_px + b.side_px) / 2
     apart = gap > 2  # two separate shapes, not touching
-    verdicts = judge(_composite(a, b))
+    verdicts = judge(render_layers([a, b]))  # b's shapes over a's images
     assert apart.sum() > 80
     assert not any(v.clean for v, far in zip(verdicts, apart) if far)
     assert all(v.n_components == 2 for v, far in zip(verdicts, apart) if far)
