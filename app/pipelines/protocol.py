@@ -56,8 +56,9 @@ class PromptNotLearned(ValueError):
 
     def __init__(self, field: str, words: list[str], text: str):
         self.field, self.words, self.text = field, words, text
-        super().__init__(f"the loaded model was trained before the word{'s' if len(words) > 1 else ''} "
-                         f"{', '.join(words)}: its caption encoder cannot read them (retrain or load newer weights)")
+        many = len(words) > 1
+        super().__init__(f"the loaded model was trained before the word{'s' if many else ''} {', '.join(words)}: "
+                         f"its caption encoder cannot read {'them' if many else 'it'} (retrain or load newer weights)")
 
 
 class Generator(Protocol):
