@@ -150,8 +150,7 @@ def vae_quality(pipeline: Pipeline, n: int, chunk: int = 128) -> dict:
     """PSNR of posterior-mean reconstructions of n held-out scenes, and the judge on them vs the originals."""
     scenes = held_out_scenes(n, pipeline.resolution)
     x = render(scenes, pipeline.device)  # (N, 3, H, W)
-    vae = pipeline.vae
-    recon = torch.cat([vae.decode(vae.encode(x[i:i + chunk])[0]).clamp(-1, 1) for i in range(0, n, chunk)])
+    recon = pipeline.vae.reconstruct(x, chunk)
     p = psnr(recon, x)  # (N,)
     return {
         "scenes": n, "psnr_db_mean": p.mean().item(), "psnr_db_p05": p.quantile(0.05).item(),

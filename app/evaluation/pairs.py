@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from app.measure.image import over_saturation, pairwise_rms, psnr
-from app.measure.pair_judge import judge_pairs, pair_agreement, pair_matches
+from app.measure.pair_judge import judge_pairs, pair_agreement, pair_matches, possible_failures
 from app.measure.pairs import CATEGORIES, category_prompts, pair_adherence
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.world.compose import PairPrompt, render_pairs, sample_pairs
@@ -64,8 +64,7 @@ def vae_on_pairs(pipeline: Pipeline, n: int, chunk: int = 128) -> dict:
     model on these latents inherits."""
     pairs = sample_pairs(n, np.random.default_rng(VAL_SEED), pipeline.resolution)
     x = render_pairs(pairs, pipeline.device)
-    vae = pipeline.vae
-    recon = torch.cat([vae.decode(vae.encode(x[i:i + chunk])[0]).clamp(-1, 1) for i in range(0, n, chunk)])
+    recon = pipeline.vae.reconstruct(x, chunk)
     p = psnr(recon, x)
     return {"scenes": n, "psnr_db_mean": p.mean().item(), "psnr_db_p05": p.quantile(0.05).item(),
             "judge_reconstructions": pair_agreement(judge_pairs(recon), pairs)}
@@ -84,19 +83,11 @@ def measure_prompts(pipeline: Pipeline, prompts: list[PairPrompt], seeds: int, b
     rows = [(p, pair_matches(v, p)) for v, p in zip(verdicts, asked)]
     objects = [o for v in verdicts for o in v.objects]
     for failure in FAILURES:
-        applies = [m[failure] for p, m in rows if _can_fail(p, failure)]
+        applies = [m[failure] for p, m in rows if possible_failures(p)[failure]]
         out[failure] = float(np.mean(applies)) if applies else None
     out |= {"diversity_rms": float(np.mean(spread)), "over_saturation": over_saturation(objects),
             "images": len(rows)}
     return out
-
-
-def _can_fail(prompt: PairPrompt, failure: str) -> bool:
-    """Whether the prompt names what a swap, leak or copy would exchange (two different colours and/or shapes)."""
-    a, b = prompt.first, prompt.second
-    colours = a.colour is not None and b.colour is not None and a.colour != b.colour
-    shapes = a.shape != b.shape
-    return {"swap": colours and shapes, "leak": colours, "copy": shapes}[failure]
 
 
 def category_sweep(pipeline: Pipeline, cfg: PairEvalConfig, log: Callable[[str], None] = print) -> list[dict]:

@@ -70,15 +70,19 @@ def pair_judged(verdict) -> dict:
             "objects": judged_attributes(verdict.objects)}
 
 
+def judge_against(images: np.ndarray, asked: list[ImagePrompt]) -> tuple[list[dict], dict[str, float]]:
+    """Images judged against their prompts (all one-shape or all two-shape): each image as the judge reads it, and
+    the adherence over them."""
+    if isinstance(asked[0], PairPrompt):
+        verdicts = judge_pairs(images)
+        return [pair_judged(v) for v in verdicts], pair_adherence(verdicts, asked)
+    verdicts = judge(images)
+    return judged_attributes(verdicts), adherence(verdicts, asked)
+
+
 def measure_column(prompt: ImagePrompt, scale: float, seeds: list[int], images: np.ndarray) -> Column:
     """Judge one scale's images against the prompt (one shape or two); their spread across seeds."""
-    if isinstance(prompt, PairPrompt):
-        verdicts = judge_pairs(images)
-        judged = [pair_judged(v) for v in verdicts]
-        score = pair_adherence(verdicts, [prompt] * len(verdicts))
-    else:
-        verdicts = judge(images)
-        judged, score = judged_attributes(verdicts), adherence(verdicts, [prompt] * len(verdicts))
+    judged, score = judge_against(images, [prompt] * len(images))
     return Column(scale=scale, seeds=seeds, images=images, judged=judged, adherence=score,
                   diversity_rms=pairwise_rms(images))
 
@@ -140,15 +144,10 @@ def measure_sweep(prompts: list[ImagePrompt], scales: Sequence[float],
         mine = results[j * n:(j + 1) * n]
         images = [r.images for r in mine]
         asked = [p for p, im in zip(prompts, images) for _ in range(len(im))]
-        if isinstance(prompts[0], PairPrompt):
-            verdicts = judge_pairs(np.concatenate(images))
-            score = pair_adherence(verdicts, asked)
-        else:
-            verdicts = judge(np.concatenate(images))
-            score = adherence(verdicts, asked)
+        _, score = judge_against(np.concatenate(images), asked)
         points.append(SweepPoint(scale=float(scale), adherence=score,
                                  diversity_rms=float(np.mean([pairwise_rms(im) for im in images])),
-                                 images=len(verdicts)))
+                                 images=len(asked)))
     return points
 
 

@@ -111,16 +111,24 @@ def pair_matches(verdict: PairVerdict, prompt: PairPrompt) -> dict[str, bool]:
     return result
 
 
-def _binding_failures(a: Verdict, b: Verdict, prompt: PairPrompt) -> dict[str, bool]:
-    """Swap, leak and copy, for prompts that name two different values of the attribute in question."""
+def possible_failures(prompt: PairPrompt) -> dict[str, bool]:
+    """Which binding failures a prompt can show: a leak needs two different colours named, a copy two different
+    shapes, a swap both."""
     p, q = prompt.first, prompt.second
-    colours_differ = p.colour is not None and q.colour is not None and p.colour != q.colour
-    shapes_differ = p.shape != q.shape
-    swap = colours_differ and shapes_differ and any(
+    colours = p.colour is not None and q.colour is not None and p.colour != q.colour
+    shapes = p.shape != q.shape
+    return {"swap": colours and shapes, "leak": colours, "copy": shapes}
+
+
+def _binding_failures(a: Verdict, b: Verdict, prompt: PairPrompt) -> dict[str, bool]:
+    """Swap, leak and copy, where the prompt can show them (possible_failures)."""
+    p, q = prompt.first, prompt.second
+    possible = possible_failures(prompt)
+    swap = possible["swap"] and any(
         x.shape == p.shape and x.colour == q.colour and y.shape == q.shape and y.colour == p.colour
         for x, y in ((a, b), (b, a)))
-    leak = colours_differ and a.colour == b.colour and a.colour in (p.colour, q.colour)
-    copy = shapes_differ and a.shape == b.shape and a.shape in (p.shape, q.shape)
+    leak = possible["leak"] and a.colour == b.colour and a.colour in (p.colour, q.colour)
+    copy = possible["copy"] and a.shape == b.shape and a.shape in (p.shape, q.shape)
     return {"swap": swap, "leak": leak, "copy": copy}
 
 

@@ -186,6 +186,11 @@ class VAE(nn.Module):
         """Raw latent (B, c_z, h, w) -> image (B, 3, h*f, w*f), roughly in [-1, 1]."""
         return self.decoder(z)
 
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Images through the posterior mean and back, clamped to [-1, 1], `chunk` at a time: (B, 3, H, W)."""
+        return torch.cat([self.decode(self.encode(x[i:i + chunk])[0]).clamp(-1, 1) for i in range(0, len(x), chunk)])
+
     def sample_latent(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One reparameterised draw z = mean + std * eps from the posterior."""
         mean, logvar = self.encode(x)

@@ -98,8 +98,7 @@ def train_vae(args: argparse.Namespace, device: torch.device) -> Path:
 
     @torch.no_grad()
     def validate(vae: VAE, final: bool) -> dict:
-        recon = torch.cat([vae.decode(vae.encode(val_x[i:i + 256])[0]).clamp(-1, 1)
-                           for i in range(0, len(val_x), 256)])
+        recon = vae.reconstruct(val_x)
         p = psnr(recon, val_x)
         out = {"psnr_db": p.mean().item(), "psnr_db_p05": p.quantile(0.05).item(),
                "l1": (recon - val_x).abs().mean().item()}
@@ -194,12 +193,9 @@ def train_decoder(args: argparse.Namespace, device: torch.device) -> Path:
 
     @torch.no_grad()
     def validate(model: VAE, final: bool) -> dict:
-        def reconstruct(x):
-            return torch.cat([model.decode(model.encode(x[i:i + 256])[0]).clamp(-1, 1) for i in range(0, len(x), 256)])
-
-        recon = reconstruct(val_x)
-        circles = [v.shape == "circle" for v in judge(reconstruct(val_circles))]
-        pair_recon = reconstruct(val_pair_x)
+        recon = model.reconstruct(val_x)
+        circles = [v.shape == "circle" for v in judge(model.reconstruct(val_circles))]
+        pair_recon = model.reconstruct(val_pair_x)
         return {"psnr_db": psnr(recon, val_x).mean().item(), "judge_all": agreement(judge(recon), val_scenes)["all"],
                 "moving_circle_frames_round": float(np.mean(circles)),
                 "pair_psnr_db": psnr(pair_recon, val_pair_x).mean().item(),

@@ -47,10 +47,15 @@ def _timings(results: list[GenerationResult], job: Job, admitted: float) -> sche
                               network_forwards=int(first["network_forwards"]))
 
 
+def _judged(judged: dict) -> dict:
+    """A lab entry of what the judge read as the `judged` and `objects` fields of an answer."""
+    objects = judged.get("objects")
+    return {"judged": schemas.JudgedAttributes(**{k: v for k, v in judged.items() if k != "objects"}),
+            "objects": None if objects is None else [schemas.JudgedAttributes(**o) for o in objects]}
+
+
 def _grid_image(seed: int, image, judged: dict) -> schemas.GridImage:
-    objects = judged.pop("objects", None)
-    return schemas.GridImage(seed=seed, png_base64=_png(image), judged=schemas.JudgedAttributes(**judged),
-                             objects=None if objects is None else [schemas.JudgedAttributes(**o) for o in objects])
+    return schemas.GridImage(seed=seed, png_base64=_png(image), **_judged(judged))
 
 
 @router.post("/generate/grid", responses={**unprocessable(schemas.GridRequest), **REFUSALS, **TOO_LARGE},
@@ -137,9 +142,7 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
             png_base64=_png(v.image), guidance_scale=v.settings.guidance_scale, rescale=v.settings.guidance_rescale,
             interval_timesteps=v.settings.guidance_interval, guided_steps=v.guided_steps,
             guidance_method=v.settings.guidance_method, sampler=v.settings.sampler,
-            judged=schemas.JudgedAttributes(**{k: x for k, x in v.judged.items() if k != "objects"}),
-            objects=[schemas.JudgedAttributes(**o) for o in v.judged["objects"]] if "objects" in v.judged else None,
-            matches=v.matches) for v in images],
+            **_judged(v.judged), matches=v.matches) for v in images],
         timings=_timings(*first, admitted), model_id=model.model_id,
     )
 
