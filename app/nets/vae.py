@@ -106,9 +106,9 @@ def _mid(channels: int, cfg: VAEConfig) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """x (B,3,H,W) -> moments (B, 2*c_z, H/f, W/f)."""
+    """x (B,3,H,W) -> moments (B, 2*c_z, H/f, W/f), or `out_channels` features."""
 
-    def __init__(self, cfg: VAEConfig):
+    def __init__(self, cfg: VAEConfig, out_channels: int | None = None):
         super().__init__()
         widths = [cfg.base_channels * m for m in cfg.channel_mult]
         self.conv_in = nn.Conv2d(cfg.in_channels, widths[0], 3, padding=1)
@@ -123,7 +123,7 @@ class Encoder(nn.Module):
         self.down = nn.Sequential(*layers)
         self.mid = _mid(cin, cfg)
         self.norm_out = _norm(cin, cfg.norm_groups)
-        self.conv_out = nn.Conv2d(cin, 2 * cfg.latent_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(cin, out_channels or 2 * cfg.latent_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.down(self.conv_in(x)))

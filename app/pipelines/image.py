@@ -92,6 +92,7 @@ class GenerationResult:
     settings: GenerationSettings
     prompt_canonical: str
     timings: dict[str, float] = field(default_factory=dict)
+    tokens: torch.Tensor | None = None  # (B, N) codebook indices, for the token families (app/pipelines/tokens.py)
 
 
 class Pipeline(CaptionedDenoiser):

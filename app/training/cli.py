@@ -14,6 +14,7 @@ import sys
 from app.nets.device import pick_device
 from app.training import distributed
 from app.training.image import add_parsers as add_image_parsers
+from app.training.tokens import add_parsers as add_token_parsers
 from app.training.video import add_parser as add_video_parser
 
 PROG = "python3 -m app.training"
@@ -25,7 +26,7 @@ def _common(p: argparse.ArgumentParser, kind: str, lr: float, batch: int) -> Non
     p.add_argument("--batch", type=int, default=batch, help="scenes per step")
     p.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps (at most a fifth of --steps)")
-    p.add_argument("--weight-decay", type=float, default=0.0 if kind in ("vae", "decoder") else 0.01)
+    p.add_argument("--weight-decay", type=float, default=0.0 if kind in ("vae", "decoder", "vq") else 0.01)
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--out", default=f"models/{kind}.safetensors", help="final weights file (EMA weights)")
@@ -53,6 +54,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="kind", required=True)
     add_image_parsers(sub, _common)
     add_video_parser(sub, _common)
+    add_token_parsers(sub, _common)
     return parser
 
 

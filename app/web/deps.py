@@ -11,6 +11,7 @@ from app.service.jobs import client_key
 from app.service.models import LoadedModel
 from app.service.progress import ProgressBoard
 from app.service.sampling import SamplingService
+from app.service.token_models import LoadedTokenFamily
 from app.service.video_model import LoadedVideo
 from app.web.errors import DRAINING_RETRY_AFTER_S, not_loaded
 from app.web.state import AppState, state_of
@@ -65,6 +66,20 @@ def get_video(state: StateDep) -> LoadedVideo:
     raise not_loaded(state.video_error or "video model not loaded")
 
 
+def get_token_families(state: StateDep) -> dict[str, LoadedTokenFamily]:
+    """The loaded token families of chapter §3.4 by name (maybe none), once the image model is loaded, else 503."""
+    if state.model is None:
+        raise not_loaded(_why_not_loaded(state))
+    return state.token_families
+
+
+def token_family(state: AppState, family: str) -> LoadedTokenFamily:
+    """One loaded token family, or 503 with why it is not loaded."""
+    if family in state.token_families:
+        return state.token_families[family]
+    raise not_loaded(state.token_errors.get(family) or f"the {family} model is not loaded")
+
+
 def get_progress_board(state: StateDep) -> ProgressBoard:
     """The jobs whose clients may ask how far they are, and stop them."""
     return state.progress
@@ -78,11 +93,12 @@ def get_client(request: Request) -> str:
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 SamplingServiceDep = Annotated[SamplingService, Depends(get_sampling_service)]
 VideoDep = Annotated[LoadedVideo, Depends(get_video)]
+TokenFamiliesDep = Annotated[dict[str, LoadedTokenFamily], Depends(get_token_families)]
 ClientDep = Annotated[str, Depends(get_client)]
 ProgressBoardDep = Annotated[ProgressBoard, Depends(get_progress_board)]
 
 # A route needing one of them runs the networks, or reaches into a job that runs them (its previews, its cancel).
-NETWORK_DEPENDENCIES = (get_model, get_video, get_sampling_service, get_progress_board)
+NETWORK_DEPENDENCIES = (get_model, get_video, get_token_families, get_sampling_service, get_progress_board)
 
 
 def network_routes(routers: Iterable[tuple[APIRouter, str]]) -> list[tuple[str, APIRoute]]:

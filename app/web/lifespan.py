@@ -12,6 +12,7 @@ from app.service.compiled import install as install_compiled
 from app.service.compiled import start_warm_up
 from app.service.models import LoadedModel, load_model
 from app.service.sampling import SamplingService, in_passing_thread
+from app.service.token_models import load_token_families
 from app.service.video_model import load_video, missing_video_files
 from app.web.state import AppState, state_of
 
@@ -29,6 +30,13 @@ async def _load_model(state: AppState, settings: Settings) -> None:
         return
     state.model = loaded
     await _load_video(state, settings, loaded)
+    state.token_families, state.token_errors = await in_passing_thread(load_token_families, settings.model_dir,
+                                                                       str(loaded.pipeline.device))
+    for family, why in state.token_errors.items():
+        log.info("%s: its requests answer 503", why)
+    for family, tokens in state.token_families.items():
+        log.info("%s model %s loaded in %.2f s (warm-up %.2f s)", family, tokens.model_id, tokens.load_s,
+                 tokens.warm_up_s)
     state.sampler = SamplingService(loaded.pipeline, settings.worker_threads, settings.queue_size,
                                     settings.request_timeout_s, settings.batch_rows)
     state.sampler.listeners.append(state.metrics.observe_job)

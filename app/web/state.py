@@ -12,6 +12,7 @@ from app.service.compiled import CompileState
 from app.service.models import LoadedModel
 from app.service.progress import ProgressBoard
 from app.service.sampling import SamplingService
+from app.service.token_models import LoadedTokenFamily
 from app.service.video_model import LoadedVideo
 from app.web.metrics import Metrics
 from app.web.vendor_assets import VendorAssets
@@ -29,6 +30,8 @@ class AppState:
     model_error: str | None = None  # why the image model is not loaded (None: loaded, loading, or not asked for)
     video: LoadedVideo | None = None
     video_error: str | None = None
+    token_families: dict[str, LoadedTokenFamily] = field(default_factory=dict)  # §3.4's families, by name
+    token_errors: dict[str, str] = field(default_factory=dict)  # why a family is not loaded
     sampler: SamplingService | None = None
     progress: ProgressBoard = field(default_factory=ProgressBoard)  # the jobs A1111 clients may ask about
     compiled: CompileState | None = None  # the compiled networks and their warm-up (None: not loaded)

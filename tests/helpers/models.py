@@ -7,7 +7,10 @@ import torch
 from app.config import Settings
 from app.diffusion.schedule import NoiseSchedule
 from app.nets import DIT_SIZES, TEXT_SIZES, VAE, VAE_SIZES, DiT, TextEncoder, save_module
+from app.nets.token_transformer import TOKEN_SIZES, CaptionedTokens, CaptionedTokensConfig
 from app.nets.video_dit import VideoDiT
+from app.nets.vq import VQ_SIZES, VQTokenizer
+from app.pipelines.tokens import FAMILY_FILES, TOKENIZER_FILE
 from app.world.scenes import VOCAB
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +44,22 @@ def write_tiny_model(directory: Path, resolution: int = 32, seed: int = 0, vocab
     save_module(directory / "denoiser.safetensors", dit, dit.config,
                 {"schedule": NoiseSchedule.make().config(), "prediction": "v"})
     write_tiny_video_model(directory, text, dit)
+    write_tiny_token_models(directory, resolution, vocab_size)
+    return directory
+
+
+def write_tiny_token_models(directory: Path, resolution: int = 32, vocab_size: int = len(VOCAB)) -> Path:
+    """A random VQ tokenizer (f = 4) and the autoregressive and masked models on its tokens, as training saves them."""
+    tokenizer = VQTokenizer(VQ_SIZES["tiny"]())
+    save_module(directory / TOKENIZER_FILE, tokenizer, tokenizer.config)
+    grid = resolution // tokenizer.config.downsample_factor
+    for family, file in FAMILY_FILES.items():
+        text = TEXT_SIZES["tiny"](vocab_size=vocab_size)
+        config = CaptionedTokensConfig(text, TOKEN_SIZES["tiny"](codebook_size=tokenizer.codebook_size, grid=grid,
+                                                                  causal=family == "autoregressive",
+                                                                  context_dim=text.width))
+        model = CaptionedTokens(config)
+        save_module(directory / file, model, config, {"family": family})
     return directory
 
 
