@@ -17,7 +17,8 @@ The card's top-level keys are stable (GET /api/v1/model serves the file as it is
   "adherence" {shape, colour, size, position, clean, all}, "diversity_rms", ...; the s = 0 entry also has
   "chance"), "chance", "summary" (peak s, first attribute to fail past it), "partial_prompts", "pairs" (the
   two-shape categories against s, the binding failures and the guidance variants: app/evaluation/pairs.py; null
-  with --no-pairs), "timing"}.
+  with --no-pairs), "families" (chapter §3.4's three families side by side, the VQ tokenizer and the
+  autoregressive likelihood: app/evaluation/families.py; null with --no-families), "timing"}.
 - "machine": CPU or GPU model, torch version and threads of the run.
 - "generated_at" (UTC, ISO 8601), "command", "duration_s".
 """
@@ -29,11 +30,10 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,11 +41,19 @@ import numpy as np
 import torch
 
 from app.diffusion.samplers import SAMPLERS
+from app.evaluation.families import QUICK_FAMILIES, FamilyEvalConfig, evaluate_families, load_families
 from app.evaluation.pairs import QUICK_PAIRS, PairEvalConfig, evaluate_pairs
 from app.evaluation.readme import render_readme
+from app.evaluation.sweeps import (
+    PARTIAL_PROMPTS,
+    EvalConfig,
+    generate,
+    guidance_sweep,
+    sweep_summary,
+    timing,
+)
 from app.measure.image import (
     ATTRIBUTE_VALUES,
-    CARD_GUIDANCE_SCALES,
     adherence,
     chance_level,
     full_prompts,
@@ -53,7 +61,7 @@ from app.measure.image import (
     psnr,
     variety,
 )
-from app.measure.judge import Verdict, agreement, judge, matches
+from app.measure.judge import agreement, judge
 from app.nets.device import device_name
 from app.pipelines.image import WEIGHT_FILES, GenerationSettings, Pipeline
 from app.world.held_out import held_out_scenes
@@ -67,7 +75,6 @@ from app.world.scenes import (
     SIZES,
     SYNONYMS,
     VOCAB,
-    Prompt,
     parse_object_prompt,
     render,
     sample_scenes,
@@ -76,32 +83,7 @@ from app.world.scenes import (
 CARD_KEYS = ("name", "description", "architecture", "training", "vocabulary", "defaults", "evaluation",
              "machine", "generated_at", "command", "duration_s")
 NET_NAMES = {"vae": "vae", "text": "text_encoder", "dit": "denoiser"}  # WEIGHT_FILES key -> card key
-PARTIAL_SCALES = (1.0, 3.0, 5.0, 7.5)
-PARTIAL_PROMPTS = (
-    "a red circle", "a small triangle", "a blue square in the center", "a large circle",
-    "a square", "a green triangle at the top left", "a purple square at the bottom", "a small yellow circle",
-)
-MAX_FAILURES = 12  # failed images listed per scale in the card
 JUDGE_SEED = 2_000_003  # the judge-sanity scenes (the VAE uses app.world.held_out's VAL_SEED)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """How much to measure; the defaults are the full run (~5-10 min on 2 CPU cores)."""
-
-    prompts: int = 54  # full prompts: every shape x colour, sizes and positions balanced
-    seeds: int = 4  # images per full prompt (prompt i uses seeds i*seeds ... i*seeds+seeds-1)
-    steps: int = 20
-    sampler: str = "dpmpp_2m"
-    scales: tuple[float, ...] = CARD_GUIDANCE_SCALES
-    partial_prompts: tuple[str, ...] = PARTIAL_PROMPTS
-    partial_seeds: int = 16
-    partial_scales: tuple[float, ...] = PARTIAL_SCALES
-    judge_scenes: int = 1024
-    vae_scenes: int = 512
-    timing_repeats: int = 5
-    timing_batch: int = 8
-    prompt_seed: int = 0
 
 
 QUICK = EvalConfig(prompts=6, seeds=2, partial_prompts=PARTIAL_PROMPTS[:4], partial_seeds=6, judge_scenes=128,
@@ -111,32 +93,7 @@ QUICK = EvalConfig(prompts=6, seeds=2, partial_prompts=PARTIAL_PROMPTS[:4], part
 # --------------------------------------------------------------------------------------------- arithmetic
 
 
-def sweep_summary(sweep: list[dict], threshold: float = 0.95) -> dict:
-    """Where all-attribute adherence peaks, and past the peak the first s where an attribute drops below threshold."""
-    best = max(sweep, key=lambda r: (r["adherence"]["all"], -r["scale"]))
-    out = {"best_scale": best["scale"], "best_all": best["adherence"]["all"], "threshold": threshold,
-           "first_drop_scale": None, "first_drop_attribute": None, "first_drop_value": None}
-    for row in (r for r in sweep if r["scale"] > best["scale"]):
-        worst = min((k for k in row["adherence"] if k != "all"), key=lambda k: row["adherence"][k])
-        if row["adherence"][worst] < threshold:
-            out.update(first_drop_scale=row["scale"], first_drop_attribute=worst,
-                       first_drop_value=row["adherence"][worst])
-            break
-    return out
-
-
 # --------------------------------------------------------------------------------------------- measurements
-
-
-def failures(verdicts: list[Verdict], prompts: list[Prompt], limit: int) -> list[dict]:
-    """The first `limit` images not right on everything: what was asked, what the judge saw (image i = seed i)."""
-    out = []
-    for i, (v, p) in enumerate(zip(verdicts, prompts, strict=True)):
-        hit = matches(v, p)
-        if not hit.pop("all") and len(out) < limit:
-            out.append({"seed": i, "prompt": p.canonical, "judged": {k: getattr(v, k) for k in ATTRIBUTE_VALUES},
-                        "clean": v.clean, "wrong": [k for k, ok in hit.items() if not ok]})
-    return out
 
 
 def judge_on_scenes(n: int, resolution: int, seed: int = JUDGE_SEED) -> dict:
@@ -159,43 +116,6 @@ def vae_quality(pipeline: Pipeline, n: int, chunk: int = 128) -> dict:
     }
 
 
-def generate(pipeline: Pipeline, prompt: str, first_seed: int, count: int, scale: float, cfg: EvalConfig):
-    """count images of one prompt (seeds first_seed ...) in one batch, as the app would draw them."""
-    settings = GenerationSettings(prompt=prompt, seed=first_seed, steps=cfg.steps, guidance_scale=scale,
-                                  sampler=cfg.sampler, batch_size=count)
-    return pipeline.generate(settings)
-
-
-def guidance_sweep(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], None] = print) -> list[dict]:
-    """Adherence and diversity of the full prompts at every scale s (EQ MM3.4), the same noise at every s."""
-    prompts = full_prompts(cfg.prompts, cfg.prompt_seed)
-    chance = chance_level()
-    log(f"{'s':>5} {'shape':>6} {'colour':>6} {'size':>6} {'pos':>6} {'clean':>6} {'all':>6} {'div':>6}  seconds")
-    rows = []
-    for scale in cfg.scales:
-        started = time.perf_counter()
-        verdicts, spread = [], []
-        for i, prompt in enumerate(prompts):
-            images = generate(pipeline, prompt.canonical, i * cfg.seeds, cfg.seeds, scale, cfg).images
-            verdicts += judge(images)
-            spread.append(pairwise_rms(images))
-        asked = [p for p in prompts for _ in range(cfg.seeds)]
-        score = adherence(verdicts, asked)
-        row = {"scale": scale, "adherence": score, "diversity_rms": float(np.mean(spread)),
-               "mean_colour_distance": float(np.mean([v.colour_distance for v in verdicts])),
-               "images": len(verdicts), "failures": failures(verdicts, asked, MAX_FAILURES),
-               "seconds": time.perf_counter() - started}
-        if scale == 0.0:
-            row["chance"] = chance
-        rows.append(row)
-        log(f"{scale:5.1f} " + " ".join(f"{score[k]:6.3f}" for k in ("shape", "colour", "size", "position",
-                                                                       "clean", "all"))
-            + f" {row['diversity_rms']:6.3f}  {row['seconds']:.1f}")
-        if scale == 0.0:
-            log("chance " + " ".join(f"{chance[k]:6.3f}" for k in ATTRIBUTE_VALUES) + f"        {chance['all']:6.4f}")
-    return rows
-
-
 def partial_prompts(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], None] = print) -> list[dict]:
     """For prompts that leave attributes open: how many distinct values the judge finds among the seeds, per s."""
     out = []
@@ -214,24 +134,6 @@ def partial_prompts(pipeline: Pipeline, cfg: EvalConfig, log: Callable[[str], No
                 + ", ".join(f"{a} {f['distinct']}/{f['possible']}" for a, f in found.items()))
         out.append(entry)
     return out
-
-
-def timing(pipeline: Pipeline, cfg: EvalConfig) -> dict:
-    """Wall time of generate() with the default settings: one image (median of repeats) and a batch."""
-    scale = GenerationSettings().guidance_scale
-
-    def run(batch: int, repeats: int) -> list[float]:
-        return [generate(pipeline, "a large red circle at the top left", 0, batch, scale, cfg).timings["total_s"]
-                for _ in range(repeats)]
-
-    run(1, 1)  # warm-up: the first call pays for allocations
-    load_before = os.getloadavg()[0]  # the CPU is shared: a busy machine shows in the spread of the repeats
-    single, batch = run(1, cfg.timing_repeats), run(cfg.timing_batch, max(1, cfg.timing_repeats // 2))
-    return {"load_average_1m": [load_before, os.getloadavg()[0]], "steps": cfg.steps, "sampler": cfg.sampler,
-            "guidance_scale": scale, "device": str(pipeline.device), "torch_threads": torch.get_num_threads(),
-            "single_image_s_median": statistics.median(single), "single_image_s_min": min(single),
-            "single_image_s_all": single, "batch": cfg.timing_batch, "batch_s_median": statistics.median(batch),
-            "batch_s_per_image": statistics.median(batch) / cfg.timing_batch}
 
 
 # --------------------------------------------------------------------------------------------- the card
@@ -304,8 +206,10 @@ def machine(pipeline: Pipeline) -> dict:
 
 
 def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, command: str,
-               log: Callable[[str], None] = print, pair_cfg: PairEvalConfig | None = None) -> dict:
-    """Run every measurement and assemble the card (keys: CARD_KEYS)."""
+               log: Callable[[str], None] = print, pair_cfg: PairEvalConfig | None = None,
+               family_cfg: FamilyEvalConfig | None = None) -> dict:
+    """Run every measurement and assemble the card (keys: CARD_KEYS); family_cfg (a FamilyEvalConfig): also the
+    token families whose weights are in model_dir, beside the diffusion model."""
     model_dir, started = Path(model_dir), time.perf_counter()
     log(f"== judge on {cfg.judge_scenes} rendered scenes")
     judged = judge_on_scenes(cfg.judge_scenes, pipeline.resolution)
@@ -319,6 +223,9 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
     log(f"== partial prompts: {cfg.partial_seeds} seeds each")
     partial = partial_prompts(pipeline, cfg, log)
     pairs = evaluate_pairs(pipeline, pair_cfg, log) if pair_cfg is not None else None
+    families = None
+    if family_cfg is not None:
+        families = evaluate_families(pipeline, load_families(model_dir, pipeline.device), family_cfg, log)
     log("== timing")
     timed = timing(pipeline, cfg)
     log(f"   one image {timed['single_image_s_median']:.3f} s, batch of {timed['batch']} "
@@ -336,7 +243,7 @@ def build_card(pipeline: Pipeline, model_dir: str | Path, cfg: EvalConfig, comma
         "defaults": defaults(),
         "evaluation": {"settings": settings, "judge_on_scenes": judged, "vae": vae, "guidance_sweep": sweep,
                        "chance": chance_level(), "summary": sweep_summary(sweep), "partial_prompts": partial,
-                       "pairs": pairs, "timing": timed},
+                       "pairs": pairs, "families": families, "timing": timed},
         "machine": machine(pipeline),
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -358,6 +265,8 @@ def build_parser(prog: str = "python3 -m app.evaluation.image") -> argparse.Argu
     p.add_argument("--quick", action="store_true", help="a ~1 minute run with fewer prompts, seeds and scenes")
     p.add_argument("--no-pairs", action="store_true",
                    help="leave out the two-shape categories and guidance variants (for a one-shape model)")
+    p.add_argument("--no-families", action="store_true",
+                   help="leave out the autoregressive and masked token models (chapter §3.4)")
     p.add_argument("--out-card", default=None, help="default: <model-dir>/model-card.json")
     p.add_argument("--out-readme", default=None, help="default: <model-dir>/README.md")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -376,7 +285,9 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluation.i
     model_dir = Path(args.model_dir)
     pipeline = Pipeline.load(model_dir, args.device)
     pair_cfg = None if args.no_pairs else (QUICK_PAIRS if args.quick else PairEvalConfig())
-    card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]), pair_cfg=pair_cfg)
+    family_cfg = None if args.no_families else (QUICK_FAMILIES if args.quick else FamilyEvalConfig())
+    card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]), pair_cfg=pair_cfg,
+                      family_cfg=family_cfg)
     write_card(card, Path(args.out_card or model_dir / "model-card.json"),
                Path(args.out_readme or model_dir / "README.md"), render_readme(card))
     return 0

@@ -90,10 +90,12 @@ def measure_prompts(pipeline: Pipeline, prompts: list[PairPrompt], seeds: int, b
     return out
 
 
-def category_sweep(pipeline: Pipeline, cfg: PairEvalConfig, log: Callable[[str], None] = print) -> list[dict]:
-    """Per scale s, every category measured on its prompts with the same seeds at every s (EQ MM3.4)."""
+def category_sweep(pipeline: Pipeline, cfg: PairEvalConfig, log: Callable[[str], None] = print,
+                   base=None) -> list[dict]:
+    """Per scale s, every category measured on its prompts with the same seeds at every s (EQ MM3.4); `base`:
+    another family's settings, with its generator as `pipeline` (default: the diffusion model's)."""
     prompts = {c: category_prompts(c, cfg.prompts, cfg.prompt_seed) for c in CATEGORIES}
-    base = GenerationSettings(steps=cfg.steps, sampler=cfg.sampler)
+    base = base or GenerationSettings(steps=cfg.steps, sampler=cfg.sampler)
     log(f"{'s':>5} " + " ".join(f"{c[:14]:>14}" for c in CATEGORIES) + "   swap  leak  copy  seconds")
     rows = []
     for scale in cfg.scales:

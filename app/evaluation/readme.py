@@ -65,6 +65,62 @@ def _pair_sections(pairs: dict | None) -> list[str]:
     ]
 
 
+def _best(summary: dict | None, key: str = "best_all") -> str:
+    return "" if not summary else f"{summary[key]:.3f} (s = {summary['best_scale']:g})"
+
+
+def _family_sections(families: dict | None) -> list[str]:
+    """Chapter §3.4's three families side by side, the VQ tokenizer's ceiling and the autoregressive likelihood."""
+    if not families or not families.get("families"):
+        return []
+    st = families["settings"]
+    rows = []
+    for name, f in families["families"].items():
+        tm, pairs = f["timing"], f["pairs_summary"]
+        best = f["summary"]["best_scale"]
+        diversity = next(r["diversity_rms"] for r in f["guidance_sweep"] if r["scale"] == best)
+        rows.append([name, _best(f["summary"]), f"{diversity:.3f}",
+                     _best(pairs["two_object_all"]) if pairs else "not measured",
+                     str(tm["network_forwards"]), f"{tm['single_image_s_median']:.2f}",
+                     f"{tm['batch_s_per_image']:.3f}"])
+    per_scale = [[name, f"{r['scale']:g}", *(f"{r['adherence'][k]:.3f}" for k in (*ATTRIBUTES, "all")),
+                  f"{r['diversity_rms']:.3f}"]
+                 for name, f in families["families"].items() for r in f["guidance_sweep"]]
+    lines = [
+        "## Three families on the same prompts (chapter §3.4)",
+        "",
+        f"The diffusion model beside an autoregressive and a masked (MaskGIT) transformer over a VQ tokenizer's "
+        f"tokens, on the same {st['prompts']} full one-shape prompts x {st['seeds']} seeds and {st['pair_prompts']} "
+        f"two-shape prompts per category x {st['pair_seeds']} seeds, at s = "
+        + ", ".join(f"{s:g}" for s in st["scales"]) + " (guidance on the noise estimate, or on the logits), read "
+        f"by the same judges. Token families: temperature {st['temperature']:g}, top-k "
+        f"{st['top_k'] or 'off'}, {st['rounds']} masked rounds; diffusion: {st['steps']} `{st['sampler']}` steps. "
+        "*Forwards* are the sequential network forwards one image takes (one per token for the autoregressive "
+        "model, one per round for the masked one, one per step for diffusion); seconds include decoding.",
+        "",
+        table(["family", "one shape, all right (best s)", "diversity", "two shapes, all right (best s)",
+               "forwards", "s / image", "s / image in a batch"], rows),
+        "",
+        table(["family", "s", *ATTRIBUTES, "all", "diversity"], per_scale),
+        "",
+    ]
+    if tok := families.get("tokenizer"):
+        lines += [f"The VQ tokenizer (f = {tok['downsample_factor']}, {tok['tokens_per_image']} tokens per image, "
+                  f"K = {tok['codebook_size']} codes of dimension {tok['code_dim']}, {tok['parameters']:,} "
+                  f"parameters) reconstructs {tok['scenes']} held-out one-shape scenes at {tok['psnr_db']:.2f} dB "
+                  f"(the continuous VAE: {tok['vae_psnr_db']:.2f} dB) and two-shape ones at "
+                  f"{tok['pair_psnr_db']:.2f} dB; the judges read {tok['judge_all']:.1%} and "
+                  f"{tok['pair_judge_all']:.1%} of its reconstructions right: the ceiling of both token models. "
+                  f"It uses {tok['codes_used']:.0f} of its {tok['codebook_size']} codes (perplexity "
+                  f"{tok['perplexity']:.0f}).", ""]
+    if lik := families.get("likelihood"):
+        lines += [f"The autoregressive model's exact likelihood (EQ MM3.5) of {lik['scenes']} held-out scenes' tokens "
+                  f"given their full captions: {lik['bits_per_token']:.3f} bits per token "
+                  f"({lik['bits_per_image']:.0f} bits per image; a uniform guess over the codebook costs "
+                  f"{lik['uniform_bits_per_token']:.0f} bits per token).", ""]
+    return lines
+
+
 def render_readme(card: dict) -> str:
     """A short human page from the card: files, adherence and diversity per s, partial prompts, VAE, timing."""
     arch, ev, tm = card["architecture"], card["evaluation"], card["evaluation"]["timing"]
@@ -119,6 +175,7 @@ def render_readme(card: dict) -> str:
         table(["prompt", "open", *(f"s = {s}" for s in scales)], partial),
         "",
         *_pair_sections(ev.get("pairs")),
+        *_family_sections(ev.get("families")),
         "## VAE and judge",
         "",
         f"- VAE reconstruction of {vae['scenes']} held-out scenes: PSNR {vae['psnr_db_mean']:.2f} dB mean, "

@@ -1,8 +1,13 @@
-"""How a VQ tokenizer uses its codebook (chapter §3.4): codes used, dead codes, perplexity."""
+"""How well a VQ tokenizer serves the models on its tokens (chapter §3.4): its codebook's usage (codes used, dead
+codes, perplexity) and what survives the round trip through its tokens."""
 
 from __future__ import annotations
 
 import torch
+
+from app.measure.image import psnr
+from app.measure.judge import agreement, judge
+from app.measure.pair_judge import judge_pairs, pair_agreement
 
 
 def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
@@ -13,3 +18,19 @@ def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float
     entropy = -(p[p > 0] * p[p > 0].log()).sum()
     used = int((counts > 0).sum())
     return {"codes_used": used, "dead_codes": codebook_size - used, "perplexity": float(entropy.exp())}
+
+
+def tokenizer_ceiling(tokenizer, val_scenes, val_x: torch.Tensor, val_pairs,
+                      val_pair_x: torch.Tensor) -> dict[str, float]:
+    """PSNR, codebook usage and the judges' agreement on a VQ tokenizer's (encode, decode, codebook_size)
+    reconstructions of one- and two-shape scenes (val_x, val_pair_x: their renders): the ceiling every model on
+    its tokens inherits."""
+    tokens = tokenizer.encode(val_x)
+    recon = tokenizer.decode(tokens)
+    pair_tokens = tokenizer.encode(val_pair_x)
+    pair_recon = tokenizer.decode(pair_tokens)
+    usage = codebook_usage(torch.cat([tokens.flatten(), pair_tokens.flatten()]), tokenizer.codebook_size)
+    return {"psnr_db": psnr(recon, val_x).mean().item(), "pair_psnr_db": psnr(pair_recon, val_pair_x).mean().item(),
+            "judge_all": agreement(judge(recon), val_scenes)["all"],
+            "pair_judge_all": pair_agreement(judge_pairs(pair_recon), val_pairs)["all"],
+            **{k: float(v) for k, v in usage.items()}}

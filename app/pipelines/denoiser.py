@@ -13,7 +13,8 @@ from app.diffusion.schedule import NoiseSchedule, as_eps_model
 from app.nets.io import read_metadata
 from app.nets.text import TextEncoder
 from app.nets.vae import VAE
-from app.world.scenes import VOCAB, tokenize
+from app.pipelines.protocol import words_beyond
+from app.world.scenes import tokenize
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,7 @@ class CaptionedDenoiser:
 
     def unlearned_words(self, caption: str) -> list[str]:
         """The words of a canonical caption whose token ids lie beyond this caption encoder's embedding."""
-        ids = tokenize([caption])[0]
-        return [VOCAB[i] for i in dict.fromkeys(ids.tolist()) if i >= self.text.config.vocab_size]
+        return words_beyond(caption, self.text.config.vocab_size)
 
     @torch.no_grad()
     def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

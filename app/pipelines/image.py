@@ -23,7 +23,7 @@ from app.nets.io import load_module
 from app.nets.text import TextEncoder, TextEncoderConfig
 from app.nets.vae import VAE, VAEConfig
 from app.pipelines.denoiser import CaptionedDenoiser, DenoisingSettings, weights_metadata
-from app.pipelines.protocol import PromptNotLearned
+from app.pipelines.protocol import refuse_unlearned
 from app.world.prompts import parse_prompt
 from app.world.scenes import to_uint8
 
@@ -174,11 +174,7 @@ class Pipeline(CaptionedDenoiser):
 
     def check(self, jobs: Sequence[GenerationSettings]) -> None:
         """Raise PromptNotLearned for a prompt or negative prompt this model's caption encoder cannot read."""
-        for job in jobs:
-            for name in ("prompt", "negative_prompt"):
-                text = getattr(job, name)
-                if words := self.unlearned_words(parse_prompt(text).canonical):
-                    raise PromptNotLearned(name, words, text)
+        refuse_unlearned(jobs, self.unlearned_words)
 
     @torch.no_grad()
     def generate_batch(self, jobs: Sequence[GenerationSettings],

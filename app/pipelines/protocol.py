@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from app.diffusion.samplers import StepInfo
 from app.diffusion.schedule import NoiseSchedule
+from app.world.prompts import parse_prompt
+from app.world.scenes import VOCAB, tokenize
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,22 @@ class PromptNotLearned(ValueError):
         many = len(words) > 1
         super().__init__(f"the loaded model was trained before the word{'s' if many else ''} {', '.join(words)}: "
                          f"its caption encoder cannot read {'them' if many else 'it'} (retrain or load newer weights)")
+
+
+def words_beyond(caption: str, vocab_size: int) -> list[str]:
+    """The words of a canonical caption whose token ids a caption encoder of vocab_size rows has never seen."""
+    ids = tokenize([caption])[0]
+    return [VOCAB[i] for i in dict.fromkeys(ids.tolist()) if i >= vocab_size]
+
+
+def refuse_unlearned(parts: Sequence[Any], unlearned_words: Callable[[str], list[str]]) -> None:
+    """Raise PromptNotLearned for the first prompt or negative prompt of the parts with a word that a caption
+    encoder cannot read (unlearned_words(canonical caption) names them)."""
+    for part in parts:
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(part, name)
+            if words := unlearned_words(parse_prompt(text).canonical):
+                raise PromptNotLearned(name, words, text)
 
 
 class Generator(Protocol):

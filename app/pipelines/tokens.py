@@ -20,7 +20,7 @@ from app.nets.io import WeightsError, load_module, read_metadata
 from app.nets.token_transformer import CaptionedTokens, CaptionedTokensConfig
 from app.nets.vq import VQConfig, VQTokenizer
 from app.pipelines.image import GenerationResult
-from app.pipelines.protocol import PromptNotLearned
+from app.pipelines.protocol import refuse_unlearned, words_beyond
 from app.pipelines.token_sampling import (
     UNKNOWN,
     TokenStep,
@@ -29,7 +29,7 @@ from app.pipelines.token_sampling import (
     token_log_probs,
 )
 from app.world.prompts import parse_prompt
-from app.world.scenes import BACKGROUND_RANGE, VOCAB, to_uint8, tokenize
+from app.world.scenes import BACKGROUND_RANGE, to_uint8, tokenize
 
 TOKENIZER_FILE = "vq_tokenizer.safetensors"
 FAMILY_FILES = {"autoregressive": "ar_transformer.safetensors", "masked": "masked_transformer.safetensors"}
@@ -117,14 +117,13 @@ class TokenFamily:
             return -(-self.tokens // self.every)
         return max(1, min(parts[0].rounds, self.tokens))
 
+    def unlearned_words(self, caption: str) -> list[str]:
+        """The words of a canonical caption beyond this family's caption encoder's vocabulary."""
+        return words_beyond(caption, self.model.text.config.vocab_size)
+
     def check(self, parts: Sequence[TokenSettings]) -> None:
-        """Raise PromptNotLearned for a word beyond this caption encoder's vocabulary."""
-        for part in parts:
-            for name in ("prompt", "negative_prompt"):
-                text = getattr(part, name)
-                ids = tokenize([parse_prompt(text).canonical])[0]
-                if words := [VOCAB[i] for i in dict.fromkeys(ids.tolist()) if i >= self.model.text.config.vocab_size]:
-                    raise PromptNotLearned(name, words, text)
+        """Raise PromptNotLearned for a word beyond this family's caption encoder's vocabulary."""
+        refuse_unlearned(parts, self.unlearned_words)
 
     @torch.no_grad()
     def encode_captions(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,9 +208,11 @@ class TokenFamily:
         return image.round().astype(np.uint8)
 
     @torch.no_grad()
-    def log_probs(self, tokens: torch.Tensor, prompt: str) -> torch.Tensor:
-        """log p(token_i | tokens_<i, prompt) (B, N) in nats (autoregressive family only)."""
+    def log_probs(self, tokens: torch.Tensor, prompts: str | list[str]) -> torch.Tensor:
+        """log p(token_i | tokens_<i, prompt) (B, N) in nats, one prompt for all rows or one per row (the
+        autoregressive family only: EQ MM3.5's factors)."""
         if not self.config.causal:
             raise ValueError("exact token likelihoods are the autoregressive family's (EQ MM3.5)")
-        context, keep = self.encode_captions([parse_prompt(prompt).canonical] * len(tokens))
+        prompts = [prompts] * len(tokens) if isinstance(prompts, str) else prompts
+        context, keep = self.encode_captions([parse_prompt(p).canonical for p in prompts])
         return token_log_probs(self.model.transformer, tokens.to(self.device), context, keep)

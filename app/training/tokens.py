@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from app.measure.image import psnr
-from app.measure.tokens import codebook_usage
+from app.measure.tokens import tokenizer_ceiling
 from app.nets.io import load_module, save_module
 from app.nets.text import TEXT_SIZES
 from app.nets.token_transformer import TOKEN_SIZES, CaptionedTokens, CaptionedTokensConfig, mask_ratio
@@ -62,23 +61,6 @@ def mixed_scenes(n: int, rng: np.random.Generator, pair_share: float, resolution
     n_pair = int(round(n * pair_share))
     return torch.cat([render(sample_scenes(n - n_pair, rng, resolution), device),
                       render_pairs(sample_pairs(n_pair, rng, resolution), device)])
-
-
-def tokenizer_ceiling(tokenizer: VQTokenizer, val_scenes, val_x: torch.Tensor, val_pairs,
-                      val_pair_x: torch.Tensor) -> dict[str, float]:
-    """PSNR, codebook usage and the judges' agreement on reconstructions of held-out one- and two-shape scenes."""
-    from app.measure.judge import agreement, judge
-    from app.measure.pair_judge import judge_pairs, pair_agreement
-
-    tokens = tokenizer.encode(val_x)
-    recon = tokenizer.decode(tokens)
-    pair_tokens = tokenizer.encode(val_pair_x)
-    pair_recon = tokenizer.decode(pair_tokens)
-    usage = codebook_usage(torch.cat([tokens.flatten(), pair_tokens.flatten()]), tokenizer.codebook_size)
-    return {"psnr_db": psnr(recon, val_x).mean().item(), "pair_psnr_db": psnr(pair_recon, val_pair_x).mean().item(),
-            "judge_all": agreement(judge(recon), val_scenes)["all"],
-            "pair_judge_all": pair_agreement(judge_pairs(pair_recon), val_pairs)["all"],
-            **{k: float(v) for k, v in usage.items()}}
 
 
 def train_tokenizer(args: argparse.Namespace, device: torch.device) -> Path:

@@ -10,15 +10,8 @@ import torch
 
 from app.cli import main as cli_main
 from app.diffusion.schedule import NoiseSchedule
-from app.evaluation.image import (
-    CARD_KEYS,
-    EvalConfig,
-    build_card,
-    failures,
-    render_readme,
-    sweep_summary,
-    training_stages,
-)
+from app.evaluation.image import CARD_KEYS, build_card, render_readme, training_stages
+from app.evaluation.sweeps import EvalConfig, failures, sweep_summary
 from app.evaluation.pairs import CATEGORIES, PairEvalConfig, category_prompts
 from app.measure.image import CARD_GUIDANCE_SCALES, adherence, chance_level
 from app.measure.judge import judge
@@ -117,7 +110,7 @@ def tiny_card(tiny_model_dir) -> dict:
 def test_card_has_its_documented_keys_and_is_strict_json(tiny_card):
     assert tuple(tiny_card) == CARD_KEYS
     assert set(tiny_card["evaluation"]) == {"settings", "judge_on_scenes", "vae", "guidance_sweep", "chance",
-                                            "summary", "partial_prompts", "pairs", "timing"}
+                                            "summary", "partial_prompts", "pairs", "families", "timing"}
     json.loads(json.dumps(tiny_card, allow_nan=False))  # no NaN or tensors slipped in
 
 

@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 
-from app.evaluation.image import EvalConfig, generate, vae_quality
+from app.evaluation.image import vae_quality
+from app.evaluation.sweeps import EvalConfig, generate
 from app.measure.image import adherence
 from app.measure.judge import judge
 from app.pipelines.image import WEIGHT_FILES, Pipeline
