@@ -163,7 +163,7 @@ def test_the_422_states_the_rules_the_schema_cannot(client):
     prompt_rules = {"prompt_unknown_words", "prompt_invalid", "prompt_not_learned"}
     assert rules == {"/api/v1/generate": {*prompt_rules, "seed_range", "guidance_method_needs", "knob_family"},
                      "/api/v1/generate/grid": {*prompt_rules, "grid_too_large", "seed_range",
-                                               "guidance_method_needs"},
+                                               "guidance_method_needs", "knob_family"},
                      "/api/v1/instruments/compression": {"f_divides_image", "patch_divides_latent"},
                      "/api/v1/instruments/guidance": set()}
 

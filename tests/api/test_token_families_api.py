@@ -236,7 +236,9 @@ def test_a_family_whose_file_is_missing_answers_503_with_the_reason_and_the_othe
     (model_dir / FAMILY_FILES["masked"]).unlink()
     with TestClient(create_app(model_settings(model_dir))) as client:
         for r in (client.post(GENERATE, json={**BODY, "family": "masked"}),
-                  client.get(STREAM, params={**BODY, "family": "masked"})):
+                  client.get(STREAM, params={**BODY, "family": "masked"}),
+                  client.post("/api/v1/generate/grid", json={"prompt": "a red circle", "family": "masked",
+                                                            "scales": [1], "seeds": 1})):
             assert r.status_code == 503 and r.headers["retry-after"] == "30", r.text
             assert r.json()["detail"] == f"masked model not loaded: file {FAMILY_FILES['masked']} missing in " \
                                          f"{model_dir}"
@@ -293,9 +295,32 @@ def test_openapi_states_the_family_and_its_knobs_with_their_bounds(model_client,
     assert "3 for masked" in body["guidance_scale"]["description"]
     query = {p["name"]: p["schema"] for p in spec["paths"][STREAM]["get"]["parameters"]}
     assert {"family", "temperature", "top_k", "rounds"} <= set(query) and query["top_k"]["maximum"] == CODEBOOK
-    for path, method in ((GENERATE, "post"), (STREAM, "get")):
+    for path, method in ((GENERATE, "post"), (STREAM, "get"), ("/api/v1/generate/grid", "post")):
         responses = spec["paths"][path][method]["responses"]
         assert "knob_family" in responses["422"]["x-cross-field-rules"] and {"429", "503"} <= set(responses)
     unloaded = client.get("/openapi.json").json()["components"]["schemas"]["GenerateRequest"]["properties"]
     assert unloaded["top_k"]["maximum"] == 4096  # no family loaded: the schema's own bound
 
+
+# ---------------------------------------------------------------------------------------------- the guidance grid
+
+
+@pytest.mark.parametrize(("family", "knobs", "forwards"), [("autoregressive", {"top_k": 16}, TOKENS),
+                                                          ("masked", {"rounds": 3}, 3)])
+def test_the_guidance_grid_runs_through_the_chosen_family(model_client, family, knobs, forwards):
+    request = {"prompt": "a red circle", "family": family, "scales": [0, 3], "seeds": [5, 6], **knobs}
+    r = model_client.post("/api/v1/generate/grid", json=request)
+    assert r.status_code == 200, r.text
+    grid = r.json()
+    assert (grid["family"], grid["steps"], grid["sampler"], grid["seeds"]) == (family, None, None, [5, 6])
+    assert [c["scale"] for c in grid["columns"]] == [0, 3] and grid["timings"]["network_forwards"] == forwards
+    # A grid cell is the image POST /generate draws with the same family, knobs, scale and seed: the same tokens,
+    # decoded in a batch of 4 rather than alone (float sums in another order: a level at most, here and there).
+    posted = model_client.post(GENERATE, json={"prompt": "a red circle", "family": family, "seed": 6,
+                                               "guidance_scale": 3, **knobs}).json()
+    cell = decode_png(from_base64(grid["columns"][1]["images"][1]["png_base64"])).astype(int)
+    other = decode_png(from_base64(grid["columns"][0]["images"][1]["png_base64"])).astype(int)
+    alone = decode_png(pngs(posted)[0])
+    assert np.abs(cell - alone).max() <= 2 and np.abs(other - alone).mean() > 4 * np.abs(cell - alone).mean()
+    refused = model_client.post("/api/v1/generate/grid", json={**request, "steps": 4})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["type"] == "knob_family"
