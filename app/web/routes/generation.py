@@ -83,7 +83,8 @@ def build_result(result: GenerationResult, job: Job, params: schemas.GeneratePar
                      "autoregressive or masked token model (EQ MM3.5)")
 async def generate(req: schemas.GenerateRequest, settings: SettingsDep, state: StateDep, model: ModelDep,
                    service: SamplingServiceDep, client: ClientDep) -> schemas.GenerateResult:
-    """Sample batch_size images in a worker thread; the same parameters and seed give the same PNG bytes."""
+    """Sample batch_size images in a worker thread; the same parameters and seed give the same PNG bytes. (`model`:
+    the 503 while the image model, which every family loads after, is not there.)"""
     if errors := req.limit_errors(settings.max_steps, settings.max_batch, codebook_size(state, req.family)):
         raise located_errors(errors, "body")
     return await generate_images(parameters(req), family_model(state, req.family), service, client)
