@@ -20,6 +20,7 @@ from app.measure.judge import judge, matches
 from app.measure.pair_judge import judge_pairs, pair_matches
 from app.measure.pairs import CATEGORIES, CHECKS, category_prompts, pair_adherence
 from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline, Step
+from app.pipelines.tokens import TokenSettings
 from app.world.compose import PairPrompt
 from app.world.prompts import ImagePrompt, parse_prompt
 from app.world.scenes import to_uint8
@@ -48,14 +49,13 @@ class Column:
     diversity_rms: float  # mean pairwise RMS distance across the seeds, pixels in [0, 1]
 
 
-def grid_settings(prompt: str, negative_prompt: str, scales: Sequence[float], seeds: Sequence[int], steps: int,
-                  sampler: str, eta: float = 0.0, method: str = "cfg") -> list[GenerationSettings]:
-    """One job part per (scale, seed), scale-major: every column starts each row from the same noise."""
+def grid_settings(base: GenerationSettings | TokenSettings, scales: Sequence[float],
+                  seeds: Sequence[int]) -> list[GenerationSettings | TokenSettings]:
+    """One job part per (scale, seed), scale-major: every column starts each row from the same noise. `base` holds
+    the rest (prompts, and the family's own knobs: a diffusion sampler and its steps, or a token family's)."""
     if len(scales) * len(seeds) > MAX_GRID_IMAGES:
         raise ValueError(f"{len(scales)} scales x {len(seeds)} seeds is more than {MAX_GRID_IMAGES} images")
-    return [GenerationSettings(prompt=prompt, negative_prompt=negative_prompt, seed=int(seed), steps=steps,
-                               guidance_scale=float(scale), sampler=sampler, eta=eta, batch_size=1,
-                               guidance_method=method)
+    return [replace(base, seed=int(seed), guidance_scale=float(scale), batch_size=1)
             for scale in scales for seed in seeds]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -31,6 +31,10 @@ class TokenStep:
     new: torch.Tensor
     forwards: int  # sequential network forwards so far
     seconds: float = 0.0
+
+    def rows(self, start: int, stop: int) -> TokenStep:
+        """The step as seen by the samples start..stop-1 of the batch (one job's share of a shared batch)."""
+        return replace(self, tokens=self.tokens[start:stop], new=self.new[start:stop])
 
 
 def guided_logits(logits: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,8 @@ from pathlib import Path
 from app.pipelines.image import WEIGHT_FILES, GenerationSettings, Pipeline
 
 CARD_FILE = "model-card.json"
+LEFT_OUT_OF_TRAINING = ("loss_curve", "schedule")  # of a weights file's training record in GET /model: long, or
+# stated elsewhere
 MODEL_NAME = "diffusion-lab"
 FINGERPRINT_CHARS = 12
 
@@ -25,6 +27,15 @@ class LoadedModel:
     model_id: str  # short hash of the three weights files
     load_s: float
     warm_up_s: float
+
+    @property
+    def generator(self) -> Pipeline:
+        """What samples its jobs (the diffusion family's generator)."""
+        return self.pipeline
+
+    @property
+    def device(self) -> str:
+        return str(self.pipeline.device)
 
 
 def fingerprint(model_dir: str | Path, files: Sequence[str] = tuple(WEIGHT_FILES.values())) -> str:
@@ -60,6 +71,11 @@ def token_usage(pipeline: Pipeline, captions: Sequence[str], images: int) -> tup
     (prompt and negative prompt), and the DiT's latent tokens, (latent side / patch)² per image."""
     side = pipeline.dit.config.latent_size // pipeline.dit.config.patch
     return sum(len(caption.split()) for caption in captions), side * side * images
+
+
+def training_record(extra: dict) -> dict:
+    """A weights file's training record (its metadata's extras) as GET /model shows it."""
+    return {k: v for k, v in extra.items() if k not in LEFT_OUT_OF_TRAINING}
 
 
 def written_at(model_dir: str | Path, files: Sequence[str] = tuple(WEIGHT_FILES.values())) -> int:

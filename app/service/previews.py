@@ -1,8 +1,10 @@
-"""One denoising step made viewable: the schedule's readouts (EQ MM3.1) and small PNGs of x_t, x̂0 and ε̂.
+"""One step made viewable. A denoising step: the schedule's readouts (EQ MM3.1) and small PNGs of x_t, x̂0 and ε̂;
+a token family's step (§3.4): the grid drawn so far, what this step drew, and that grid decoded.
 
 Previews follow image 0 of the batch. x_t and ε̂ are latents: they are shown as they are, channels 0-2 as red,
 green and blue over a fixed value range (so a noisier latent looks noisier, rather than being stretched to full
-contrast); x̂0 goes through the VAE's decoder, which costs one decode per step.
+contrast); x̂0 goes through the VAE's decoder, which costs one decode per step. A partly drawn token grid goes
+through the VQ decoder, its holes drawn as the background, dimmed (TokenFamily.preview): one decode per step too.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import torch
 
 from app.pipelines.image import Pipeline, Step
 from app.pipelines.protocol import StepPosition
+from app.pipelines.token_sampling import UNKNOWN, TokenStep
+from app.pipelines.tokens import UNDRAWN_DIMMING, TokenFamily
 from app.service.imaging import encode_png
 from app.world.scenes import to_uint8
 
 LATENT_RANGE = 3.0  # a standard normal latent stays inside +-3 for 99.7% of its values
+TOKEN_PREVIEW = (f"image 0's token grid drawn so far, decoded by the VQ decoder; a token not drawn yet is shown as "
+                 f"the plain background, {UNDRAWN_DIMMING:.0%} darker")
 LATENT_PREVIEW = (f"latent channels 0, 1, 2 as red, green, blue; values -{LATENT_RANGE:g}..{LATENT_RANGE:g} "
                   "mapped linearly to 0..255 and clipped; channels beyond the third are not shown")
 
@@ -82,3 +88,28 @@ def view_step(pipeline: Pipeline, step: Step, previews: bool = True) -> StepView
         pngs = {"x_t_png": latent_png(info.x_t[0]), "x0_hat_png": x0_hat_png(pipeline, step),
                 "eps_hat_png": latent_png(info.eps_hat[0])}
     return StepView(StepPosition.of(pipeline.schedule, info), **pngs)
+
+
+@dataclass(frozen=True)
+class TokenStepView:
+    """What a viewer sees of a token family's step, for image 0: the grid so far (codebook indices in raster order,
+    UNKNOWN where not drawn yet), the raster positions this step drew, and (optionally) the grid decoded."""
+
+    index: int
+    total: int
+    forwards: int  # sequential network forwards so far
+    grid: list[int]
+    new_positions: list[int]
+    png: bytes | None = None
+
+    @property
+    def tokens_drawn(self) -> int:
+        return sum(token != UNKNOWN for token in self.grid)
+
+
+def view_token_step(family: TokenFamily, step: TokenStep, previews: bool = True) -> TokenStepView:
+    """A TokenStepView of image 0 of the step's rows."""
+    grid = step.tokens[0]
+    return TokenStepView(step.index, step.total, step.forwards, grid.tolist(),
+                         step.new[0].nonzero().flatten().tolist(),
+                         encode_png(family.preview(grid)) if previews else None)

@@ -15,7 +15,7 @@ from app.nets.io import WeightsError
 from app.pipelines.image import WEIGHT_FILES, Pipeline
 from app.pipelines.video import VIDEO_WEIGHT_FILES, ClipGenerator, ClipSettings, VideoPipeline
 from app.service.imaging import encode_png
-from app.service.models import fingerprint, read_card
+from app.service.models import fingerprint, read_card, training_record
 from app.service.previews import latent_to_rgb
 
 
@@ -77,7 +77,6 @@ def strip_png(x0_hat: torch.Tensor) -> bytes:
 # ------------------------------------------------------------------------------------------ what GET /model says
 
 VIDEO_CARD_FILE = "video-card.json"
-LEFT_OUT_OF_TRAINING = ("loss_curve", "schedule")  # long, or stated elsewhere
 
 
 def video_section(model_dir: str | Path, video: LoadedVideo | None, error: str | None) -> dict | None:
@@ -95,7 +94,7 @@ def video_section(model_dir: str | Path, video: LoadedVideo | None, error: str |
         config = meta["dit"]["config"]
         section |= {"config": config, "text_encoder_config": meta["text"]["config"],
                     "max_frames": config.get("frames"), "attention": config.get("attention"),
-                    "training": {k: v for k, v in meta["dit"]["extra"].items() if k not in LEFT_OUT_OF_TRAINING}}
+                    "training": training_record(meta["dit"]["extra"])}
     except WeightsError as err:
         section["load_error"] = section["load_error"] or str(err)
     if video is not None:

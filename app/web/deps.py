@@ -14,6 +14,7 @@ from app.service.sampling import SamplingService
 from app.service.token_models import LoadedTokenFamily
 from app.service.video_model import LoadedVideo
 from app.web.errors import DRAINING_RETRY_AFTER_S, not_loaded
+from app.web.schemas.families import DIFFUSION
 from app.web.state import AppState, state_of
 
 
@@ -78,6 +79,17 @@ def token_family(state: AppState, family: str) -> LoadedTokenFamily:
     if family in state.token_families:
         return state.token_families[family]
     raise not_loaded(state.token_errors.get(family) or f"the {family} model is not loaded")
+
+
+def family_model(state: AppState, family: str) -> LoadedModel | LoadedTokenFamily:
+    """What draws a request of `family`: the image model (diffusion), else the loaded token family; 503 with why."""
+    return get_model(state) if family == DIFFUSION else token_family(state, family)
+
+
+def codebook_size(state: AppState, family: str) -> int | None:
+    """top_k's served limit for `family`: its loaded codebook's size; None for diffusion or a family not loaded."""
+    loaded = state.token_families.get(family)
+    return loaded.codebook_size if loaded is not None else None
 
 
 def get_progress_board(state: StateDep) -> ProgressBoard:

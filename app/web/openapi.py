@@ -1,5 +1,6 @@
 """The OpenAPI document with the limits this server enforces: each field marked with a served limit gets the value
-the settings (steps, batch size) or the loaded video model (frames) set, as its maximum. A field whose default is
+the settings (steps, batch size), the loaded video model (frames) or the loaded token families (top_k: their codebook)
+set, as its maximum. A field whose default is
 above that is stated as required (this server refuses a request that leaves it out). Error bodies are JSON on
 every operation, the streams' included (FastAPI writes them under the route's own media type)."""
 
@@ -12,15 +13,17 @@ from fastapi import FastAPI
 
 from app.web.schemas import MAX_VIDEO_FRAMES
 from app.web.schemas.common import SERVED_LIMIT
+from app.web.schemas.families import MAX_TOP_K
 from app.web.state import AppState, state_of
 
 JSON = "application/json"
 
 
 def served_limits(state: AppState) -> dict[str, int]:
-    video = state.video
+    video, codebooks = state.video, [family.codebook_size for family in state.token_families.values()]
     return {"max_steps": state.settings.max_steps, "max_batch": state.settings.max_batch,
-            "max_frames": video.max_frames if video is not None else MAX_VIDEO_FRAMES}
+            "max_frames": video.max_frames if video is not None else MAX_VIDEO_FRAMES,
+            "codebook_size": min(codebooks, default=MAX_TOP_K)}
 
 
 def _default_over_limit(schema, limits: dict[str, int]) -> bool:

@@ -1,4 +1,5 @@
-// /generate: text to image over Server-Sent Events, with live previews, results and a step scrubber.
+// /generate: text to image over Server-Sent Events, with live previews, results and a step scrubber, for every
+// family: diffusion's steps, or a token family's rows (autoregressive) or rounds (masked) filling a grid of codes.
 "use strict";
 
 const GeneratePage = (() => {
@@ -8,6 +9,9 @@ const GeneratePage = (() => {
   const generateButton = $("generate");
   const cancelButton = $("cancel");
   const scrub = $("scrub");
+  const familyField = $("family");
+  const GUIDANCE_DEFAULTS = JSON.parse(familyField.dataset.guidanceDefaults);
+  let shownFamily = familyField.value;
 
   let vocabulary = [];
   let source = null; // the streaming run ({cancel}), while one streams
@@ -21,6 +25,48 @@ const GeneratePage = (() => {
     document.dispatchEvent(new CustomEvent(`generate:${type}`, { detail }));
   }
 
+  // ------------------------------------------------------------------ families
+
+  // Elements marked data-families="..." belong to those families: the others' settings, readouts and previews hide.
+  const belongs = (el, family) => el.dataset.families.split(" ").includes(family);
+
+  function showFamily() {
+    const family = familyField.value;
+    for (const el of document.querySelectorAll("[data-families]")) el.hidden = !belongs(el, family);
+    const scale = $("guidance_scale");
+    if (Number(scale.value) === GUIDANCE_DEFAULTS[shownFamily] && family !== shownFamily) {
+      scale.value = GUIDANCE_DEFAULTS[family]; // the family's own default, unless the reader moved it
+    }
+    shownFamily = family;
+  }
+
+  // The form's values that the chosen family takes: a knob of another family would be refused (knob_family).
+  function forFamily(values) {
+    const family = values.family || "diffusion";
+    const own = { ...values };
+    for (const el of form.querySelectorAll("[data-families]")) {
+      if (!belongs(el, family)) for (const field of el.querySelectorAll("[name]")) delete own[field.name];
+    }
+    return own;
+  }
+
+  // The families GET /model says are not loaded can't be picked; top_k is bounded by the loaded codebook.
+  function showFamilies(families) {
+    const missing = [];
+    for (const option of familyField.options) {
+      const section = families[option.value];
+      if (!section) continue; // diffusion: the image model itself
+      option.disabled = !section.loaded;
+      if (!section.loaded) {
+        option.textContent += " (not loaded)";
+        missing.push(section.load_error || `${option.value} not loaded`);
+      } else if (section.codebook_size) {
+        $("top_k").max = section.codebook_size;
+      }
+    }
+    $("family-note").textContent = missing.join(" ");
+  }
+
   // ------------------------------------------------------------------ model status and vocabulary
 
   async function loadModel() {
@@ -30,6 +76,7 @@ const GeneratePage = (() => {
       vocabulary = live.vocabulary || [];
       $("steps").max = live.limits.max_steps;
       $("batch_size").max = live.limits.max_batch;
+      showFamilies(body.families || {});
       if (!live.loaded) {
         const why = live.load_error ? `: ${live.load_error}` : " on this server";
         const status = $("model-status");
@@ -67,7 +114,7 @@ const GeneratePage = (() => {
   // ------------------------------------------------------------------ parameters and validation
 
   function query(values) {
-    const params = { ...values };
+    const params = forFamily(values);
     if (params.seed === "") delete params.seed;
     return params;
   }
@@ -112,16 +159,27 @@ const GeneratePage = (() => {
     announce("idle", { id: run && run.id });
   }
 
+  // A token family's step (a row, or a round) in words: how much of the grid is drawn, at what cost.
+  const tokensText = (step) => `${step.tokens_drawn} of ${step.grid.length}`;
+
   function showStep(step) {
     $("progress").max = step.total;
     $("progress").value = step.index + 1;
     Lab.setText("ro-step", Lab.stepLabel(step.index, step.total));
+    Lab.setText("ro-left", Lab.fmt(step.remaining_s, 2));
+    const where = step.grid
+      ? `${Lab.stepLabel(step.index, step.total)} · ${tokensText(step)} tokens · ${step.forwards} forwards`
+      : Lab.stepLabel(step.index, step.total, step.t);
+    $("run-status").textContent =
+      `${where} · ${Lab.fmt(step.elapsed_s, 2)} s elapsed · about ${Lab.fmt(step.remaining_s, 2)} s left`;
+    if (step.grid) {
+      Lab.setText("ro-tokens", tokensText(step));
+      Lab.setText("ro-forwards", String(step.forwards));
+      if (step.preview) $("live-grid").src = dataURL(step.preview);
+      return;
+    }
     Lab.setText("ro-t", String(step.t));
     Lab.setText("ro-abar", Lab.fmt(step.abar_t, 4));
-    Lab.setText("ro-left", Lab.fmt(step.remaining_s, 2));
-    $("run-status").textContent =
-      `${Lab.stepLabel(step.index, step.total, step.t)} · ${Lab.fmt(step.elapsed_s, 2)} s elapsed · ` +
-      `about ${Lab.fmt(step.remaining_s, 2)} s left`;
     if (step.previews) {
       $("live-xt").src = dataURL(step.previews.x_t);
       $("live-x0").src = dataURL(step.previews.x0_hat);
@@ -187,10 +245,14 @@ const GeneratePage = (() => {
     run.total = data.total_steps;
     run.previews = data.previews;
     Lab.setText("ro-seed", String(data.parameters.seed));
-    $("latent-note").textContent =
-      `Latent ${data.latent_shape.join(" × ")} (channels × height × width); x_t and ε̂ show ` +
-      `${data.latent_preview}. Previews follow image 0 (seed ${data.preview_seed}).`;
-    $("run-status").textContent = `Started: ${data.total_steps} steps.`;
+    const grid = data.token_grid;
+    $("latent-note").textContent = (grid
+      ? `Token grid ${grid.side} × ${grid.side} = ${grid.tokens} tokens, each one of ${grid.codebook_size} codes ` +
+        `(${grid.downsample_factor} × ${grid.downsample_factor} pixels each); ${grid.sequential_forwards} network ` +
+        `forwards one after another. The preview shows ${grid.preview}.`
+      : `Latent ${data.latent_shape.join(" × ")} (channels × height × width); x_t and ε̂ show ` +
+        `${data.latent_preview}.`) + ` Previews follow image 0 (seed ${data.preview_seed}).`;
+    $("run-status").textContent = `Started: ${data.total_steps} steps (${data.family}).`;
     announce("start", data);
   }
 
@@ -223,10 +285,9 @@ const GeneratePage = (() => {
       Lab.showRefusal(form, answer.errors, $("generate-error"));
       return;
     }
-    run = { id: null, total: Number(values.steps), steps: [], done: false, started: false, result: null };
+    run = { id: null, total: Number(values.steps) || 0, steps: [], done: false, started: false, result: null };
     resetScrubber();
-    $("live-xt").removeAttribute("src");
-    $("live-x0").removeAttribute("src");
+    for (const id of ["live-xt", "live-x0", "live-grid"]) $(id).removeAttribute("src");
     $("progress").value = 0;
     $("run-status").textContent = "Waiting for a sampler…";
     setRunning(true);
@@ -246,8 +307,10 @@ const GeneratePage = (() => {
     scrub.max = 0;
     scrub.value = 0;
     Lab.setText("scrub-out", "–");
-    for (const id of ["sc-t", "sc-abar", "sc-signal", "sc-noise"]) Lab.setText(id, "–");
-    for (const id of ["sc-xt", "sc-x0", "sc-eps"]) $(id).removeAttribute("src");
+    for (const id of ["sc-t", "sc-abar", "sc-signal", "sc-noise", "sc-tokens", "sc-new", "sc-forwards"]) {
+      Lab.setText(id, "–");
+    }
+    for (const id of ["sc-xt", "sc-x0", "sc-eps", "sc-grid"]) $(id).removeAttribute("src");
   }
 
   function enableScrubber() {
@@ -265,6 +328,13 @@ const GeneratePage = (() => {
     const step = run && run.steps[Number(scrub.value)];
     if (!step) return;
     Lab.setText("scrub-out", Lab.stepLabel(step.index, step.total, step.t));
+    if (step.grid) {
+      Lab.setText("sc-tokens", tokensText(step));
+      Lab.setText("sc-new", String(step.tokens_new));
+      Lab.setText("sc-forwards", String(step.forwards));
+      if (step.preview) $("sc-grid").src = dataURL(step.preview);
+      return;
+    }
     Lab.setText("sc-t", String(step.t));
     Lab.setText("sc-abar", Lab.fmt(step.abar_t, 4));
     Lab.setText("sc-signal", Lab.fmt(step.sqrt_abar_t, 4));
@@ -301,6 +371,7 @@ const GeneratePage = (() => {
   }
 
   promptInput.addEventListener("input", suggest);
+  familyField.addEventListener("change", showFamily); // before the form's own listener reads the values
   generateButton.addEventListener("click", start);
   cancelButton.addEventListener("click", cancel);
   scrub.addEventListener("input", showScrub);
@@ -318,10 +389,14 @@ const GeneratePage = (() => {
     if (controls) controls.fire(); // re-check the request with the new key
   });
 
+  showFamily();
   loadModel().then(() => {
     controls = Lab.bindControls(form, (values) => validate(values), { delay: 250 });
+    shownFamily = familyField.value; // a link's family comes with its own guidance scale
+    showFamily();
     controls.fire();
   });
 
-  return { read: () => (controls ? controls.read() : {}), steps: () => (run ? run.steps.slice() : []) };
+  // The form's values for the chosen family (its own knobs only), and the steps of the last run.
+  return { read: () => (controls ? forFamily(controls.read()) : {}), steps: () => (run ? run.steps.slice() : []) };
 })();

@@ -14,14 +14,15 @@
   const table = $("grid-table");
   const rows = $("grid-rows");
 
-  // The generate form's current values, read by name (GeneratePage.read() when the page offers it).
+  // The generate form's current values for its family, read by name (GeneratePage.read() when the page offers it).
   function formValues() {
-    if (window.GeneratePage && typeof GeneratePage.read === "function") {
+    // GeneratePage is a top-level const of generate.js: a global binding, not a property of window.
+    if (typeof GeneratePage !== "undefined" && typeof GeneratePage.read === "function") {
       const values = GeneratePage.read();
       if (values && values.prompt !== undefined) return values;
     }
     const values = {};
-    for (const name of ["prompt", "negative_prompt", "seed", "steps", "sampler", "guidance_method"]) {
+    for (const name of ["prompt", "negative_prompt", "seed", "family", "steps", "sampler", "guidance_method"]) {
       const field = document.querySelector(`#generate-form [name="${name}"], [name="${name}"]`);
       if (field) values[name] = field.value;
     }
@@ -36,15 +37,19 @@
     return scales;
   }
 
+  // The family's own knobs the grid takes, as the form has them (a knob of another family is not in the values).
+  const NUMBERS = ["steps", "temperature", "top_k", "rounds"];
+  const WORDS = ["sampler", "guidance_method"];
+
   function request() {
     const v = formValues();
     const body = {
-      prompt: v.prompt || "", negative_prompt: v.negative_prompt || "",
+      prompt: v.prompt || "", negative_prompt: v.negative_prompt || "", family: v.family || "diffusion",
       scales: parseScales($("grid-scales").value), seeds: Number(rows.value),
-      steps: Number(v.steps || 20), sampler: v.sampler || "dpmpp_2m",
-      guidance_method: v.guidance_method || "cfg",
     };
-    if (v.seed !== undefined && v.seed !== "") body.seed = Number(v.seed);
+    for (const name of [...NUMBERS, ...WORDS, "seed"]) {
+      if (v[name] !== undefined && v[name] !== "") body[name] = WORDS.includes(name) ? v[name] : Number(v[name]);
+    }
     return body;
   }
 
@@ -135,8 +140,8 @@
     errorBox.textContent = "";
     drawButton.disabled = true;
     const images = body.scales.length * body.seeds;
-    status.textContent = `Drawing ${images} images (${body.scales.length} scales × ${body.seeds} seeds, ` +
-      `${body.steps} steps)…`;
+    const cost = body.steps ? `${body.steps} steps` : `the ${body.family} family`;
+    status.textContent = `Drawing ${images} images (${body.scales.length} scales × ${body.seeds} seeds, ${cost})…`;
     try {
       const r = await Lab.postJSON(ENDPOINT, body);
       drawTable(r);

@@ -161,9 +161,9 @@ def test_the_422_states_the_rules_the_schema_cannot(client):
         ("/api/v1/generate", "post"), ("/api/v1/generate/grid", "post"), ("/api/v1/instruments/compression", "get"),
         ("/api/v1/instruments/guidance", "get"))}
     prompt_rules = {"prompt_unknown_words", "prompt_invalid", "prompt_not_learned"}
-    assert rules == {"/api/v1/generate": {*prompt_rules, "seed_range", "guidance_method_needs"},
+    assert rules == {"/api/v1/generate": {*prompt_rules, "seed_range", "guidance_method_needs", "knob_family"},
                      "/api/v1/generate/grid": {*prompt_rules, "grid_too_large", "seed_range",
-                                               "guidance_method_needs"},
+                                               "guidance_method_needs", "knob_family"},
                      "/api/v1/instruments/compression": {"f_divides_image", "patch_divides_latent"},
                      "/api/v1/instruments/guidance": set()}
 

@@ -36,7 +36,8 @@ def test_defaults_shapes_and_the_echoed_parameters(model_client, tiny_model_dir)
     r = model_client.post(GENERATE, json={"prompt": "A Red Circle!", "seed": 5})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["parameters"] == {"prompt": "A Red Circle!", "negative_prompt": "", "steps": 20, "guidance_scale": 5.0,
+    assert body["parameters"] == {"prompt": "A Red Circle!", "negative_prompt": "", "family": "diffusion",
+                                  "steps": 20, "guidance_scale": 5.0,
                                   "guidance_rescale": 0.0, "sampler": "dpmpp_2m", "eta": 0.0, "guidance_method": "cfg",
                                   "batch_size": 1, "seed": 5}
     assert body["prompt_canonical"] == "a red circle" and body["negative_prompt_canonical"] == ""

@@ -116,3 +116,13 @@ def test_the_check_finds_a_planted_violation(axe_page):
         document.querySelector("main").append(chart);
     }""")
     assert [v["id"] for v in violations(page)] == ["nested-interactive"]
+
+
+def test_generate_page_after_a_token_familys_run(axe_page):
+    """The token family's settings, readouts and grid previews, shown in place of diffusion's."""
+    page, base = axe_page
+    page.goto(base + "/generate?prompt=a+blue+square&family=autoregressive&seed=2", wait_until="networkidle")
+    page.click("#generate")
+    page.wait_for_selector("#results figure img")
+    page.fill("#scrub", "0")
+    assert violations(page) == []

@@ -231,3 +231,39 @@ def test_with_an_api_key_the_page_generates_once_the_reader_gives_the_key(browse
     finally:
         context.close()
         next(server, None)
+
+
+def test_the_masked_family_fills_its_grid_in_rounds_and_an_image_comes_back(model_probe):
+    page = model_probe.goto("/generate?seed=3&prompt=a+red+circle")
+    assert page.is_visible("#steps") and page.is_hidden("#temperature") and page.is_hidden("#live-grid")
+    page.select_option("#family", "autoregressive")
+    assert page.is_visible("#temperature") and page.is_visible("#top_k") and page.is_hidden("#rounds")
+    assert page.is_hidden("#steps") and page.is_hidden("#sampler") and page.is_hidden("#guidance_method")
+    page.select_option("#family", "masked")
+    assert page.is_visible("#rounds") and page.is_hidden("#steps") and page.is_hidden("#live-x0")
+    assert page.input_value("#guidance_scale") == "3"  # the token families' own default, the slider untouched
+    page.fill("#rounds", "4")
+    wait_for(page, "location.search.includes('family=masked') && location.search.includes('rounds=4')")
+
+    page.click("#generate")
+    page.wait_for_selector("#results figure img")
+    assert page.text_content("#ro-step") == "step 4 of 4" and page.text_content("#ro-forwards") == "4"
+    assert page.text_content("#ro-tokens") == "64 of 64"  # the tiny model's 8 x 8 grid, all drawn
+    assert png_of(page.get_attribute("#live-grid", "src"))
+    assert "4 network forwards one after another" in page.text_content("#latent-note")
+    parameters = read_parameters(png_of(page.get_attribute("#results a[download]", "href")))
+    assert parameters.startswith("a red circle\nFamily: masked, Rounds: 4, Temperature: 1, CFG scale: 3, Seed: 3")
+    assert "Steps" not in parameters
+    curl = page.text_content("#curl-text")
+    assert '"family":"masked"' in curl and '"rounds":4' in curl and '"steps"' not in curl
+
+    page.fill("#scrub", "0")
+    assert page.text_content("#sc-forwards") == "1" and int(page.text_content("#sc-tokens").split()[0]) < 64
+    assert int(page.text_content("#sc-new")) > 0 and png_of(page.get_attribute("#sc-grid", "src"))
+
+    page.fill("#grid-scales", "1, 3")  # the guidance grid draws with the form's family and its knobs
+    page.click("#grid-draw")
+    wait_for(page, "document.getElementById('grid-status').textContent.startsWith('Drew')")
+    assert "(4 network forwards for all of them)" in page.text_content("#grid-status")
+    assert page.locator("#grid-table tbody img").count() == 2 * 3
+    model_probe.assert_clean()

@@ -11,14 +11,26 @@ from fastapi import APIRouter, Query
 from app.lab import forward_timing
 from app.lab import guidance as lab
 from app.pipelines.image import GenerationResult, GenerationSettings
+from app.pipelines.protocol import Generator
+from app.pipelines.tokens import TokenSettings
 from app.service.imaging import encode_png, to_base64
 from app.service.jobs import Job, StepCallback, random_seed
 from app.service.models import read_card
 from app.service.sampling import SamplingService
 from app.web import schemas
-from app.web.deps import ClientDep, ModelDep, SamplingServiceDep, SettingsDep
+from app.web.deps import (
+    ClientDep,
+    ModelDep,
+    SamplingServiceDep,
+    SettingsDep,
+    StateDep,
+    codebook_size,
+    family_model,
+)
 from app.web.errors import REFUSALS, TOO_LARGE, located_errors, unprocessable
 from app.web.recorded_timings import scaling_forward
+from app.web.routes.generation import REFUSED
+from app.web.schemas.families import DIFFUSION
 from app.world.prompts import parse_prompt
 
 router = APIRouter(tags=["guidance lab"])
@@ -34,10 +46,12 @@ def _check_steps(steps: int, max_steps: int) -> None:
         raise located_errors(errors, "body")
 
 
-async def _sample(service: SamplingService, parts: list[GenerationSettings], client: str,
-                  on_step: StepCallback | None = None) -> tuple[list[GenerationResult], Job]:
-    """Run the parts as one job of the fair queue (its refusals are answered by app/web/errors.py)."""
-    return await service.run_many(parts, on_step, client)
+async def _sample(service: SamplingService, parts: list[GenerationSettings] | list[TokenSettings], client: str,
+                  on_step: StepCallback | None = None,
+                  generator: Generator | None = None) -> tuple[list[GenerationResult], Job]:
+    """Run the parts as one job of the fair queue (its refusals are answered by app/web/errors.py); the image model
+    samples them unless `generator` is given."""
+    return await service.run_many(parts, on_step, client, generator)
 
 
 def _timings(results: list[GenerationResult], job: Job, admitted: float) -> schemas.LabTimings:
@@ -58,27 +72,39 @@ def _grid_image(seed: int, image, judged: dict) -> schemas.GridImage:
     return schemas.GridImage(seed=seed, png_base64=_png(image), **_judged(judged))
 
 
-@router.post("/generate/grid", responses={**unprocessable(schemas.GridRequest), **REFUSALS, **TOO_LARGE},
-             summary="A grid of guidance scales x seeds, with adherence and diversity measured per scale (EQ MM3.4)")
-async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDep, model: ModelDep,
+def _grid_base(req: schemas.GridRequest) -> GenerationSettings | TokenSettings:
+    """What every part of the grid shares: the prompts and the family's own knobs."""
+    if req.family == DIFFUSION:
+        return GenerationSettings(prompt=req.prompt, negative_prompt=req.negative_prompt, steps=req.steps,
+                                  sampler=req.sampler, guidance_method=req.guidance_method)
+    return TokenSettings(family=req.family, prompt=req.prompt, negative_prompt=req.negative_prompt,
+                         temperature=req.temperature, top_k=req.top_k, rounds=req.rounds)
+
+
+@router.post("/generate/grid", responses={**unprocessable(schemas.GridRequest), **REFUSED, **TOO_LARGE},
+             summary="A grid of guidance scales x seeds, with adherence and diversity measured per scale (EQ MM3.4), "
+                     "drawn by any family")
+async def grid(req: schemas.GridRequest, client: ClientDep, settings: SettingsDep, state: StateDep, model: ModelDep,
                service: SamplingServiceDep) -> schemas.GridResult:
     """Every column is one scale s, every row one seed: the same starting noise along a row, so only s differs."""
-    _check_steps(req.steps, settings.max_steps)
+    if errors := req.limit_errors(settings.max_steps, codebook_size(state, req.family)):
+        raise located_errors(errors, "body")
+    served = family_model(state, req.family)
     admitted = time.perf_counter()
     seeds = req.seed_list(req.seed if req.seed is not None else random_seed(lab.MAX_GRID_SEEDS))
-    parts = lab.grid_settings(req.prompt, req.negative_prompt, req.scales, seeds, req.steps, req.sampler,
-                              method=req.guidance_method)
-    results, job = await _sample(service, parts, client)
+    results, job = await _sample(service, lab.grid_settings(_grid_base(req), req.scales, seeds), client,
+                                 generator=served.generator)
     columns = await service.run_in_worker(lab.measure_grid, req.prompt, req.scales, seeds, results)  # judge: torch
+    diffusion = req.family == DIFFUSION
     return schemas.GridResult(
         prompt_canonical=parse_prompt(req.prompt).canonical,
-        negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical,
-        seeds=seeds, steps=req.steps, sampler=req.sampler,
+        negative_prompt_canonical=parse_prompt(req.negative_prompt).canonical, family=req.family,
+        seeds=seeds, steps=req.steps if diffusion else None, sampler=req.sampler if diffusion else None,
         columns=[schemas.GridColumn(
             scale=c.scale, adherence=c.adherence, diversity_rms=c.diversity_rms,
             images=[_grid_image(seed, image, judged) for seed, image, judged in zip(c.seeds, c.images, c.judged)])
             for c in columns],
-        timings=_timings(results, job, admitted), model_id=model.model_id,
+        timings=_timings(results, job, admitted), model_id=served.model_id,
     )
 
 

@@ -1,9 +1,12 @@
-"""GET /model: the model card file, what the server knows about the loaded model right now, and the video model."""
+"""GET /model: the model card file, what the server knows about the loaded model right now, the video model and the
+token families."""
 
 from fastapi import APIRouter
 
 from app.diffusion.samplers import SAMPLERS
+from app.pipelines.tokens import FAMILY_FILES
 from app.service.models import parameter_counts, read_card
+from app.service.token_models import family_section
 from app.service.video_model import video_section
 from app.web import schemas
 from app.web.deps import SettingsDep, StateDep
@@ -37,5 +40,9 @@ def model_card(state: StateDep, settings: SettingsDep) -> schemas.ModelCardResul
         queue=queue,
     )
     video = video_section(settings.model_dir, state.video, state.video_error)
+    families = {family: schemas.TokenFamilySection(**family_section(
+        settings.model_dir, family, state.token_families.get(family), state.token_errors.get(family)))
+        for family in FAMILY_FILES}
     return schemas.ModelCardResult(card_found=card is not None, card_error=card_error, card=card, live=live,
-                                   video=schemas.VideoModelSection(**video) if video is not None else None)
+                                   video=schemas.VideoModelSection(**video) if video is not None else None,
+                                   families=families)

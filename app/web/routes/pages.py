@@ -10,6 +10,14 @@ from app.diffusion.samplers import SAMPLERS
 from app.instruments import coherence, compression, denoising, guidance
 from app.web.benchmarks import REPRODUCE, SCALING_FILE, scaling_path
 from app.web.schemas import GenerateRequest
+from app.web.schemas.families import (
+    FAMILIES,
+    GUIDANCE_DEFAULTS,
+    KNOB_FAMILIES,
+    MAX_ROUNDS,
+    MAX_TOP_K,
+    TOKEN_FAMILIES,
+)
 from app.web.snippets import CFG_NORMS, DENOISING_WALK, Snippet, snippet_context
 from app.web.state import state_of
 
@@ -17,10 +25,19 @@ router = APIRouter(include_in_schema=False)
 NOT_PAGES = ("/api/", "/static/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics")
 
 
+FAMILY_LABELS = {"diffusion": "diffusion: denoising steps (§3.3)",
+                 "autoregressive": "autoregressive: one token per forward (EQ MM3.5)",
+                 "masked": "masked: a few parallel rounds (MaskGIT)"}
+
+
 def _generate_context() -> dict:
-    """The /generate form's defaults and sampler names, from the request schema (the caps come from GET /model)."""
+    """The /generate form's defaults, sampler and family names, and which family takes each knob, from the request
+    schema (the caps come from GET /model)."""
     defaults = {name: field.default for name, field in GenerateRequest.model_fields.items() if name != "prompt"}
-    return {"defaults": defaults, "samplers": sorted(SAMPLERS)}
+    return {"defaults": defaults, "samplers": sorted(SAMPLERS),
+            "families": [(family, FAMILY_LABELS[family]) for family in FAMILIES],
+            "knob_families": KNOB_FAMILIES, "token_families": " ".join(TOKEN_FAMILIES),
+            "guidance_defaults": GUIDANCE_DEFAULTS, "max_top_k": MAX_TOP_K, "max_rounds": MAX_ROUNDS}
 
 
 def _benchmarks_context(request: Request) -> dict:

@@ -97,7 +97,14 @@ from app.web.schemas.lab import (
     SweepResult,
     VariantImage,
 )
-from app.web.schemas.model import GenerationLimits, ModelCardResult, ModelLive, QueueState, VideoModelSection
+from app.web.schemas.model import (
+    GenerationLimits,
+    ModelCardResult,
+    ModelLive,
+    QueueState,
+    TokenFamilySection,
+    VideoModelSection,
+)
 from app.web.schemas.openai_images import (
     CompletedEvent,
     ErrorEvent,
@@ -116,12 +123,15 @@ from app.web.schemas.openai_images import (
 from app.web.schemas.stream import (
     GenerateCheck,
     GenerateStreamQuery,
+    StepBase,
     StepEvent,
     StepPreviews,
     StreamError,
     StreamResult,
     StreamStart,
     StreamStep,
+    TokenGrid,
+    TokenStreamStep,
 )
 from app.web.schemas.timing import (
     RecordedTiming,
@@ -162,8 +172,9 @@ __all__ = [
     "GuidanceWorked", "EstimateMap", "ForwardTiming", "GridColumn", "GridImage", "GridRequest", "GridResult",
     "GuidanceAnatomyRequest", "GuidanceAnatomyResult", "GuidanceInterval", "JudgedAttributes", "LabTimings",
     "MeasuredCompressionResult", "StepAnatomy", "SweepPoint", "SweepRequest", "SweepResult", "VariantImage",
-    "GenerationLimits", "ModelCardResult", "ModelLive", "QueueState", "VideoModelSection", "GenerateCheck",
-    "GenerateStreamQuery", "StepEvent", "StepPreviews", "StreamError", "StreamResult", "StreamStart", "StreamStep",
+    "GenerationLimits", "ModelCardResult", "ModelLive", "QueueState", "TokenFamilySection", "VideoModelSection",
+    "GenerateCheck", "GenerateStreamQuery", "StepBase", "StepEvent", "StepPreviews", "StreamError", "StreamResult",
+    "StreamStart", "StreamStep", "TokenGrid", "TokenStreamStep",
     "RecordedTiming", "Remeasure", "RemeasureQuery", "TimingComparison", "TimingConditions", "TimingSpread",
     "MAX_VIDEO_FRAMES", "Animation", "AttentionQuery", "AttentionTimingResult", "ClipMetricsResult", "ParsedClipPrompt",
     "VideoClip", "VideoParameters", "VideoRequest", "VideoResult", "VideoStreamQuery",

@@ -24,6 +24,18 @@ from app.web.schemas.common import (
     known_words,
     seeds_fit,
 )
+from app.web.schemas.families import (
+    DIFFUSION,
+    KNOB_FAMILY_RULE,
+    Family,
+    FamilyField,
+    Rounds,
+    Temperature,
+    TopK,
+    knob_field,
+    knob_fits_family,
+    knob_limit_errors,
+)
 from app.web.schemas.timing import RecordedTiming, TimingComparison, TimingConditions, TimingSpread
 from app.world.prompts import parse_prompt
 
@@ -39,12 +51,14 @@ SeedList = Annotated[list[Seed], Field(json_schema_extra={"minItems": 1, "maxIte
 
 
 class GridRequest(Strict):
-    """A grid of guidance scales (columns) x seeds (rows): the same starting noise along each row."""
+    """A grid of guidance scales (columns) x seeds (rows): the same starting noise along each row, drawn by one
+    family (EQ MM3.4 guides diffusion's noise estimates, the token families' logits)."""
 
-    RULES = (*SCENE_PROMPT_RULES, GRID_SIZE, GRID_SEEDS_FIT, GUIDANCE_METHOD_RULE)
+    RULES = (*SCENE_PROMPT_RULES, GRID_SIZE, GRID_SEEDS_FIT, GUIDANCE_METHOD_RULE, KNOB_FAMILY_RULE)
 
     prompt: ScenePrompt
     negative_prompt: LabNegativePrompt = ""
+    family: FamilyField = DIFFUSION  # before the knobs: their validator reads it
     scales: list[GuidanceScale] = Field(default_factory=lambda: list(_lab.GRID_SCALES), min_length=1,
                                         max_length=_lab.MAX_GRID_SCALES,
                                         description=f"Guidance scales s of EQ MM3.4, 0..20, at most "
@@ -55,12 +69,21 @@ class GridRequest(Strict):
                                               f"{GRID_SIZE.text}")
     seed: Seed | None = Field(None, description="First seed when `seeds` is a count; absent = random; "
                                                 f"{GRID_SEEDS_FIT.text}")
-    steps: Steps = 20
-    sampler: Sampler = "dpmpp_2m"
-    guidance_method: GuidanceMethod = "cfg"
+    steps: Steps = knob_field(Steps, 20, "steps")
+    sampler: Sampler = knob_field(Sampler, "dpmpp_2m", "sampler")
+    guidance_method: GuidanceMethod = knob_field(GuidanceMethod, "cfg", "guidance_method")
+    temperature: Temperature = 1.0
+    top_k: TopK = 0
+    rounds: Rounds = 8
 
     _words = field_validator("prompt", "negative_prompt")(known_words(parse_prompt))
+    _knobs = field_validator("steps", "sampler", "guidance_method", "temperature", "top_k", "rounds")(
+        knob_fits_family)  # before _method: a token family's method is refused
     _method = field_validator("guidance_method")(guidance_method_fits)
+
+    def limit_errors(self, max_steps: int, codebook_size: int | None) -> list[dict]:
+        """The served caps on the family's knobs (diffusion's steps, a token family's top_k), pydantic-shaped."""
+        return knob_limit_errors(self.family, self.steps, max_steps, self.top_k, codebook_size)
 
     @field_validator("seeds")
     @classmethod
@@ -125,7 +148,8 @@ class LabTimings(BaseModel):
     sampling_s: float = Field(description="The batched denoising loop")
     total_s: float = Field(description="From admission to the response, judging and PNG encoding included")
     batch_jobs: int = Field(description="Jobs that shared the pipeline call (this one included)")
-    network_forwards: int = Field(description="Denoiser calls")
+    network_forwards: int = Field(description="Network forwards one after another: denoiser calls (diffusion), one "
+                                              "per token (autoregressive), the rounds (masked)")
 
 
 class GridResult(BaseModel):
@@ -133,9 +157,10 @@ class GridResult(BaseModel):
 
     prompt_canonical: str
     negative_prompt_canonical: str
+    family: Family
     seeds: list[int]
-    steps: int
-    sampler: str
+    steps: int | None = Field(description="Diffusion's steps; null for the token families")
+    sampler: str | None = Field(description="Diffusion's sampler; null for the token families")
     columns: list[GridColumn]
     timings: LabTimings
     model_id: str

@@ -1,4 +1,4 @@
-"""The model card: GET /model's file, live facts and the video model's section."""
+"""The model card: GET /model's file, live facts, the video model's section and the token families'."""
 
 from typing import Any
 
@@ -60,6 +60,27 @@ class VideoModelSection(BaseModel):
     card: dict[str, Any] | None = Field(description="models/video-card.json, when present")
 
 
+class TokenFamilySection(BaseModel):
+    """One token family of §3.4 (autoregressive or masked): its files' configs and training records when readable,
+    and, when loaded, its identity and size."""
+
+    loaded: bool
+    load_error: str | None = Field(description="Why the family is not loaded (its requests answer 503), when it is not")
+    model_id: str | None = Field(description="Short SHA-256 of the tokenizer's and the family's weights files")
+    files: list[str] = Field(description="Its weights files in the model directory: the shared VQ tokenizer's, its own")
+    config: dict[str, Any] | None = Field(description="The token transformer's config (TokenTransformerConfig)")
+    text_encoder_config: dict[str, Any] | None
+    tokenizer_config: dict[str, Any] | None = Field(description="The VQ tokenizer's config (VQConfig)")
+    grid: int | None = Field(description="Tokens per side")
+    tokens: int | None = Field(description="N = grid²: tokens per image, the autoregressive family's sequential "
+                                           "forwards")
+    codebook_size: int | None = Field(description="K: codes per token (top_k's limit)")
+    resolution: int | None = Field(description="Image side in pixels (when loaded)")
+    parameters: dict[str, int] | None = Field(description="tokenizer, text_encoder, transformer, total")
+    training: dict[str, Any] | None = Field(description="The family file's training record (loss curve left out)")
+    tokenizer_training: dict[str, Any] | None = Field(description="The tokenizer file's training record")
+
+
 class ModelCardResult(BaseModel):
     """The model card file written by `diffusion-lab evaluate`, and the live facts."""
 
@@ -69,3 +90,6 @@ class ModelCardResult(BaseModel):
                                                     "vocabulary, defaults, evaluation, generated_at, command")
     live: ModelLive
     video: VideoModelSection | None = Field(None, description="The video model (null when its files are absent)")
+    families: dict[str, TokenFamilySection] = Field(
+        description="The token families of §3.4 by name (autoregressive, masked), loaded or not; `family` of "
+                    "POST /generate picks one")

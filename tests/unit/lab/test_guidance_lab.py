@@ -9,15 +9,25 @@ import torch
 from app.lab import guidance as lab
 from app.measure.image import full_prompts, pairwise_rms
 from app.pipelines.image import GenerationResult, GenerationSettings, Pipeline
+from app.pipelines.tokens import TokenSettings
 from app.world.scenes import render, sample_scenes, scene_attributes
 
 
 def test_grid_parts_are_scale_major_with_the_same_seeds_in_every_column():
-    parts = lab.grid_settings("a red circle", "", [0, 5], [3, 9, 4], steps=7, sampler="ddim")
+    parts = lab.grid_settings(GenerationSettings("a red circle", steps=7, sampler="ddim", batch_size=3), [0, 5],
+                              [3, 9, 4])
     assert [(p.guidance_scale, p.seed) for p in parts] == [(0, 3), (0, 9), (0, 4), (5, 3), (5, 9), (5, 4)]
     assert {p.batch_key() for p in parts} == {(7, "ddim", 0.0, "cfg")} and all(p.batch_size == 1 for p in parts)
+    assert {p.prompt for p in parts} == {"a red circle"}
     with pytest.raises(ValueError, match="more than 32"):
-        lab.grid_settings("", "", [1] * 9, [1, 2, 3, 4], 2, "ddim")
+        lab.grid_settings(GenerationSettings(steps=2), [1] * 9, [1, 2, 3, 4])
+
+
+def test_a_token_familys_grid_keeps_its_knobs_in_every_part():
+    base = TokenSettings(family="masked", prompt="a red circle", temperature=0.5, top_k=7, rounds=3)
+    parts = lab.grid_settings(base, [1, 3], [4, 5])
+    assert [(p.guidance_scale, p.seed) for p in parts] == [(1, 4), (1, 5), (3, 4), (3, 5)]
+    assert {p.batch_key() for p in parts} == {("masked", 0.5, 7, 3)} and all(p.batch_size == 1 for p in parts)
 
 
 def _results(images: np.ndarray) -> list[GenerationResult]:
