@@ -1,8 +1,14 @@
-"""How a VQ tokenizer uses its codebook (chapter §3.4): codes used, dead codes, perplexity."""
+"""How a VQ tokenizer serves chapter §3.4's token models: its codebook's usage (codes used, dead codes, perplexity)
+and the ceiling its reconstructions put on every model that draws its tokens (PSNR, and the judges' reading of them).
+"""
 
 from __future__ import annotations
 
 import torch
+
+from app.measure.image import psnr
+from app.measure.judge import agreement, judge
+from app.measure.pair_judge import judge_pairs, pair_agreement
 
 
 def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
@@ -13,3 +19,24 @@ def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float
     entropy = -(p[p > 0] * p[p > 0].log()).sum()
     used = int((counts > 0).sum())
     return {"codes_used": used, "dead_codes": codebook_size - used, "perplexity": float(entropy.exp())}
+
+
+def reconstruction_ceiling(recon: torch.Tensor, x: torch.Tensor, scenes, pair_recon: torch.Tensor,
+                           pair_x: torch.Tensor, pairs) -> dict[str, float]:
+    """Mean PSNR of reconstructions of one-shape scenes (x, drawn from `scenes`) and two-shape ones (pair_x, from
+    `pairs`), and the share the judges read exactly as drawn: what an autoencoder lets any model on its codes draw."""
+    return {"psnr_db": psnr(recon, x).mean().item(), "pair_psnr_db": psnr(pair_recon, pair_x).mean().item(),
+            "judge_all": agreement(judge(recon), scenes)["all"],
+            "pair_judge_all": pair_agreement(judge_pairs(pair_recon), pairs)["all"]}
+
+
+@torch.no_grad()
+def tokenizer_ceiling(tokenizer, val_scenes, val_x: torch.Tensor, val_pairs, val_pair_x: torch.Tensor
+                      ) -> dict[str, float]:
+    """A VQTokenizer on held-out one- and two-shape scenes: reconstruction_ceiling's figures through its tokens,
+    and the codebook's usage over those tokens."""
+    tokens, pair_tokens = tokenizer.encode(val_x), tokenizer.encode(val_pair_x)
+    usage = codebook_usage(torch.cat([tokens.flatten(), pair_tokens.flatten()]), tokenizer.codebook_size)
+    return {**reconstruction_ceiling(tokenizer.decode(tokens), val_x, val_scenes, tokenizer.decode(pair_tokens),
+                                     val_pair_x, val_pairs),
+            **{k: float(v) for k, v in usage.items()}}

@@ -20,15 +20,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from app.measure.image import psnr
-from app.measure.tokens import codebook_usage
+from app.measure.tokens import tokenizer_ceiling
 from app.nets.io import load_module, save_module
 from app.nets.text import TEXT_SIZES
 from app.nets.token_transformer import TOKEN_SIZES, CaptionedTokens, CaptionedTokensConfig, mask_ratio
 from app.nets.vq import VQ_SIZES, VQConfig, VQTokenizer
 from app.training.image import image_gradients, near_edges
 from app.training.loop import Run, fit, provenance, read_checkpoint, setup_backend
-from app.world.held_out import VAL_SEED, held_out_scenes
+from app.world.held_out import VAL_SEED, held_out_pairs, held_out_scenes
 
 
 def vq_config_from_args(args: argparse.Namespace) -> VQConfig:
@@ -64,26 +63,9 @@ def mixed_scenes(n: int, rng: np.random.Generator, pair_share: float, resolution
                       render_pairs(sample_pairs(n_pair, rng, resolution), device)])
 
 
-def tokenizer_ceiling(tokenizer: VQTokenizer, val_scenes, val_x: torch.Tensor, val_pairs,
-                      val_pair_x: torch.Tensor) -> dict[str, float]:
-    """PSNR, codebook usage and the judges' agreement on reconstructions of held-out one- and two-shape scenes."""
-    from app.measure.judge import agreement, judge
-    from app.measure.pair_judge import judge_pairs, pair_agreement
-
-    tokens = tokenizer.encode(val_x)
-    recon = tokenizer.decode(tokens)
-    pair_tokens = tokenizer.encode(val_pair_x)
-    pair_recon = tokenizer.decode(pair_tokens)
-    usage = codebook_usage(torch.cat([tokens.flatten(), pair_tokens.flatten()]), tokenizer.codebook_size)
-    return {"psnr_db": psnr(recon, val_x).mean().item(), "pair_psnr_db": psnr(pair_recon, val_pair_x).mean().item(),
-            "judge_all": agreement(judge(recon), val_scenes)["all"],
-            "pair_judge_all": pair_agreement(judge_pairs(pair_recon), val_pairs)["all"],
-            **{k: float(v) for k, v in usage.items()}}
-
-
 def train_tokenizer(args: argparse.Namespace, device: torch.device) -> Path:
     """Train the VQ tokenizer on the mixed world; save the EMA weights with the live codebook."""
-    from app.world.compose import render_pairs, sample_pairs
+    from app.world.compose import render_pairs
     from app.world.scenes import render
 
     setup_backend(device)
@@ -105,7 +87,7 @@ def train_tokenizer(args: argparse.Namespace, device: torch.device) -> Path:
 
     val_scenes = held_out_scenes(args.val_size, args.resolution)
     val_x = render(val_scenes, device)
-    val_pairs = sample_pairs(args.val_size, np.random.default_rng(VAL_SEED), args.resolution)
+    val_pairs = held_out_pairs(args.val_size, args.resolution)
     val_pair_x = render_pairs(val_pairs, device)
 
     @torch.no_grad()
