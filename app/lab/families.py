@@ -169,12 +169,11 @@ def likelihood(generator: TokenFamily, prompt: str, source: str, scene_seed: int
     if source == "tokens":
         grid, picture = _tokens_of(generator, tokens or []), None
     else:
-        if source == "scene":
-            x, caption = matching_scene(parse_prompt(prompt), scene_seed, generator.resolution)
-        else:
-            x = _image_of(generator, image)
-        picture = to_uint8(x)[0]
-        grid = generator.tokenizer.encode(x.to(generator.device)).flatten(1)
+        if source == "scene":  # scored as the 8-bit picture shown, so that sending it back scores the same
+            scene, caption = matching_scene(parse_prompt(prompt), scene_seed, generator.resolution)
+            image = to_uint8(scene)[0]
+        picture = image
+        grid = generator.tokenizer.encode(_image_of(generator, image).to(generator.device)).flatten(1)
     grid = grid.to(generator.device)
     bits = to_bits(generator.log_probs(grid, prompt))[0].cpu()  # (N,)
     unconditional = to_bits(generator.log_probs(grid, ""))[0].cpu()
