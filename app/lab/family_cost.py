@@ -128,7 +128,7 @@ def growth(tokens: Sequence[int], medians_ms: Sequence[float], band: tuple[float
     span = (f"{medians_ms[-1] / medians_ms[0]:.1f}x the time for {tokens[-1] / tokens[0]:.0f}x the tokens "
             f"(N = {tokens[0]} to {tokens[-1]}); per token {first:.3g} ms, then {last:.3g} ms")
     if band[0] <= k <= band[1]:
-        verdict, why = "roughly linear", f"an exponent within {band[0]} to {band[1]}"
+        verdict, why = "roughly linear", f"an exponent from {band[0]} to {band[1]} reads as linear"
     elif k > band[1]:
         verdict = "faster than linear"
         why = "each token's forward got slower as N grew (it attends to every token before it, and there are more)"
