@@ -270,9 +270,10 @@ def page_context() -> dict:
     """The check-yourself answers, from the functions above: how many times more sequential forwards a 64 px image
     on a 4-pixel token grid costs autoregressively than in 8 masked rounds, and what a know-nothing model spends
     on 256 tokens of a 512-code codebook."""
-    tokens = (64 // 4) ** 2
+    tokens, rounds, steps = (64 // 4) ** 2, 8, 20
     return {
-        "quiz_rounds": forwards_per_image("autoregressive", tokens, 8, 20) / forwards_per_image("masked", tokens, 8, 20),
+        "quiz_rounds": (forwards_per_image("autoregressive", tokens, rounds, steps)
+                        / forwards_per_image("masked", tokens, rounds, steps)),
         "quiz_uniform_bits": uniform_bits(256, 512),
         "families": FAMILIES,
     }

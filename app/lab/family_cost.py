@@ -210,32 +210,34 @@ def diffusion_architecture(pipeline: Pipeline) -> Architecture:
 # ------------------------------------------------------------------------------------------ measuring
 
 
-def _curve(family: str, arch: Architecture, spreads: list[Spread]) -> CostCurve:
-    forwards = [forwards_per_image(family, n, ROUNDS, STEPS) for n in TOKEN_COUNTS]
+def _curve(family: str, arch: Architecture, spreads: list[Spread], counts: Sequence[int]) -> CostCurve:
+    forwards = [forwards_per_image(family, n, ROUNDS, STEPS) for n in counts]
     medians = [s.median_ms for s in spreads]
     points = [CostPoint(tokens=n, grid=round(n ** 0.5), forwards=f, per_forward_ms=s.median_ms / f, **vars(s))
-              for n, f, s in zip(TOKEN_COUNTS, forwards, spreads)]
-    return CostCurve(family, arch, points, loglog_fit(TOKEN_COUNTS, medians)[0],
-                     local_exponents(TOKEN_COUNTS, medians), loglog_fit(TOKEN_COUNTS, forwards)[0])
+              for n, f, s in zip(counts, forwards, spreads)]
+    return CostCurve(family, arch, points, loglog_fit(counts, medians)[0], local_exponents(counts, medians),
+                     loglog_fit(counts, forwards)[0])
 
 
 def measure(pipeline: Pipeline, served: Mapping[str, TokenTransformerConfig], reasons: Mapping[str, str],
-            repeats: int = REPEATS, budget_s: float = BUDGET_S, beside=lambda: 0) -> FamilyCost:
-    """Time the three samplers at every N, interleaved. served: the loaded token models' configs by family;
-    reasons: why the others are not loaded. beside() counts the other jobs on the server (the noisy flag)."""
+            repeats: int = REPEATS, budget_s: float = BUDGET_S, beside=lambda: 0,
+            counts: Sequence[int] = TOKEN_COUNTS) -> FamilyCost:
+    """Time the three samplers at every N of `counts` (square numbers), interleaved. served: the loaded token
+    models' configs by family; reasons: why the others are not loaded. beside() counts the other jobs on the server
+    (the noisy flag)."""
     started = time.perf_counter()
     device = pipeline.device
-    grids = [round(n ** 0.5) for n in TOKEN_COUNTS]
+    grids = [round(n ** 0.5) for n in counts]
     sizes = {family: token_architecture(family, served, reasons) for family in TOKEN_FAMILIES}
     candidates = {family: [_token_candidate(family, sizes[family][0], g, device) for g in grids]
                   for family in TOKEN_FAMILIES}
     candidates["diffusion"] = [_diffusion_candidate(pipeline, g) for g in grids]
     run = interleave([c for family in candidates.values() for c in family], repeats, budget_s, beside=beside)
     archs = {**{f: sizes[f][1] for f in TOKEN_FAMILIES}, "diffusion": diffusion_architecture(pipeline)}
-    curves = [_curve(family, archs[family], [run.spreads[c.name] for c in timed])
+    curves = [_curve(family, archs[family], [run.spreads[c.name] for c in timed], counts)
               for family, timed in candidates.items()]
     return FamilyCost(
-        curves=curves, autoregressive=growth(TOKEN_COUNTS, [p.median_ms for p in curves[0].points]),
+        curves=curves, autoregressive=growth(counts, [p.median_ms for p in curves[0].points]),
         conditions=run.conditions, repeats=repeats, rounds=ROUNDS, steps=STEPS, sampler=SAMPLER,
         guidance_scale=GUIDANCE_SCALE, device=str(device), torch_threads=torch.get_num_threads(),
         measured_s=time.perf_counter() - started, measured_at=datetime.now(UTC).isoformat(timespec="seconds"))

@@ -69,7 +69,8 @@ def test_the_panels_show_the_servers_own_figures(model_probe, model_live_server)
     cost = get_json(model_live_server, f"{API}/cost", repeats=3)
     assert cost["cached"]
     chart = page.evaluate("document.getElementById('cost-chart').data.map(t => [t.x, t.y])")
-    assert chart == [[[p["tokens"] for p in c["points"]], [p["median_ms"] for p in c["points"]]] for c in cost["curves"]]
+    assert chart == [[[p["tokens"] for p in c["points"]], [p["median_ms"] for p in c["points"]]]
+                     for c in cost["curves"]]
     assert page.locator("#cost-rows tr").count() == 4
     assert page.text_content("#cost-rows tr:first-child td").startswith("16 fwd · ")
     assert "(est.)" in page.text_content("#cost-rows tr:last-child td:last-child")  # diffusion at N = 1024

@@ -103,7 +103,8 @@ def test_sizes_and_sequential_forwards(ar, pipeline):
     size = families.token_family_size(ar)
     assert (size.grid, size.tokens, size.codebook_size, size.resolution) == (8, 64, 64, 32)
     dit = families.diffusion_size(pipeline)
-    assert dit.tokens == (pipeline.dit.config.latent_size // pipeline.dit.config.patch) ** 2 and dit.codebook_size is None
+    cfg = pipeline.dit.config
+    assert dit.tokens == (cfg.latent_size // cfg.patch) ** 2 and dit.codebook_size is None
     assert families.forwards_per_image("autoregressive", 256, 8, 20) == 256
     assert families.forwards_per_image("masked", 256, 8, 20) == 8
     assert families.forwards_per_image("masked", 4, 8, 20) == 4  # never more rounds than tokens

@@ -40,10 +40,9 @@ def models(tiny_model_dir):
 
 def test_the_three_samplers_at_every_n(models, monkeypatch):
     pipeline, ar = models
-    monkeypatch.setattr(family_cost, "TOKEN_COUNTS", (4, 16, 64))  # small grids: a fast test
     monkeypatch.setattr(family_cost, "FULL_DIFFUSION_MAX_TOKENS", 16)  # N = 64 diffusion is then estimated
     m = family_cost.measure(pipeline, {"autoregressive": ar.config}, {"masked": "masked model not loaded: test"},
-                            repeats=3, budget_s=0.1)
+                            repeats=3, budget_s=0.1, counts=(4, 16, 64))  # small grids: a fast test
     assert [c.family for c in m.curves] == ["autoregressive", "masked", "diffusion"]
     forwards = {c.family: [p.forwards for p in c.points] for c in m.curves}
     assert forwards == {"autoregressive": [4, 16, 64], "masked": [4, 8, 8], "diffusion": [20, 20, 20]}
