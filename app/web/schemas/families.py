@@ -14,9 +14,9 @@ from app.web.schemas.timing import Remeasure, TimingConditions, TimingSpread
 from app.world.prompts import parse_prompt
 
 FamilyName = Literal["autoregressive", "masked", "diffusion"]
-MAX_PNG_CHARS = 60_000  # base64 of a PNG: the request body's limit is 64 KiB
+PNG_SIZE = "its length is bounded by the request body's limit"  # no maxLength: past one, a body is over the limit (413)
 MAX_PNG_SIDE = 1024
-MAX_TOKENS = 4096
+MAX_TOKENS = 1024  # a 32 x 32 grid, the chapter's N; with the body's limit in mind (1,025 numbers fit in it)
 
 PNG_INVALID = Rule("png_invalid", f"png_base64 must be a base64 PNG file of at most {MAX_PNG_SIDE} pixels a side")
 SOURCE_NEEDS = Rule("source_needs", "png_base64 is sent with source 'image' and tokens with source 'tokens', each "
@@ -86,7 +86,7 @@ class FamilyJudgeRequest(Strict):
     RULES = (*SCENE_PROMPT_RULES, PNG_INVALID)
 
     prompt: ScenePrompt
-    png_base64: str = Field(max_length=MAX_PNG_CHARS, description=f"The picture, a base64 PNG; {PNG_INVALID.text}")
+    png_base64: str = Field(description=f"The picture, a base64 PNG; {PNG_INVALID.text}; {PNG_SIZE}")
 
     _words = field_validator("prompt")(known_words(parse_prompt))
 
@@ -123,8 +123,9 @@ class LikelihoodRequest(Strict):
                              "prompt names; 'image': png_base64 encoded by the tokenizer (a decoded image need not "
                              "encode back to the tokens it was decoded from); 'tokens': the grid as given")
     scene_seed: Seed = Field(0, description="Seed of the scene drawn for source 'scene'")
-    png_base64: str | None = Field(None, max_length=MAX_PNG_CHARS, validate_default=True,
-                                   description=f"Source 'image': the picture; {PNG_INVALID.text}; {IMAGE_SIZE.text}")
+    png_base64: str | None = Field(None, validate_default=True,
+                                   description=f"Source 'image': the picture; {PNG_INVALID.text}; {IMAGE_SIZE.text}; "
+                                               f"{PNG_SIZE}")
     tokens: list[Annotated[int, Field(ge=0)]] | None = Field(None, max_length=MAX_TOKENS, validate_default=True,
                                      description=f"Source 'tokens': codebook indices in raster order, row by row; "
                                                  f"{TOKEN_COUNT.text}; {TOKEN_RANGE.text}")
