@@ -47,6 +47,7 @@
       Lab.setText(`size-${f.family}`, f.loaded ? sizeText(f) : "");
     }
     const absent = answer.families.filter((f) => !f.loaded);
+    $("families-draw").disabled = absent.length === answer.families.length;
     const note = $("families-status");
     note.hidden = !absent.length;
     note.textContent = absent.length

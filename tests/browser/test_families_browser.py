@@ -35,7 +35,7 @@ def test_without_models_it_says_why_and_the_questions_check(probe):
     for family in ("autoregressive", "masked", "diffusion"):
         assert "runs without the model" in page.text_content(f"#missing-{family}")
     assert page.text_content("#likelihood-status").startswith("The autoregressive model is not loaded")
-    assert page.is_disabled("#likelihood-score")
+    assert page.is_disabled("#likelihood-score") and page.is_disabled("#families-draw")
     assert page.text_content("#cost-status").startswith("Not timed: this server runs without the model")
     assert page.text_content("#codebook-status").startswith("Not measured")
     assert page.get_attribute(f'nav a[href="{PATH}"]', "aria-current") == "page"
