@@ -217,6 +217,7 @@
     const label = (r, c) => `token ${Lab.fmt(r * L.grid + c + 1)} (row ${r + 1}, column ${c + 1})`;
     Plotly.react("likelihood-chart", [{
       z: bits, type: "heatmap", colorscale: "Viridis", zmin: 0, zmax: top,
+      x: bits[0].map((_, c) => c + 1), y: bits.map((_, r) => r + 1), // rows and columns counted from 1, as the text
       colorbar: { title: { text: "bits" } },
       text: L.tokens.map((row, r) => row.map((code, c) => `${label(r, c)}: code ${code}`)),
       hovertemplate: "%{text}<br>%{z:.2f} bits<extra></extra>",
