@@ -7,6 +7,9 @@ import urllib.request
 
 import pytest
 
+from app.service.imaging import encode_png, to_base64
+from app.world.prompts import matching_scene, parse_prompt
+from app.world.scenes import to_uint8
 from tests.helpers.browser import answer_quiz, get_json, press_remeasure, wait_for
 
 pytestmark = pytest.mark.browser
@@ -109,3 +112,41 @@ def test_the_three_draw_one_after_another_and_are_judged(model_probe):
     page.click("#likelihood-score")
     wait_for(page, "document.getElementById('lk-picture-caption').textContent.includes('diffusion model')")
     assert page.text_content("#likelihood-status") == "Scored."
+
+
+def sse(events: list[tuple[str, dict]]) -> str:
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+
+
+def test_a_token_familys_stream_fills_its_column_as_the_contract_says(model_probe):
+    """The stream's token families, answered here in the shape DESIGN.md §2 gives them (start, a step per row with
+    the grid drawn so far, the POST /generate payload as the result), so the column's code is held to it before the
+    server sends them: the picture follows the steps, the counters come from the result, the judge reads the PNG."""
+    image, _ = matching_scene(parse_prompt(DEFAULT_PROMPT), 0, 32)
+    png = to_base64(encode_png(to_uint8(image)[0]))
+    asked = []
+
+    def stream(route):
+        asked.append(route.request.url)
+        events = [("start", {"id": "r1", "total_steps": 2}),
+                  ("step", {"id": "r1", "index": 0, "total": 2, "forwards": 32, "previews": {"grid": png}}),
+                  ("step", {"id": "r1", "index": 1, "total": 2, "forwards": 64, "previews": {"grid": png}}),
+                  ("result", {"id": "r1", "images": [{"png_base64": png, "seed": 7, "width": 32, "height": 32}],
+                              "prompt_canonical": DEFAULT_PROMPT,
+                              "timings": {"network_forwards": 64, "sampling_s": 0.25, "total_s": 0.5}})]
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=sse(events))
+
+    page = model_probe.page
+    page.route("**/api/v1/generate/stream?*family=autoregressive*", stream)
+    page.goto(model_probe.base_url + f"{PATH}?seed=7&steps=2", wait_until="networkidle")
+    wait_for(page, LOADED, timeout=180_000)
+    page.click("#families-draw")
+    wait_for(page, "document.getElementById('families-run-status').textContent.startsWith('Done')", timeout=120_000)
+    wait_for(page, "document.getElementById('verdict-autoregressive').textContent !== '–'")
+    assert "family=autoregressive" in asked[0] and "seed=7" in asked[0] and "previews=true" in asked[0]
+    assert page.text_content("#forwards-autoregressive") == "64"
+    assert page.text_content("#sampling-autoregressive") == "0.25 s"
+    assert page.text_content("#progress-autoregressive-text") == "done"
+    assert page.text_content("#judged-autoregressive") == "large red circle at top left"
+    assert page.text_content("#verdict-autoregressive").startswith("yes")
+    assert "seed 7" in page.get_attribute("#pic-autoregressive", "alt")
