@@ -1,6 +1,5 @@
-"""How a VQ tokenizer serves chapter §3.4's token models: its codebook's usage (codes used, dead codes, perplexity)
-and the ceiling its reconstructions put on every model that draws its tokens (PSNR, and the judges' reading of them).
-"""
+"""How well a VQ tokenizer serves the models on its tokens (chapter §3.4): its codebook's usage (codes used, dead
+codes, perplexity) and what survives the round trip through its tokens."""
 
 from __future__ import annotations
 
@@ -31,10 +30,11 @@ def reconstruction_ceiling(recon: torch.Tensor, x: torch.Tensor, scenes, pair_re
 
 
 @torch.no_grad()
-def tokenizer_ceiling(tokenizer, val_scenes, val_x: torch.Tensor, val_pairs, val_pair_x: torch.Tensor
-                      ) -> dict[str, float]:
-    """A VQTokenizer on held-out one- and two-shape scenes: reconstruction_ceiling's figures through its tokens,
-    and the codebook's usage over those tokens."""
+def tokenizer_ceiling(tokenizer, val_scenes, val_x: torch.Tensor, val_pairs,
+                      val_pair_x: torch.Tensor) -> dict[str, float]:
+    """PSNR, codebook usage and the judges' agreement on a VQ tokenizer's (encode, decode, codebook_size)
+    reconstructions of one- and two-shape scenes (val_x, val_pair_x: their renders): the ceiling every model on
+    its tokens inherits; reconstruction_ceiling's figures, through its tokens."""
     tokens, pair_tokens = tokenizer.encode(val_x), tokenizer.encode(val_pair_x)
     usage = codebook_usage(torch.cat([tokens.flatten(), pair_tokens.flatten()]), tokenizer.codebook_size)
     return {**reconstruction_ceiling(tokenizer.decode(tokens), val_x, val_scenes, tokenizer.decode(pair_tokens),

@@ -26,7 +26,7 @@ from app.web.deps import (
 )
 from app.web.errors import REFUSALS, TOO_LARGE, located_errors, not_loaded, unprocessable
 from app.web.routes.guidance_lab import judged_fields
-from app.web.schemas.families import png_image
+from app.web.schemas.family_instrument import png_image
 
 router = APIRouter(prefix="/instruments/families", tags=["instruments"])
 DIFFUSION_STEPS = schemas.GenerateRequest.model_fields["steps"].default  # the generation API's defaults

@@ -42,7 +42,7 @@ from app.web.schemas.benchmarks import (
     VideoRecord,
 )
 from app.web.schemas.common import Refused, Strict, Unprocessable, prompt_error_detail, steps_limit_error
-from app.web.schemas.families import (
+from app.web.schemas.family_instrument import (
     CodebookResult,
     FamiliesResult,
     FamilyArchitecture,
