@@ -21,7 +21,7 @@
   const form = $("families-form");
   const controls = Lab.bindControls(form, () => {}); // the URL keeps the prompt and seed; nothing runs on a change
   let families = null; // family -> its state, from GET /instruments/families
-  const pictures = {}; // family -> {png, prompt} of its last picture, for the likelihood panel
+  const pictures = {}; // family -> {png, prompt, tokens} of its last picture, for the likelihood panel
   let run = null; // {stopped, stream} while the three draw
 
   // ------------------------------------------------------------------ what is loaded
@@ -58,12 +58,15 @@
 
   // ------------------------------------------------------------------ the three, side by side
 
-  // A step's picture so far: the diffusion stream's predicted clean image, or a token family's grid drawn so far.
-  function previewOf(step) {
-    const p = step.previews === undefined ? step.preview : step.previews;
-    if (!p) return null;
-    if (typeof p === "string") return p;
-    return p.x0_hat || p.grid || p.image || Object.values(p).find((v) => typeof v === "string") || null;
+  // A step's picture so far: diffusion's predicted clean image x̂0, or a token family's grid so far, decoded.
+  const previewOf = (step) => (step.previews ? step.previews.x0_hat : step.preview) || null;
+
+  // Where a step is: "step 3 of 8", and for a token family how much of its grid is drawn by how many forwards.
+  function progressText(step, grid) {
+    const where = Lab.stepLabel(step.index, step.total);
+    if (step.forwards === undefined) return where;
+    const of = grid ? ` of ${Lab.fmt(grid.tokens)}` : "";
+    return `${where} · ${Lab.fmt(step.tokens_drawn)}${of} tokens drawn in ${Lab.fmt(step.forwards)} forwards`;
   }
 
   function streamParams(family, values) {
@@ -98,7 +101,7 @@
     }
   }
 
-  function showResult(family, prompt, result) {
+  function showResult(family, prompt, result, grid) {
     const image = result.images[0];
     const pic = $(`pic-${family}`);
     pic.src = dataURL(image.png_base64);
@@ -109,7 +112,9 @@
     Lab.setText(`forwards-${family}`, Lab.fmt(t.network_forwards));
     Lab.setText(`sampling-${family}`, seconds(t.sampling_s));
     Lab.setText(`total-${family}`, seconds(t.total_s));
-    pictures[family] = { png: image.png_base64, prompt };
+    // A token family's own tokens when its stream sent the whole grid (the last step's), else its picture.
+    const tokens = Array.isArray(grid) && !grid.includes(-1) ? grid : null;
+    pictures[family] = { png: image.png_base64, prompt, tokens };
     $("likelihood-source").querySelector(`option[value="${family}"]`).disabled = false;
     judge(family, prompt, image.png_base64);
   }
@@ -118,17 +123,20 @@
   function draw(family, values) {
     const bar = $(`progress-${family}`);
     const pic = $(`pic-${family}`);
+    let grid = null; // a token family's grid so far, image 0's
+    let shape = null; // the start event's token_grid (token families)
     return new Promise((resolve) => {
       run.stream = Lab.streamRun(STREAM, streamParams(family, values), {
         onStart(data) {
           bar.max = data.total_steps || 1;
+          shape = data.token_grid || null;
           Lab.setText(`progress-${family}-text`, `started: ${data.total_steps} steps`);
         },
         onStep(step) {
           bar.max = step.total;
           bar.value = step.index + 1;
-          const forwards = step.forwards === undefined ? "" : ` · ${Lab.fmt(step.forwards)} forwards`;
-          Lab.setText(`progress-${family}-text`, `${Lab.stepLabel(step.index, step.total)}${forwards}`);
+          if (Array.isArray(step.grid)) grid = step.grid;
+          Lab.setText(`progress-${family}-text`, progressText(step, shape));
           const png = previewOf(step);
           if (png) {
             pic.src = dataURL(png);
@@ -139,7 +147,7 @@
         onResult(result) {
           bar.value = bar.max;
           Lab.setText(`progress-${family}-text`, "done");
-          showResult(family, values.prompt, result);
+          showResult(family, values.prompt, result, grid);
         },
         onEnd(how, message, err) {
           run.stream = null;
@@ -200,8 +208,11 @@
     Lab.setText("lk-uniform-formula", `${Lab.fmt(n)} × log₂ ${Lab.fmt(L.codebook_size)}`);
     Lab.setText("lk-uncond", Lab.fmt(L.unconditional_bits, 1));
     Lab.setText("lk-saved", Lab.fmt(L.unconditional_bits - L.total_bits, 1));
-    const what = L.source === "scene" ? `a scene drawn for the prompt: “${L.scene_caption}”`
-      : `the ${NAMES[from]} model's picture, encoded again by the tokenizer`;
+    const what = {
+      scene: `a scene drawn for the prompt: “${L.scene_caption}”`,
+      tokens: `the ${NAMES[from]} model's own tokens, as it drew them`,
+      image: `the ${NAMES[from]} model's picture, encoded again by the tokenizer`,
+    }[L.source];
     const picture = $("lk-picture");
     picture.src = dataURL(L.picture_png_base64);
     picture.alt = `The picture scored: ${what}`;
@@ -237,9 +248,12 @@
 
   async function score() {
     const from = $("likelihood-source").value;
-    const body = from === "scene"
-      ? { prompt: controls.read().prompt, source: "scene", scene_seed: Number($("likelihood-seed").value) || 0 }
-      : { prompt: pictures[from].prompt, source: "image", png_base64: pictures[from].png };
+    const picture = pictures[from];
+    let body;
+    if (from === "scene") {
+      body = { prompt: controls.read().prompt, source: "scene", scene_seed: Number($("likelihood-seed").value) || 0 };
+    } else if (picture.tokens) body = { prompt: picture.prompt, source: "tokens", tokens: picture.tokens };
+    else body = { prompt: picture.prompt, source: "image", png_base64: picture.png };
     $("likelihood-status").textContent = "Scoring: one forward of the autoregressive model over every token…";
     try {
       showLikelihood(await Lab.postJSON(`${API}/likelihood`, body, "likelihood"), from);

@@ -119,18 +119,23 @@ def sse(events: list[tuple[str, dict]]) -> str:
 
 
 def test_a_token_familys_stream_fills_its_column_as_the_contract_says(model_probe):
-    """The stream's token families, answered here in the shape DESIGN.md §2 gives them (start, a step per row with
-    the grid drawn so far, the POST /generate payload as the result), so the column's code is held to it before the
-    server sends them: the picture follows the steps, the counters come from the result, the judge reads the PNG."""
+    """The stream's token families, answered here in the shape of main's TokenStreamStep (start with the token grid,
+    a step per row with the grid so far and its preview, the POST /generate payload as the result), so the column's
+    code is held to it before this branch meets that server: the picture follows the steps, the counters come from
+    the result, the judge reads the PNG, and the likelihood panel scores the tokens as drawn."""
     image, _ = matching_scene(parse_prompt(DEFAULT_PROMPT), 0, 32)
     png = to_base64(encode_png(to_uint8(image)[0]))
     asked = []
 
     def stream(route):
         asked.append(route.request.url)
-        events = [("start", {"id": "r1", "total_steps": 2}),
-                  ("step", {"id": "r1", "index": 0, "total": 2, "forwards": 32, "previews": {"grid": png}}),
-                  ("step", {"id": "r1", "index": 1, "total": 2, "forwards": 64, "previews": {"grid": png}}),
+        half = [5] * 32 + [-1] * 32
+        events = [("start", {"id": "r1", "family": "autoregressive", "total_steps": 2,
+                             "token_grid": {"side": 8, "tokens": 64, "codebook_size": 64}}),
+                  ("step", {"id": "r1", "family": "autoregressive", "index": 0, "total": 2, "forwards": 32,
+                            "tokens_drawn": 32, "tokens_new": 32, "grid": half, "preview": png}),
+                  ("step", {"id": "r1", "family": "autoregressive", "index": 1, "total": 2, "forwards": 64,
+                            "tokens_drawn": 64, "tokens_new": 32, "grid": [5] * 64, "preview": png}),
                   ("result", {"id": "r1", "images": [{"png_base64": png, "seed": 7, "width": 32, "height": 32}],
                               "prompt_canonical": DEFAULT_PROMPT,
                               "timings": {"network_forwards": 64, "sampling_s": 0.25, "total_s": 0.5}})]
@@ -150,3 +155,7 @@ def test_a_token_familys_stream_fills_its_column_as_the_contract_says(model_prob
     assert page.text_content("#judged-autoregressive") == "large red circle at top left"
     assert page.text_content("#verdict-autoregressive").startswith("yes")
     assert "seed 7" in page.get_attribute("#pic-autoregressive", "alt")
+    page.select_option("#likelihood-source", "autoregressive")
+    page.click("#likelihood-score")
+    wait_for(page, "document.getElementById('lk-picture-caption').textContent.includes('own tokens')")
+    assert page.evaluate("document.getElementById('likelihood-chart').data[0].text[0][0]").endswith("code 5")
