@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.lab.timing import cpu_model
+from app.measure.fits import linear_fit, local_exponents, loglog_fit
 from app.pipelines.image import Pipeline
 from app.service.models import fingerprint, parameter_counts
-from app.web.benchmarks import SCALING_FILE, SCALING_FORMAT, linear_fit, local_exponents, loglog_fit
+from app.web.benchmarks import SCALING_FILE, SCALING_FORMAT
 from app.web.schemas import ScalingResult
 from bench.sampling import (
     PROMPT,

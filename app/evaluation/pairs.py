@@ -23,7 +23,7 @@ from app.measure.pair_judge import judge_pairs, pair_agreement, pair_matches, po
 from app.measure.pairs import CATEGORIES, category_prompts, pair_adherence
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.world.compose import PairPrompt, render_pairs, sample_pairs
-from app.world.held_out import VAL_SEED
+from app.world.held_out import held_out_pairs
 from app.world.scenes import PAIR_WORDS
 
 FAILURES = ("swap", "leak", "copy")
@@ -62,7 +62,7 @@ def judge_on_pairs(n: int, resolution: int, seed: int = PAIR_JUDGE_SEED) -> dict
 def vae_on_pairs(pipeline: Pipeline, n: int, chunk: int = 128) -> dict:
     """PSNR and the judge on posterior-mean reconstructions of n held-out two-shape scenes: the ceiling every
     model on these latents inherits."""
-    pairs = sample_pairs(n, np.random.default_rng(VAL_SEED), pipeline.resolution)
+    pairs = held_out_pairs(n, pipeline.resolution)
     x = render_pairs(pairs, pipeline.device)
     recon = pipeline.vae.reconstruct(x, chunk)
     p = psnr(recon, x)

@@ -63,6 +63,12 @@ class TokenSettings:
         return self.family, self.temperature, self.top_k, self.rounds if self.family == "masked" else 0
 
 
+def sequential_forwards(causal: bool, tokens: int, rounds: int) -> int:
+    """Network forwards one after another to draw an image of N tokens: one per token read causally (EQ MM3.5), else
+    one per round of the masked sampler (at most one round per token)."""
+    return tokens if causal else max(1, min(rounds, tokens))
+
+
 class TokenFamily:
     """One loaded token family: its caption encoder and transformer, and the shared VQ tokenizer."""
 
@@ -110,12 +116,12 @@ class TokenFamily:
 
     def sequential_forwards(self, settings: TokenSettings) -> int:
         """Network forwards one after another to draw an image: one per token, or one per round."""
-        return self.tokens if self.config.causal else max(1, min(settings.rounds, self.tokens))
+        return sequential_forwards(self.config.causal, self.tokens, settings.rounds)
 
     def total_steps(self, parts: Sequence[TokenSettings]) -> int:
         if self.config.causal:
             return -(-self.tokens // self.every)
-        return max(1, min(parts[0].rounds, self.tokens))
+        return sequential_forwards(False, self.tokens, parts[0].rounds)
 
     def unlearned_words(self, caption: str) -> list[str]:
         """The words of a canonical caption beyond this family's caption encoder's vocabulary."""

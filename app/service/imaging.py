@@ -126,10 +126,16 @@ def parse_parameters(text: str) -> dict[str, str]:
     return found
 
 
-def decode_png(png: bytes) -> np.ndarray:
-    """PNG bytes -> uint8 (H, W, 3)."""
-    with Image.open(io.BytesIO(png)) as image:
-        return np.asarray(image.convert("RGB"))
+def decode_png(png: bytes, max_side: int | None = None) -> np.ndarray:
+    """PNG bytes -> uint8 (H, W, 3); ValueError for bytes that are not a PNG, or one wider or taller than max_side
+    (checked from its header, before its pixels are unpacked)."""
+    try:
+        with Image.open(io.BytesIO(png), formats=["PNG"]) as image:
+            if max_side is not None and max(image.size) > max_side:
+                raise ValueError(f"the image is {image.size[0]} x {image.size[1]} pixels; at most {max_side} a side")
+            return np.array(image.convert("RGB"))
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:  # PIL's errors for broken or hostile files
+        raise ValueError(f"not a PNG image PIL can read: {err}") from None
 
 
 def to_base64(data: bytes) -> str:

@@ -27,7 +27,7 @@ from app.nets.token_transformer import TOKEN_SIZES, CaptionedTokens, CaptionedTo
 from app.nets.vq import VQ_SIZES, VQConfig, VQTokenizer
 from app.training.image import image_gradients, near_edges
 from app.training.loop import Run, fit, provenance, read_checkpoint, setup_backend
-from app.world.held_out import VAL_SEED, held_out_scenes
+from app.world.held_out import VAL_SEED, held_out_pairs, held_out_scenes
 
 
 def vq_config_from_args(args: argparse.Namespace) -> VQConfig:
@@ -65,7 +65,7 @@ def mixed_scenes(n: int, rng: np.random.Generator, pair_share: float, resolution
 
 def train_tokenizer(args: argparse.Namespace, device: torch.device) -> Path:
     """Train the VQ tokenizer on the mixed world; save the EMA weights with the live codebook."""
-    from app.world.compose import render_pairs, sample_pairs
+    from app.world.compose import render_pairs
     from app.world.scenes import render
 
     setup_backend(device)
@@ -87,7 +87,7 @@ def train_tokenizer(args: argparse.Namespace, device: torch.device) -> Path:
 
     val_scenes = held_out_scenes(args.val_size, args.resolution)
     val_x = render(val_scenes, device)
-    val_pairs = sample_pairs(args.val_size, np.random.default_rng(VAL_SEED), args.resolution)
+    val_pairs = held_out_pairs(args.val_size, args.resolution)
     val_pair_x = render_pairs(val_pairs, device)
 
     @torch.no_grad()

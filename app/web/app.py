@@ -18,6 +18,7 @@ from app.web.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestCon
 from app.web.openapi import serve_limits_in_openapi
 from app.web.routes import (
     benchmarks,
+    families,
     generation,
     guidance_lab,
     health,
@@ -33,10 +34,10 @@ from app.web.state import AppState, state_of
 from app.web.vendor_assets import VendorAssets
 
 API = "/api/v1"
-ROUTERS = ((vendor.router, ""), (health.router, ""), (instruments.router, API), (generation.router, API),
-           (stream.router, API), (video.router, API), (video.timing_router, API), (guidance_lab.router, API),
-           (guidance_lab.timing_router, API), (model.router, API), (benchmarks.router, API), (openai.router, ""),
-           (a1111.router, ""), (pages.router, ""))
+ROUTERS = ((vendor.router, ""), (health.router, ""), (instruments.router, API), (families.router, API),
+           (generation.router, API), (stream.router, API), (video.router, API), (video.timing_router, API),
+           (guidance_lab.router, API), (guidance_lab.timing_router, API), (model.router, API), (benchmarks.router, API),
+           (openai.router, ""), (a1111.router, ""), (pages.router, ""))
 
 
 def _add_middleware(app, settings: Settings) -> None:

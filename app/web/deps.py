@@ -33,7 +33,7 @@ def get_app_settings(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _why_not_loaded(state: AppState) -> str:
+def why_not_loaded(state: AppState) -> str:
     if state.model_error:
         return f"the model failed to load: {state.model_error}"
     if not state.settings.load_model:
@@ -44,14 +44,14 @@ def _why_not_loaded(state: AppState) -> str:
 def get_model(state: StateDep) -> LoadedModel:
     """The loaded model (pipeline and identity), or 503 with Retry-After."""
     if state.model is None:
-        raise not_loaded(_why_not_loaded(state))
+        raise not_loaded(why_not_loaded(state))
     return state.model
 
 
 def get_sampling_service(state: StateDep) -> SamplingService:
     """The worker pool that runs the pipeline, or 503 with Retry-After while there is no model or it drains."""
     if state.sampler is None:
-        raise not_loaded(_why_not_loaded(state))
+        raise not_loaded(why_not_loaded(state))
     if state.sampler.closing:
         raise HTTPException(503, detail="the server is shutting down and takes no new generation jobs",
                             headers={"Retry-After": str(DRAINING_RETRY_AFTER_S)})
@@ -63,14 +63,14 @@ def get_video(state: StateDep) -> LoadedVideo:
     if state.video is not None:
         return state.video
     if state.model is None:
-        raise not_loaded(_why_not_loaded(state))
+        raise not_loaded(why_not_loaded(state))
     raise not_loaded(state.video_error or "video model not loaded")
 
 
 def get_token_families(state: StateDep) -> dict[str, LoadedTokenFamily]:
     """The loaded token families of chapter §3.4 by name (maybe none), once the image model is loaded, else 503."""
     if state.model is None:
-        raise not_loaded(_why_not_loaded(state))
+        raise not_loaded(why_not_loaded(state))
     return state.token_families
 
 

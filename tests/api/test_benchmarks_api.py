@@ -12,15 +12,8 @@ from fastapi.testclient import TestClient
 
 from app.config import REPO_ROOT, Settings
 from app.main import create_app
-from app.web.benchmarks import (
-    SCALING_FILE,
-    ScalingUnavailable,
-    linear_fit,
-    local_exponents,
-    loglog_fit,
-    loglog_slope,
-    read_scaling,
-)
+from app.measure.fits import linear_fit, local_exponents, loglog_fit, loglog_slope
+from app.web.benchmarks import SCALING_FILE, ScalingUnavailable, read_scaling
 from app.web.schemas import ScalingResult
 from bench.scaling import parse_args
 from tests.helpers import scaling_data as data

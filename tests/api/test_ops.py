@@ -126,7 +126,9 @@ NETWORK_ROUTES = {("POST", "/api/v1/generate"), ("GET", "/api/v1/generate/stream
                   ("GET", "/api/v1/generate/video/stream"), ("POST", "/api/v1/generate/grid"),
                   ("POST", "/api/v1/generate/sweep"), ("POST", "/api/v1/generate/guidance"),
                   ("GET", "/api/v1/instruments/compression/measured"),
-                  ("GET", "/api/v1/instruments/coherence/attention"), ("POST", "/v1/images/generations"),
+                  ("GET", "/api/v1/instruments/coherence/attention"), ("POST", "/api/v1/instruments/families/judge"),
+                  ("POST", "/api/v1/instruments/families/likelihood"), ("GET", "/api/v1/instruments/families/codebook"),
+                  ("GET", "/api/v1/instruments/families/cost"), ("POST", "/v1/images/generations"),
                   ("POST", "/sdapi/v1/txt2img"), ("GET", "/sdapi/v1/progress"), ("POST", "/sdapi/v1/interrupt")}
 
 

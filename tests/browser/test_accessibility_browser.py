@@ -67,6 +67,19 @@ def test_coherence_page_after_two_clips(axe_page):
     assert violations(page) == []
 
 
+def test_families_page_after_a_run(axe_page):
+    """What only appears after use: the three columns' pictures and counters, the likelihood of a drawn picture."""
+    page, base = axe_page
+    page.goto(base + "/instruments/families?steps=2&seed=3", wait_until="networkidle")
+    wait_for(page, "!document.getElementById('cost-remeasure').disabled", timeout=180_000)
+    page.click("#families-draw")
+    wait_for(page, "document.getElementById('families-run-status').textContent.startsWith('Done')", timeout=120_000)
+    page.select_option("#likelihood-source", "diffusion")
+    page.click("#likelihood-score")
+    wait_for(page, "document.getElementById('lk-picture-caption').textContent.includes('diffusion model')")
+    assert violations(page) == []
+
+
 def test_generate_page_after_the_grid_and_the_guidance_anatomy(axe_page):
     page, base = axe_page
     page.goto(base + "/generate?prompt=a+blue+square&steps=3", wait_until="networkidle")

@@ -61,7 +61,7 @@ def _timings(results: list[GenerationResult], job: Job, admitted: float) -> sche
                               network_forwards=int(first["network_forwards"]))
 
 
-def _judged(judged: dict) -> dict:
+def judged_fields(judged: dict) -> dict:
     """A lab entry of what the judge read as the `judged` and `objects` fields of an answer."""
     objects = judged.get("objects")
     return {"judged": schemas.JudgedAttributes(**{k: v for k, v in judged.items() if k != "objects"}),
@@ -69,7 +69,7 @@ def _judged(judged: dict) -> dict:
 
 
 def _grid_image(seed: int, image, judged: dict) -> schemas.GridImage:
-    return schemas.GridImage(seed=seed, png_base64=_png(image), **_judged(judged))
+    return schemas.GridImage(seed=seed, png_base64=_png(image), **judged_fields(judged))
 
 
 def _grid_base(req: schemas.GridRequest) -> GenerationSettings | TokenSettings:
@@ -168,7 +168,7 @@ async def guidance(req: schemas.GuidanceAnatomyRequest, client: ClientDep, setti
             png_base64=_png(v.image), guidance_scale=v.settings.guidance_scale, rescale=v.settings.guidance_rescale,
             interval_timesteps=v.settings.guidance_interval, guided_steps=v.guided_steps,
             guidance_method=v.settings.guidance_method, sampler=v.settings.sampler,
-            **_judged(v.judged), matches=v.matches) for v in images],
+            **judged_fields(v.judged), matches=v.matches) for v in images],
         timings=_timings(*first, admitted), model_id=model.model_id,
     )
 

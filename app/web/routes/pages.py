@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 
 from app.diffusion.samplers import SAMPLERS
 from app.instruments import coherence, compression, denoising, guidance
+from app.lab import families
 from app.web.benchmarks import REPRODUCE, SCALING_FILE, scaling_path
 from app.web.schemas import GenerateRequest
 from app.web.schemas.families import (
@@ -92,6 +93,15 @@ PAGES = (
         "Denoise a moving object's path frame by frame or jointly, and watch flicker turn into motion.",
         "MM3.3 · EQ MM3.6",
         context=coherence.page_context,
+    ),
+    Page(
+        "/instruments/families",
+        "instrument_families.html",
+        "Autoregressive & masked",
+        "Three models draw one prompt: token by token, in confident rounds, or out of noise; the likelihood of every "
+        "token, the codebook's ceiling, and what more tokens cost.",
+        "§3.4 · EQ MM3.5",
+        context=families.page_context,
     ),
     Page(
         "/generate",

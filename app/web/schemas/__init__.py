@@ -42,6 +42,23 @@ from app.web.schemas.benchmarks import (
     VideoRecord,
 )
 from app.web.schemas.common import Refused, Strict, Unprocessable, prompt_error_detail, steps_limit_error
+from app.web.schemas.family_instrument import (
+    CodebookResult,
+    FamiliesResult,
+    FamilyArchitecture,
+    FamilyCeiling,
+    FamilyCostCurve,
+    FamilyCostPoint,
+    FamilyCostQuery,
+    FamilyCostResult,
+    FamilyGrowth,
+    FamilyJudgeRequest,
+    FamilyJudgeResult,
+    FamilySize,
+    FamilyState,
+    LikelihoodRequest,
+    LikelihoodResult,
+)
 from app.web.schemas.generation import (
     GeneratedImage,
     GenerateParameters,
@@ -184,4 +201,7 @@ __all__ = [
     "IMAGE_INVALID", "SAMPLER_ALIASES", "A1111Error", "A1111Options", "Interrupted", "PngInfoRequest",
     "PngInfoResponse", "ProgressQuery", "ProgressResponse", "ProgressState", "SamplerItem", "SchedulerItem", "SdModel",
     "Txt2ImgInfo", "Txt2ImgRequest", "Txt2ImgResponse",
+    "CodebookResult", "FamiliesResult", "FamilyArchitecture", "FamilyCeiling", "FamilyCostCurve", "FamilyCostPoint",
+    "FamilyCostQuery", "FamilyCostResult", "FamilyGrowth", "FamilyJudgeRequest", "FamilyJudgeResult", "FamilySize",
+    "FamilyState", "LikelihoodRequest", "LikelihoodResult",
 ]
