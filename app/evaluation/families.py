@@ -15,18 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 from app.evaluation.pairs import PairEvalConfig, category_sweep
 from app.evaluation.pairs import sweep_summary as pair_summary
 from app.evaluation.sweeps import EvalConfig, guidance_sweep, sweep_summary, timing
-from app.measure.image import psnr
-from app.measure.tokens import tokenizer_ceiling
+from app.measure.tokens import reconstruction_ceiling, tokenizer_ceiling
 from app.pipelines.image import GenerationSettings, Pipeline
 from app.pipelines.tokens import FAMILY_FILES, TokenFamily, TokenSettings
-from app.world.compose import render_pairs, sample_pairs
-from app.world.held_out import VAL_SEED, held_out_scenes
+from app.world.compose import render_pairs
+from app.world.held_out import held_out_pairs, held_out_scenes
 from app.world.scenes import PAIR_WORDS, caption, render
 
 FAMILY_SCALES = (1.0, 2.0, 3.0, 5.0)
@@ -63,18 +61,18 @@ def _bases(cfg: FamilyEvalConfig) -> dict[str, GenerationSettings | TokenSetting
 
 @torch.no_grad()
 def tokenizer_section(family: TokenFamily, vae_pipeline: Pipeline, n: int) -> dict:
-    """The tokenizer's ceiling on n held-out one- and two-shape scenes, the continuous VAE's PSNR beside it."""
-    res = family.resolution
-    scenes = held_out_scenes(n, res)
-    pairs = sample_pairs(n, np.random.default_rng(VAL_SEED), res)
+    """The tokenizer's ceiling on n held-out one- and two-shape scenes, the continuous VAE's on the same scenes."""
+    scenes, pairs = held_out_scenes(n, family.resolution), held_out_pairs(n, family.resolution)
     x, pair_x = render(scenes, family.device), render_pairs(pairs, family.device)
     tok = family.tokenizer
-    ceiling = tokenizer_ceiling(tok, scenes, x, pairs, pair_x)
-    vae_x = x.to(vae_pipeline.device)
+    vae = vae_pipeline.vae
+    vae_x, vae_pair_x = x.to(vae_pipeline.device), pair_x.to(vae_pipeline.device)
+    continuous = reconstruction_ceiling(vae.reconstruct(vae_x), vae_x, scenes, vae.reconstruct(vae_pair_x),
+                                        vae_pair_x, pairs)
     return {"scenes": n, "codebook_size": tok.codebook_size, "downsample_factor": tok.config.downsample_factor,
             "tokens_per_image": family.tokens, "code_dim": tok.config.latent_channels,
-            "parameters": sum(p.numel() for p in tok.parameters()), **ceiling,
-            "vae_psnr_db": psnr(vae_pipeline.vae.reconstruct(vae_x), vae_x).mean().item()}
+            "parameters": sum(p.numel() for p in tok.parameters()),
+            **tokenizer_ceiling(tok, scenes, x, pairs, pair_x), **{f"vae_{k}": v for k, v in continuous.items()}}
 
 
 @torch.no_grad()

@@ -108,9 +108,10 @@ def _family_sections(families: dict | None) -> list[str]:
         lines += [f"The VQ tokenizer (f = {tok['downsample_factor']}, {tok['tokens_per_image']} tokens per image, "
                   f"K = {tok['codebook_size']} codes of dimension {tok['code_dim']}, {tok['parameters']:,} "
                   f"parameters) reconstructs {tok['scenes']} held-out one-shape scenes at {tok['psnr_db']:.2f} dB "
-                  f"(the continuous VAE: {tok['vae_psnr_db']:.2f} dB) and two-shape ones at "
-                  f"{tok['pair_psnr_db']:.2f} dB; the judges read {tok['judge_all']:.1%} and "
-                  f"{tok['pair_judge_all']:.1%} of its reconstructions right: the ceiling of both token models. "
+                  f"and two-shape ones at {tok['pair_psnr_db']:.2f} dB; the judges read {tok['judge_all']:.1%} and "
+                  f"{tok['pair_judge_all']:.1%} of its reconstructions right: the ceiling of both token models "
+                  f"(the diffusion model's continuous VAE on the same scenes: {tok['vae_psnr_db']:.2f} and "
+                  f"{tok['vae_pair_psnr_db']:.2f} dB, {tok['vae_judge_all']:.1%} and {tok['vae_pair_judge_all']:.1%}). "
                   f"It uses {tok['codes_used']:.0f} of its {tok['codebook_size']} codes (perplexity "
                   f"{tok['perplexity']:.0f}).", ""]
     if lik := families.get("likelihood"):

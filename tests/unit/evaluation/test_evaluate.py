@@ -11,8 +11,8 @@ import torch
 from app.cli import main as cli_main
 from app.diffusion.schedule import NoiseSchedule
 from app.evaluation.image import CARD_KEYS, build_card, render_readme, training_stages
-from app.evaluation.sweeps import EvalConfig, failures, sweep_summary
 from app.evaluation.pairs import CATEGORIES, PairEvalConfig, category_prompts
+from app.evaluation.sweeps import EvalConfig, failures, sweep_summary
 from app.measure.image import CARD_GUIDANCE_SCALES, adherence, chance_level
 from app.measure.judge import judge
 from app.nets import DIT_SIZES, TEXT_SIZES, VAE, VAE_SIZES, DiT, TextEncoder, save_module
