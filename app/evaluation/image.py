@@ -267,6 +267,8 @@ def build_parser(prog: str = "python3 -m app.evaluation.image") -> argparse.Argu
                    help="leave out the two-shape categories and guidance variants (for a one-shape model)")
     p.add_argument("--no-families", action="store_true",
                    help="leave out the autoregressive and masked token models (chapter §3.4)")
+    p.add_argument("--families-only", action="store_true",
+                   help="measure only the token families (chapter §3.4) and replace that section of the existing card")
     p.add_argument("--out-card", default=None, help="default: <model-dir>/model-card.json")
     p.add_argument("--out-readme", default=None, help="default: <model-dir>/README.md")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -286,11 +288,31 @@ def main(argv: list[str] | None = None, prog: str = "python3 -m app.evaluation.i
     pipeline = Pipeline.load(model_dir, args.device)
     pair_cfg = None if args.no_pairs else (QUICK_PAIRS if args.quick else PairEvalConfig())
     family_cfg = None if args.no_families else (QUICK_FAMILIES if args.quick else FamilyEvalConfig())
-    card = build_card(pipeline, model_dir, cfg, shlex.join([*prog.split(), *argv]), pair_cfg=pair_cfg,
-                      family_cfg=family_cfg)
-    write_card(card, Path(args.out_card or model_dir / "model-card.json"),
-               Path(args.out_readme or model_dir / "README.md"), render_readme(card))
+    command = shlex.join([*prog.split(), *argv])
+    card_path = Path(args.out_card or model_dir / "model-card.json")
+    if args.families_only:
+        card = with_new_families(card_path, pipeline, model_dir, family_cfg or FamilyEvalConfig(), command)
+    else:
+        card = build_card(pipeline, model_dir, cfg, command, pair_cfg=pair_cfg, family_cfg=family_cfg)
+    write_card(card, card_path, Path(args.out_readme or model_dir / "README.md"), render_readme(card))
     return 0
+
+
+def with_new_families(card_path: Path, pipeline: Pipeline, model_dir: Path, family_cfg: FamilyEvalConfig,
+                      command: str) -> dict:
+    """The card at card_path with only its families section measured again (new token-family weights beside the
+    same diffusion model); the section records its own command and time."""
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--families-only needs the card written by a full run: cannot read {card_path}: {err}")
+    started = time.perf_counter()
+    families = evaluate_families(pipeline, load_families(model_dir, pipeline.device), family_cfg)
+    card["evaluation"]["families"] = families | {
+        "command": command, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(pipeline)}
+    card["duration_s"] = round(card["duration_s"] + time.perf_counter() - started, 1)
+    return card
 
 
 def write_card(card: dict, card_path: Path, readme_path: Path, readme: str) -> None:

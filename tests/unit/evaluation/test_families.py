@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.evaluation.families import FamilyEvalConfig, evaluate_families, load_families
+from app.evaluation.image import main as evaluate_main
 from app.evaluation.readme import _family_sections
 from app.measure.pairs import CATEGORIES
 from app.pipelines.image import Pipeline
@@ -62,3 +63,22 @@ def test_a_directory_without_token_weights_has_no_token_families(tmp_path: Path)
     assert list(load_families(model_dir, "cpu")) == ["autoregressive"]
     (model_dir / "vq_tokenizer.safetensors").unlink()
     assert load_families(model_dir, "cpu") == {}
+
+
+def test_families_only_measures_that_section_into_the_existing_card(tmp_path: Path):
+    model_dir = write_tiny_model(tmp_path / "model")
+    card_path, readme = tmp_path / "card.json", tmp_path / "README.md"
+    common = ["--model-dir", str(model_dir), "--quick", "--threads", "1", "--out-card", str(card_path),
+              "--out-readme", str(readme)]
+    with pytest.raises(SystemExit, match="needs the card written by a full run"):
+        evaluate_main([*common, "--families-only"])
+    evaluate_main([*common, "--no-pairs", "--no-families"])
+    before = json.loads(card_path.read_text())
+    assert before["evaluation"]["families"] is None and "Three families" not in readme.read_text()
+    evaluate_main([*common, "--families-only"])
+    after = json.loads(card_path.read_text())
+    assert after["evaluation"]["guidance_sweep"] == before["evaluation"]["guidance_sweep"]
+    families = after["evaluation"]["families"]
+    assert list(families["families"]) == ["diffusion", "autoregressive", "masked"]
+    assert "--families-only" in families["command"] and families["generated_at"]
+    assert "Three families" in readme.read_text()
